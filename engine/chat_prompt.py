@@ -1,0 +1,52 @@
+"""Chat mode's view of the prompt model: turns in a prompt format become `PromptParts`."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from engine.prompt import Block, PromptParts
+from presets.formats import PromptFormat, Speakers
+
+Role = Literal["user", "assistant"]
+
+
+@dataclass(frozen=True)
+class Turn:
+    """One message as the prompt sees it."""
+
+    role: Role
+    text: str
+
+
+def system_text(fmt: PromptFormat, system_prompt: str, speakers: Speakers) -> str:
+    """The system prompt to use: the user's, else the format's default, names filled in."""
+    return speakers.expand(system_prompt.strip() or fmt.default_system)
+
+
+def chat_parts(
+    fmt: PromptFormat,
+    system_prompt: str,
+    turns: Sequence[Turn],
+    speakers: Speakers,
+) -> PromptParts:
+    """The parts of a prompt that asks for the assistant's next reply."""
+    head = fmt.head(system_text(fmt, system_prompt, speakers), speakers)
+    body = [
+        Block(
+            fmt.turn(t.role, t.text, speakers),
+            lead=fmt.turn(t.role, t.text, speakers, after_head=True) if head else None,
+        )
+        for t in turns
+    ]
+    tail = Block(
+        fmt.generation_prefix(speakers),
+        lead=fmt.generation_prefix(speakers, after_head=True) if head else None,
+    )
+    return PromptParts(head=head, body=body, tail=tail, keep_last=1)
+
+
+def clean_reply(text: str) -> str:
+    """Trim the whitespace models put around a reply."""
+    return text.strip()

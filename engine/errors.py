@@ -1,0 +1,59 @@
+"""Errors raised by the engine.
+
+    HearthError (presets.errors)
+    └── EngineError
+        ├── ModelLoadError            a model file cannot be loaded
+        │   ├── ModelNotFoundError    no file at that path
+        │   ├── NotGGUFError          the file is not a GGUF model at all
+        │   ├── LegacyGGMLError       an old GGML/GGMF/GGJT file, which needs converting
+        │   └── CorruptModelError     a GGUF file that is truncated or damaged
+        ├── NoModelLoadedError        a generation was asked for with no model loaded
+        ├── ContextOverflowError      the fixed parts of a prompt do not fit the context
+        └── GenerationError           the backend failed while generating
+
+Messages are plain words a user can act on; `ui/` shows them as they are.
+"""
+
+from __future__ import annotations
+
+from presets.errors import HearthError
+
+
+class EngineError(HearthError):
+    """Base of engine errors."""
+
+
+class ModelLoadError(EngineError):
+    """A model could not be loaded. The previously loaded model stays loaded."""
+
+
+class ModelNotFoundError(ModelLoadError):
+    """There is no model file at the given path."""
+
+
+class NotGGUFError(ModelLoadError):
+    """The file is not a GGUF model."""
+
+
+class LegacyGGMLError(ModelLoadError):
+    """The file is a legacy GGML-family model (GGML, GGMF or GGJT)."""
+
+    def __init__(self, message: str, container: str) -> None:
+        super().__init__(message)
+        self.container = container
+
+
+class CorruptModelError(ModelLoadError):
+    """The file starts like a GGUF model but is truncated or damaged."""
+
+
+class NoModelLoadedError(EngineError):
+    """Nothing is loaded to generate with."""
+
+
+class ContextOverflowError(EngineError):
+    """The parts of the prompt that may not be dropped are larger than the context."""
+
+
+class GenerationError(EngineError):
+    """The backend failed during generation."""

@@ -1,0 +1,155 @@
+"""The in-process llama.cpp backend. This is the only module that imports `llama_cpp`.
+
+Prompts are tokenized here, once, and handed to llama-cpp-python as token ids, so the
+token counts the prompt assembler budgets with are exactly what the model evaluates.
+`KVCacheView` mirrors the tokens llama.cpp holds, which is how reuse is reported.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import llama_cpp
+from llama_cpp import Llama, StoppingCriteriaList
+
+from engine.backend import Backend
+from engine.errors import GenerationError, ModelLoadError
+from engine.gguf_meta import model_info, read_header
+from engine.kvcache import KVCacheView, ReusePlan
+from engine.types import Chunk, Finish, FinishReason, GenerationRequest, LoadOptions, Usage
+
+log = logging.getLogger(__name__)
+
+
+class LlamaCppBackend(Backend):
+    """A GGUF model loaded into this process with llama-cpp-python."""
+
+    can_shift = True
+
+    def __init__(self, path: Path, options: LoadOptions) -> None:
+        """Load a GGUF file.
+
+        Raises:
+            ModelNotFoundError, NotGGUFError, LegacyGGMLError, CorruptModelError:
+                the file is missing or not a usable GGUF (checked before llama.cpp runs).
+            ModelLoadError: llama.cpp refused the file.
+        """
+        header = read_header(path)
+        info = model_info(path, header)
+        try:
+            self._llm = Llama(
+                model_path=str(path),
+                n_ctx=options.n_ctx,
+                n_threads=options.threads,
+                n_threads_batch=options.threads,
+                n_gpu_layers=options.n_gpu_layers,
+                # A full-size sliding-window cache lets prefix reuse and shifting cut it anywhere.
+                swa_full=True,
+                verbose=False,
+            )
+        except (ValueError, RuntimeError, OSError) as exc:
+            raise ModelLoadError(
+                f"llama.cpp could not load {path.name} ({info.architecture}, {info.quant}). "
+                "The file may be damaged, or its architecture may be newer than this "
+                f"llama.cpp build. Details: {exc}"
+            ) from exc
+        super().__init__(info, self._llm.n_ctx())
+        self.options = options
+        self.cache = KVCacheView()
+        self._bos = self._llm.token_bos() if self._llm._model.add_bos_token() else None
+
+    @property
+    def adds_bos(self) -> bool:
+        return self._bos is not None
+
+    def tokenize(self, text: str) -> list[int]:
+        # special=True so format tokens such as <|im_start|> become single control tokens.
+        return list(self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=True))
+
+    def prompt_tokens(self, prompt: str) -> list[int]:
+        """The exact token ids a prompt is evaluated as, BOS included."""
+        tokens = self.tokenize(prompt)
+        return [self._bos, *tokens] if self._bos is not None else tokens
+
+    def generate(self, request: GenerationRequest, cancel: threading.Event) -> Iterator[Chunk | Finish]:
+        tokens = self.prompt_tokens(request.prompt)
+        if len(tokens) >= self.n_ctx:
+            raise GenerationError(
+                f"The prompt has {len(tokens)} tokens but the context holds {self.n_ctx}."
+            )
+        self._sync_cache()
+        plan = self._plan(tokens)
+        seen = [len(tokens) - 1]
+
+        def should_stop(ids: Any, _logits: Any) -> bool:
+            # Called after each sampled token with the ids so far (prompt + sampled - 1).
+            seen[0] = max(seen[0], len(ids))
+            return cancel.is_set()
+
+        reason = FinishReason.LENGTH
+        for piece in self._stream(tokens, request, StoppingCriteriaList([should_stop])):
+            text, finish = piece
+            if text:
+                yield Chunk(text)
+            if finish:
+                reason = FinishReason.STOP if finish == "stop" else FinishReason.LENGTH
+        if cancel.is_set():
+            reason = FinishReason.CANCELLED
+        self._sync_cache()
+        usage = Usage(len(tokens), plan.evaluated, plan.reused, seen[0] - len(tokens) + 1)
+        yield Finish(reason, usage)
+
+    def _stream(
+        self, tokens: list[int], request: GenerationRequest, stopping: StoppingCriteriaList
+    ) -> Iterator[tuple[str, str | None]]:
+        params = request.params
+        # The repetition window is a constructor setting in llama-cpp-python; the
+        # sampler reads it afresh on every call.
+        self._llm.last_n_tokens_size = params.repeat_last_n
+        stream = self._llm.create_completion(
+            prompt=tokens,
+            max_tokens=params.max_new_tokens,
+            temperature=params.temperature,
+            top_p=params.top_p,
+            top_k=params.top_k,
+            min_p=params.min_p,
+            typical_p=params.typical_p,
+            repeat_penalty=params.repeat_penalty,
+            presence_penalty=params.presence_penalty,
+            frequency_penalty=params.frequency_penalty,
+            mirostat_mode=params.mirostat_mode,
+            mirostat_tau=params.mirostat_tau,
+            mirostat_eta=params.mirostat_eta,
+            seed=None if params.seed < 0 else params.seed,
+            stop=list(request.stop),
+            stopping_criteria=stopping,
+            stream=True,
+        )
+        try:
+            for chunk in stream:
+                choice = chunk["choices"][0]  # type: ignore[index]
+                yield choice["text"], choice["finish_reason"]
+        finally:
+            stream.close()  # type: ignore[union-attr]
+
+    def _plan(self, tokens: list[int]) -> ReusePlan:
+        plan = self.cache.plan(tokens)
+        # llama-cpp-python skips evaluation entirely when the cache holds exactly the prompt.
+        if self.cache.tokens == tokens and not self._llm._requires_eval:
+            return ReusePlan(prompt_tokens=len(tokens), reused=len(tokens))
+        return plan
+
+    def _sync_cache(self) -> None:
+        self.cache.replace(self._llm.input_ids[: self._llm.n_tokens].tolist())
+
+    def close(self) -> None:
+        self._llm.close()
+        self.cache.clear()
+
+
+def llama_cpp_version() -> str:
+    return str(llama_cpp.__version__)

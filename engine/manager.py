@@ -1,0 +1,154 @@
+"""The loaded model, and the runs going through it.
+
+`ModelManager` is the one place a model is loaded, swapped or unloaded. A failed load
+leaves the previous model loaded. Runs are registered per owner (the browser session
+that started them), so Stop ends only that owner's run.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+from engine.backend import Backend
+from engine.errors import ContextOverflowError, NoModelLoadedError
+from engine.gguf_meta import model_info, read_header
+from engine.prompt import FittedPrompt, PromptParts, fit_prompt
+from engine.run import Run
+from engine.tokens import TokenCounter
+from engine.types import GenerationRequest, LoadOptions, ModelInfo
+from presets.samplers import SamplerParams
+
+log = logging.getLogger(__name__)
+
+BackendFactory = Callable[[Path, LoadOptions], Backend]
+Progress = Callable[[float, str], None]
+
+
+def llama_factory(path: Path, options: LoadOptions) -> Backend:
+    """Load a GGUF file with llama.cpp (imported only when a model is loaded)."""
+    from engine.llama import LlamaCppBackend
+
+    return LlamaCppBackend(path, options)
+
+
+class ModelManager:
+    """Holds at most one loaded model and serialises the runs that use it."""
+
+    def __init__(self, factory: BackendFactory = llama_factory) -> None:
+        self._factory = factory
+        self._backend: Backend | None = None
+        self._counter: TokenCounter | None = None
+        self._swap_lock = threading.Lock()
+        self._runs: dict[str, Run] = {}
+        self._runs_lock = threading.Lock()
+        self.options: LoadOptions | None = None
+
+    # -- the model ---------------------------------------------------------------
+
+    @property
+    def backend(self) -> Backend:
+        """The loaded backend. Raises NoModelLoadedError if there is none."""
+        backend = self._backend
+        if backend is None:
+            raise NoModelLoadedError("No model is loaded. Load one in the Models tab.")
+        return backend
+
+    @property
+    def loaded(self) -> bool:
+        return self._backend is not None
+
+    @property
+    def info(self) -> ModelInfo | None:
+        return self._backend.info if self._backend else None
+
+    def load(self, path: Path, options: LoadOptions, progress: Progress | None = None) -> ModelInfo:
+        """Load `path`, replacing the current model only once the new one is ready.
+
+        Raises:
+            ModelLoadError (and subclasses): the previous model stays loaded.
+        """
+        report = progress or (lambda _f, _m: None)
+        report(0.05, "Reading the model's metadata")
+        info = model_info(path, read_header(path))
+        report(0.2, f"Loading {info.name} ({info.quant}, {info.file_size / 2**20:,.0f} MiB)")
+        backend = self._factory(path, options)
+        report(0.9, "Swapping in the new model")
+        self.attach(backend, options)
+        report(1.0, f"Loaded {info.name}")
+        return backend.info
+
+    def attach(self, backend: Backend, options: LoadOptions | None = None) -> None:
+        """Make `backend` the loaded model, closing the old one once it is idle."""
+        with self._swap_lock:
+            old = self._backend
+            if old is not None:
+                with old.lock:  # wait for the run in progress, if any
+                    self._backend = backend
+                    old.close()
+            else:
+                self._backend = backend
+            self._counter = TokenCounter(backend.tokenize)
+            self.options = options
+
+    def unload(self) -> None:
+        with self._swap_lock:
+            old, self._backend, self._counter = self._backend, None, None
+        if old is not None:
+            with old.lock:
+                old.close()
+
+    # -- prompts -----------------------------------------------------------------
+
+    def count_tokens(self, text: str) -> int:
+        self.backend  # noqa: B018 - raises NoModelLoadedError with a plain message
+        assert self._counter is not None
+        return self._counter(text)
+
+    def fit(self, parts: PromptParts, params: SamplerParams, *, anchor: int | None = None) -> FittedPrompt:
+        """Fit `parts` into the context, leaving room for `params.max_new_tokens`.
+
+        Raises:
+            NoModelLoadedError, ContextOverflowError.
+        """
+        backend = self.backend
+        budget = backend.n_ctx - params.max_new_tokens - (1 if backend.adds_bos else 0)
+        if budget < 16:
+            raise ContextOverflowError(
+                f"Max new tokens ({params.max_new_tokens}) leaves no room for the prompt in a "
+                f"{backend.n_ctx}-token context. Lower it, or load the model with a larger context."
+            )
+        return fit_prompt(parts, budget, self.count_tokens, anchor=anchor)
+
+    # -- runs --------------------------------------------------------------------
+
+    def start(self, request: GenerationRequest, owner: str) -> Run:
+        """Start a generation for `owner`. It waits its turn behind other runs."""
+        run = Run(self.backend, request, owner=owner)
+        with self._runs_lock:
+            previous = self._runs.get(owner)
+            if previous is not None and not previous.done:
+                previous.stop()
+            self._runs[owner] = run
+        run.on_done(self._forget)
+        return run.start()
+
+    def stop(self, owner: str) -> bool:
+        """Stop `owner`'s run, if it has one. Other owners' runs continue."""
+        with self._runs_lock:
+            run = self._runs.get(owner)
+        if run is None or run.done:
+            return False
+        run.stop()
+        return True
+
+    def active_run(self, owner: str) -> Run | None:
+        with self._runs_lock:
+            return self._runs.get(owner)
+
+    def _forget(self, run: Run) -> None:
+        with self._runs_lock:
+            if self._runs.get(run.owner) is run:
+                del self._runs[run.owner]

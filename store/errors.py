@@ -1,0 +1,35 @@
+"""Errors raised by the store.
+
+    HearthError (presets.errors)
+    └── StoreError                 reading or writing user data failed
+        ├── StoreFullError         the disk is full; the change was not saved
+        ├── StoreCorruptError      a data file cannot be parsed
+        ├── SchemaTooNewError      the data was written by a newer Hearth
+        └── NotFoundError          no record with that id
+
+Every write is atomic, so when any of these is raised the previous data is intact.
+"""
+
+from __future__ import annotations
+
+from presets.errors import HearthError
+
+
+class StoreError(HearthError):
+    """User data could not be read or written."""
+
+
+class StoreFullError(StoreError):
+    """The disk is full."""
+
+
+class StoreCorruptError(StoreError):
+    """A data file is damaged."""
+
+
+class SchemaTooNewError(StoreError):
+    """The data directory was written by a newer version of Hearth."""
+
+
+class NotFoundError(StoreError):
+    """No record has that id."""

@@ -1,0 +1,241 @@
+"""Chat sessions, sharded so that saving one message costs the same in any chat.
+
+Layout under the sessions folder (ids are generated, never taken from input):
+
+    <session id>/session.json          the Session record (TinyDB, one document)
+    <session id>/messages-00000.json   messages 0..PAGE_SIZE-1 (TinyDB)
+    <session id>/messages-00001.json   the next page, and so on
+
+Appending a message rewrites only the last page (at most PAGE_SIZE messages) and the
+small session record, so the cost stays flat as a chat grows to thousands of messages.
+"""
+
+from __future__ import annotations
+
+import shutil
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from tinydb import Query, TinyDB
+
+from store.atomic import AtomicJSONStorage
+from store.errors import NotFoundError, StoreError
+from store.records import Message, Session, check_id, new_id
+
+PAGE_SIZE = 100
+DEFAULT_TITLE = "New chat"
+_SESSION_TABLE = "session"
+_MESSAGE_TABLE = "messages"
+
+
+class SessionStore:
+    """Create, list, rename and delete chats, and append or edit their messages."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.root.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.RLock()
+        self._counts: dict[str, int] = {}
+
+    # -- sessions ----------------------------------------------------------------
+
+    def create(
+        self,
+        *,
+        title: str = DEFAULT_TITLE,
+        format_id: str = "",
+        sampler: dict[str, Any] | None = None,
+        system_prompt: str = "",
+        character_id: str | None = None,
+    ) -> Session:
+        now = time.time()
+        session = Session(
+            id=new_id(),
+            title=title,
+            created=now,
+            updated=now,
+            format_id=format_id,
+            sampler=dict(sampler or {}),
+            system_prompt=system_prompt,
+            character_id=character_id,
+        )
+        with self._lock:
+            self._dir(session.id).mkdir(parents=True)
+            self._write_session(session)
+            self._counts[session.id] = 0
+        return session
+
+    def get(self, session_id: str) -> Session:
+        """Raises NotFoundError if there is no such chat."""
+        path = self._dir(session_id) / "session.json"
+        if not path.is_file():
+            raise NotFoundError("That chat no longer exists.")
+        with _db(path) as db:
+            docs = db.table(_SESSION_TABLE).all()
+        if not docs:
+            raise NotFoundError("That chat no longer exists.")
+        return Session.from_dict(dict(docs[0]))
+
+    def list(self) -> list[Session]:
+        """Every chat, most recently updated first. Damaged chats are skipped."""
+        sessions = []
+        for folder in self.root.iterdir():
+            if not folder.is_dir() or not (folder / "session.json").is_file():
+                continue
+            try:
+                sessions.append(self.get(folder.name))
+            except StoreError:
+                continue
+        return sorted(sessions, key=lambda s: s.updated, reverse=True)
+
+    def save(self, session: Session) -> Session:
+        """Write a changed session record (title, format, sampler, system prompt)."""
+        with self._lock:
+            self.get(session.id)
+            updated = replace(session, updated=time.time())
+            self._write_session(updated)
+        return updated
+
+    def rename(self, session_id: str, title: str) -> Session:
+        title = " ".join(title.split())[:120]
+        if not title:
+            raise StoreError("A chat title cannot be empty.")
+        return self.save(replace(self.get(session_id), title=title))
+
+    def restore(self, session: Session, messages: list[Message]) -> Session:
+        """Write a whole chat under the session's own id, replacing any chat with that id.
+
+        Used by migrations and imports; the record keeps its original times.
+        """
+        with self._lock:
+            folder = self._dir(session.id)
+            if folder.exists():
+                shutil.rmtree(folder)
+            folder.mkdir(parents=True)
+            for first in range(0, len(messages), PAGE_SIZE):
+                page = [m.with_seq(first + i).to_dict() for i, m in enumerate(messages[first : first + PAGE_SIZE])]
+                with _db(self._page_path(session.id, first // PAGE_SIZE)) as db:
+                    db.table(_MESSAGE_TABLE).insert_multiple(dict(d) for d in page)
+            self._counts[session.id] = len(messages)
+            self._write_session(session)
+        return session
+
+    def delete(self, session_id: str) -> None:
+        with self._lock:
+            folder = self._dir(session_id)
+            if not folder.is_dir():
+                raise NotFoundError("That chat no longer exists.")
+            shutil.rmtree(folder)
+            self._counts.pop(session_id, None)
+
+    # -- messages ----------------------------------------------------------------
+
+    def count(self, session_id: str) -> int:
+        with self._lock:
+            if session_id not in self._counts:
+                pages = self._pages(session_id)
+                if not pages:
+                    self._counts[session_id] = 0
+                else:
+                    with _db(pages[-1]) as db:
+                        last = len(db.table(_MESSAGE_TABLE))
+                    self._counts[session_id] = (len(pages) - 1) * PAGE_SIZE + last
+            return self._counts[session_id]
+
+    def append(self, session_id: str, message: Message) -> Message:
+        """Store a message at the end of the chat; return it with its `seq`.
+
+        When this returns, the message is on disk.
+        """
+        with self._lock:
+            session = self.get(session_id)
+            seq = self.count(session_id)
+            stored = message.with_seq(seq)
+            with _db(self._page_path(session_id, seq // PAGE_SIZE)) as db:
+                db.table(_MESSAGE_TABLE).insert(stored.to_dict())
+            self._counts[session_id] = seq + 1
+            self._write_session(replace(session, updated=time.time()))
+        return stored
+
+    def update_message(self, session_id: str, message: Message) -> None:
+        """Replace the stored message that has the same `seq`."""
+        with self._lock:
+            self._check_seq(session_id, message.seq)
+            with _db(self._page_path(session_id, message.seq // PAGE_SIZE)) as db:
+                db.table(_MESSAGE_TABLE).update(message.to_dict(), Query().seq == message.seq)
+
+    def truncate(self, session_id: str, keep: int) -> None:
+        """Delete every message from position `keep` on."""
+        with self._lock:
+            total = self.count(session_id)
+            if not 0 <= keep <= total:
+                raise StoreError(f"Cannot keep {keep} of {total} messages.")
+            # Later pages go first, so a crash part-way leaves a shorter but whole history.
+            for page in reversed(self._pages(session_id)):
+                first = int(page.stem.split("-")[1]) * PAGE_SIZE
+                if first >= keep:
+                    page.unlink()
+                elif first + PAGE_SIZE > keep:
+                    with _db(page) as db:
+                        db.table(_MESSAGE_TABLE).remove(Query().seq >= keep)
+            self._counts[session_id] = keep
+
+    def messages(self, session_id: str, *, last: int | None = None) -> list[Message]:
+        """The chat's messages in order; only the newest `last` if given.
+
+        Only the pages that hold the requested messages are read.
+        """
+        with self._lock:
+            self.get(session_id)
+            total = self.count(session_id)
+            first = 0 if last is None else max(0, total - last)
+            found: list[Message] = []
+            for page_no in range(first // PAGE_SIZE, (total + PAGE_SIZE - 1) // PAGE_SIZE):
+                with _db(self._page_path(session_id, page_no)) as db:
+                    docs = db.table(_MESSAGE_TABLE).all()
+                found.extend(Message.from_dict(dict(d)) for d in docs)
+        found.sort(key=lambda m: m.seq)
+        return [m for m in found if m.seq >= first]
+
+    def message(self, session_id: str, seq: int) -> Message:
+        with self._lock:
+            self._check_seq(session_id, seq)
+            with _db(self._page_path(session_id, seq // PAGE_SIZE)) as db:
+                doc = db.table(_MESSAGE_TABLE).get(Query().seq == seq)
+        if doc is None or isinstance(doc, list):
+            raise NotFoundError(f"Message {seq} does not exist.")
+        return Message.from_dict(dict(doc))
+
+    # -- internals ---------------------------------------------------------------
+
+    def _dir(self, session_id: str) -> Path:
+        return self.root / check_id(session_id)
+
+    def _page_path(self, session_id: str, page: int) -> Path:
+        return self._dir(session_id) / f"messages-{page:05d}.json"
+
+    def _pages(self, session_id: str) -> list[Path]:
+        return sorted(self._dir(session_id).glob("messages-[0-9][0-9][0-9][0-9][0-9].json"))
+
+    def _check_seq(self, session_id: str, seq: int) -> None:
+        if not 0 <= seq < self.count(session_id):
+            raise NotFoundError(f"Message {seq} does not exist.")
+
+    def _write_session(self, session: Session) -> None:
+        with _db(self._dir(session.id) / "session.json") as db:
+            # One upsert is one atomic write; truncate-then-insert would be two.
+            db.table(_SESSION_TABLE).upsert(dict(session.to_dict()), Query().id == session.id)
+
+
+@contextmanager
+def _db(path: Path) -> Iterator[TinyDB]:
+    db = TinyDB(path, storage=AtomicJSONStorage)
+    try:
+        yield db
+    finally:
+        db.close()

@@ -1,0 +1,61 @@
+"""Shared fixtures: a tiny real GGUF, fake-backed app contexts, and artifact folders."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from engine import FakeBackend, LoadOptions  # noqa: E402
+from tiny_model import write_tiny_llama  # noqa: E402
+from ui.context import AppContext, Settings, create_context  # noqa: E402
+
+ARTIFACTS = ROOT / "test-artifacts"
+SHARED = ROOT.parent / "shared"
+THIRD_PARTY = SHARED / "fixtures" / "third_party"
+
+
+@pytest.fixture(scope="session")
+def tiny_gguf(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 0.4 MB random-weight Llama GGUF that llama.cpp loads in milliseconds."""
+    return write_tiny_llama(tmp_path_factory.mktemp("models") / "tiny-llama.gguf")
+
+
+@pytest.fixture
+def fake_backend() -> FakeBackend:
+    return FakeBackend(n_ctx=2048)
+
+
+@pytest.fixture
+def fake_ctx(tmp_path: Path, fake_backend: FakeBackend) -> Iterator[AppContext]:
+    """An app context over a fresh data folder, with the fake backend loaded."""
+    settings = Settings(data_dir=tmp_path / "data", load_model=False)
+    ctx = create_context(settings, factory=lambda _p, _o: fake_backend)
+    ctx.models.attach(fake_backend, LoadOptions(n_ctx=fake_backend.n_ctx))
+    yield ctx
+    ctx.store.close()
+
+
+@pytest.fixture(scope="session")
+def artifacts() -> Path:
+    ARTIFACTS.mkdir(exist_ok=True)
+    return ARTIFACTS
+
+
+@pytest.fixture(scope="session")
+def third_party() -> Path:
+    if not THIRD_PARTY.is_dir():
+        pytest.fail(f"The shared third-party fixtures are missing: {THIRD_PARTY}")
+    return THIRD_PARTY
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Hub calls must never leave the machine during tests.
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")

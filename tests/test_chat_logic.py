@@ -1,0 +1,142 @@
+"""The Chat tab's logic, driven directly with the fake backend."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from engine import FakeBackend, FinishReason
+from presets import SamplerParams
+from store import Message, StoreError
+from ui import chat_logic as logic
+from ui.chat_logic import ChatSettings, ChatView
+from ui.context import AppContext
+from ui.render import inert_markdown
+
+SETTINGS = ChatSettings(params=SamplerParams(max_new_tokens=32))
+
+
+def reply(ctx: AppContext, view: ChatView, owner: str = "me") -> tuple[ChatView, str, FinishReason]:
+    view, run, _ = logic.start_reply(ctx, view, owner)
+    streamed = list(logic.stream_reply(run, interval=0.001))
+    finish = run.wait(10)
+    return view, streamed[-1] if streamed else "", finish.reason
+
+
+def test_send_and_reply_are_saved(fake_ctx: AppContext, fake_backend: FakeBackend) -> None:
+    view = logic.new_chat(fake_ctx, SETTINGS)
+    fake_backend.enqueue(["Paris", " is", " the", " capital", "."])
+    view = logic.send(fake_ctx, view, "  What is the capital of France?  ", SETTINGS)
+    view, shown, reason = reply(fake_ctx, view)
+    assert (shown, reason) == ("Paris is the capital.", FinishReason.STOP)
+    messages = fake_ctx.store.sessions.messages(view.session_id)
+    assert [(m.role, m.text) for m in messages] == [
+        ("user", "What is the capital of France?"),
+        ("assistant", "Paris is the capital."),
+    ]
+    assert messages[1].meta["finish"] == "stop"
+    assert fake_ctx.store.sessions.get(view.session_id).title == "What is the capital of France?"
+    prompt = fake_backend.calls[-1].prompt
+    assert prompt.endswith("User: What is the capital of France?\nAssistant:")
+    assert fake_backend.calls[-1].stop == ("\nUser:",)
+
+
+def test_empty_message_is_refused(fake_ctx: AppContext) -> None:
+    with pytest.raises(StoreError, match="Type a message first"):
+        logic.send(fake_ctx, logic.new_chat(fake_ctx), "   ", SETTINGS)
+
+
+def test_stop_keeps_the_partial_reply(fake_ctx: AppContext) -> None:
+    backend = FakeBackend(delay=0.02)
+    fake_ctx.models.attach(backend)
+    backend.enqueue([f" word{i}" for i in range(200)])
+    view = logic.send(fake_ctx, logic.new_chat(fake_ctx), "Tell me a long story", SETTINGS)
+    view, run, _ = logic.start_reply(fake_ctx, view, "me")
+    while len(run.text) < 20:
+        time.sleep(0.005)
+    assert fake_ctx.models.stop("me")
+    assert run.wait(10).reason is FinishReason.CANCELLED
+    saved = fake_ctx.store.sessions.messages(view.session_id)[-1]
+    assert saved.role == "assistant"
+    assert saved.text.startswith("word0 word1")
+    assert saved.meta["finish"] == "cancelled"
+
+
+def test_regenerate_replaces_the_last_reply(fake_ctx: AppContext, fake_backend: FakeBackend) -> None:
+    view = logic.send(fake_ctx, logic.new_chat(fake_ctx), "Hi", SETTINGS)
+    fake_backend.enqueue(["First", " answer"])
+    view, _, _ = reply(fake_ctx, view)
+    view = logic.prepare_regenerate(fake_ctx, view)
+    assert [m.role for m in fake_ctx.store.sessions.messages(view.session_id)] == ["user"]
+    fake_backend.enqueue(["Second", " answer"])
+    view, _, _ = reply(fake_ctx, view)
+    assert [m.text for m in fake_ctx.store.sessions.messages(view.session_id)] == ["Hi", "Second answer"]
+
+
+def test_settings_are_stored_per_chat(fake_ctx: AppContext, fake_backend: FakeBackend) -> None:
+    settings = ChatSettings("You are a pirate.", "chatml", "Precise", SamplerParams(temperature=0.3, max_new_tokens=16))
+    view = logic.send(fake_ctx, logic.new_chat(fake_ctx), "Ahoy", settings)
+    reply(fake_ctx, view)
+    session = fake_ctx.store.sessions.get(view.session_id)
+    assert logic.settings_for(fake_ctx, session) == settings
+    request = fake_backend.calls[-1]
+    assert request.prompt.startswith("<|im_start|>system\nYou are a pirate.<|im_end|>\n")
+    assert request.params.temperature == 0.3
+    assert "<|im_end|>" in request.stop
+
+
+def test_sessions_switch_rename_delete(fake_ctx: AppContext) -> None:
+    first = logic.send(fake_ctx, logic.new_chat(fake_ctx), "first chat", SETTINGS)
+    second = logic.send(fake_ctx, logic.new_chat(fake_ctx), "second chat", SETTINGS)
+    choices = logic.session_choices(fake_ctx)
+    assert [value for _, value in choices] == [second.session_id, first.session_id]
+    logic.rename(fake_ctx, first, "Renamed")
+    assert logic.session_choices(fake_ctx)[0][0].startswith("Renamed · ")
+    after = logic.delete(fake_ctx, first)
+    assert after.session_id == second.session_id
+    assert logic.ensure_session(fake_ctx, ChatView(session_id="not-an-id")).session_id == second.session_id
+
+
+def test_history_shows_a_window_with_older_messages_on_request(fake_ctx: AppContext) -> None:
+    view = logic.new_chat(fake_ctx)
+    for i in range(logic.WINDOW + 15):
+        fake_ctx.store.sessions.append(view.session_id, Message("user" if i % 2 == 0 else "assistant", f"m{i}"))
+    shown, hidden = logic.visible_history(fake_ctx, view)
+    assert len(shown) == logic.WINDOW and hidden == 15
+    assert shown[-1]["content"] == f"m{logic.WINDOW + 14}"
+    wider = ChatView(session_id=view.session_id, window=logic.WINDOW * 2)
+    shown, hidden = logic.visible_history(fake_ctx, wider)
+    assert len(shown) == logic.WINDOW + 15 and hidden == 0
+
+
+def test_html_in_messages_is_shown_as_text(fake_ctx: AppContext) -> None:
+    view = logic.send(fake_ctx, logic.new_chat(fake_ctx), "<img src=x onerror=alert(1)> **bold**", SETTINGS)
+    shown, _ = logic.visible_history(fake_ctx, view)
+    assert shown[0]["content"] == "&lt;img src=x onerror=alert(1)> **bold**"
+
+
+def test_long_chat_is_trimmed_to_fit_and_anchored(fake_ctx: AppContext) -> None:
+    backend = FakeBackend(n_ctx=300)
+    fake_ctx.models.attach(backend)
+    view = logic.new_chat(fake_ctx, ChatSettings(params=SamplerParams(max_new_tokens=40)))
+    anchors = []
+    for i in range(60):
+        view = logic.send(fake_ctx, view, f"Message number {i} with a few more words in it", SETTINGS)
+        backend.enqueue(["An", " answer", " of", " several", " words", "."])
+        view, _, reason = reply(fake_ctx, view)
+        assert reason is FinishReason.STOP
+        anchors.append(view.anchor)
+        assert len(backend.tokenize(backend.calls[-1].prompt)) <= 300 - 32
+    assert anchors[-1] is not None and anchors[-1] > 0  # old messages were dropped
+    changes = sum(1 for a, b in zip(anchors, anchors[1:], strict=False) if a != b)
+    assert changes < 30  # the start moves in chunks, not every turn
+    status = logic.context_status(fake_ctx, view)
+    assert "older messages left out" in status
+
+
+def test_inert_markdown_keeps_code_literal() -> None:
+    text = "a <b> & `<i>` c\n```\n<script>x</script>\n```\n> quote ![img](http://x/y.png)"
+    assert inert_markdown(text) == (
+        "a &lt;b> &amp; `<i>` c\n```\n<script>x</script>\n```\n> quote !\\[img](http://x/y.png)"
+    )

@@ -1,0 +1,38 @@
+"""The Gradio user interface: the only package that imports gradio."""
+
+from __future__ import annotations
+
+import gradio as gr
+
+from ui import chat, models
+from ui.context import AppContext
+
+TITLE = "Hearth"
+THEME = gr.themes.Soft(primary_hue="orange", neutral_hue="stone")
+CSS = """
+#live-reply { border-top: none; }
+#context-status { text-align: right; opacity: 0.75; }
+footer { display: none !important; }
+"""
+
+
+def build(ctx: AppContext) -> gr.Blocks:
+    """The whole app: a header and one tab per mode, all sharing `ctx`."""
+    with gr.Blocks(title=TITLE) as demo:
+        gr.Markdown("## 🔥 Hearth", elem_id="title")
+        with gr.Tabs():
+            with gr.Tab("Chat", id="chat"):
+                chat_tab = chat.build(ctx)
+            with gr.Tab("Models", id="models"):
+                models_tab = models.build(ctx)
+        models_tab.loaded.success(
+            chat_tab.load_fn, [chat_tab.view], chat_tab.load_outputs, api_visibility="undocumented"
+        )
+        demo.load(chat_tab.load_fn, [chat_tab.view], chat_tab.load_outputs, api_visibility="undocumented")
+        demo.load(
+            lambda: models.startup_values(ctx),
+            None,
+            [models_tab.facts, models_tab.choice],
+            api_visibility="undocumented",
+        )
+    return demo

@@ -1,0 +1,61 @@
+"""The one place where Hearth's errors become Gradio messages.
+
+Handlers are wrapped with `shown_errors`: a `HearthError` (plain words by design)
+becomes `gr.Error`, which Gradio shows as a toast while the app keeps running.
+Anything else is a bug: it is logged with its traceback and shown briefly.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import logging
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import gradio as gr
+
+from presets.errors import HearthError
+
+log = logging.getLogger(__name__)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def as_gradio_error(exc: Exception) -> gr.Error:
+    if isinstance(exc, HearthError):
+        return gr.Error(str(exc), print_exception=False)
+    log.exception("unexpected error in a handler", exc_info=exc)
+    return gr.Error(f"Something went wrong inside Hearth ({type(exc).__name__}). The app is still running.")
+
+
+def shown_errors(fn: F) -> F:
+    """Turn errors raised by a handler (plain or generator) into `gr.Error`."""
+    if inspect.isgeneratorfunction(fn):
+
+        @functools.wraps(fn)
+        def gen_wrapper(*args: Any, **kwargs: Any) -> Any:
+            try:
+                yield from fn(*args, **kwargs)
+            except gr.Error:
+                raise
+            except Exception as exc:
+                raise as_gradio_error(exc) from exc
+
+        return gen_wrapper  # type: ignore[return-value]
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except gr.Error:
+            raise
+        except Exception as exc:
+            raise as_gradio_error(exc) from exc
+
+    return wrapper  # type: ignore[return-value]
+
+
+def warn(message: str) -> None:
+    """A non-fatal notice."""
+    gr.Warning(message)

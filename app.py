@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -27,21 +26,48 @@ def parse_args(argv: Sequence[str] | None = None) -> Settings:
         prog="app.py",
         description="Hearth: chat, roleplay, co-write and play with local LLMs in your browser.",
     )
-    parser.add_argument("--model", type=Path, metavar="PATH",
-                        help="GGUF model to load at start (default: the bundled Gemma 3 270M)")
+    parser.add_argument(
+        "--model",
+        type=Path,
+        metavar="PATH",
+        help="GGUF model to load at start (default: the bundled Gemma 3 270M)",
+    )
     parser.add_argument("--port", type=int, default=7860, help="port to serve on (default: 7860)")
-    parser.add_argument("--listen", action="store_true",
-                        help="serve on every network interface (0.0.0.0) instead of 127.0.0.1; requires --auth")
-    parser.add_argument("--auth", metavar="USER:PASS",
-                        help="require this user name and password to open the app")
-    parser.add_argument("--n-ctx", type=int, default=4096, metavar="N",
-                        help="context size in tokens for the model loaded at start (default: 4096)")
-    parser.add_argument("--threads", type=int, default=2, metavar="N",
-                        help="CPU threads for generation and prompt processing (default: 2)")
-    parser.add_argument("--n-gpu-layers", type=int, default=0, metavar="N",
-                        help="layers to offload to a GPU; -1 for all (default: 0, CPU only)")
-    parser.add_argument("--data-dir", type=Path, metavar="DIR",
-                        help=f"where chats, settings and models live (default: ${DATA_DIR_ENV} or ./user_data)")
+    parser.add_argument(
+        "--listen",
+        action="store_true",
+        help="serve on every network interface (0.0.0.0) instead of 127.0.0.1; requires --auth",
+    )
+    parser.add_argument(
+        "--auth", metavar="USER:PASS", help="require this user name and password to open the app"
+    )
+    parser.add_argument(
+        "--n-ctx",
+        type=int,
+        default=4096,
+        metavar="N",
+        help="context size in tokens for the model loaded at start (default: 4096)",
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=2,
+        metavar="N",
+        help="CPU threads for generation and prompt processing (default: 2)",
+    )
+    parser.add_argument(
+        "--n-gpu-layers",
+        type=int,
+        default=0,
+        metavar="N",
+        help="layers to offload to a GPU; -1 for all (default: 0, CPU only)",
+    )
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        metavar="DIR",
+        help=f"where chats, settings and models live (default: ${DATA_DIR_ENV} or ./user_data)",
+    )
     args = parser.parse_args(argv)
     if args.listen and not args.auth:
         parser.error("--listen exposes Hearth to your network, so it needs --auth USER:PASS as well.")
@@ -51,7 +77,11 @@ def parse_args(argv: Sequence[str] | None = None) -> Settings:
         if not sep or not user or not password:
             parser.error("--auth must look like USER:PASS, with both parts non-empty.")
         auth = (user, password)
-    for flag, value, low in (("--port", args.port, 1), ("--n-ctx", args.n_ctx, 256), ("--threads", args.threads, 1)):
+    for flag, value, low in (
+        ("--port", args.port, 1),
+        ("--n-ctx", args.n_ctx, 256),
+        ("--threads", args.threads, 1),
+    ):
         if value < low:
             parser.error(f"{flag} must be at least {low}.")
     return Settings(
@@ -87,4 +117,4 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

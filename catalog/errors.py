@@ -1,8 +1,8 @@
 """Errors raised by the catalog, the Hub client and the local library.
 
-    HearthError (presets.errors)
-    └── CatalogError                the catalog or a model file cannot be used
-        └── BundledModelError       the bundled model package is missing or broken
+HearthError (presets.errors)
+└── CatalogError                the catalog or a model file cannot be used
+    └── BundledModelError       the bundled model package is missing or broken
 """
 
 from __future__ import annotations

@@ -24,7 +24,19 @@ GGUF_MAGIC = b"GGUF"
 # Legacy magics as they appear on disk (a little-endian uint32 reads back reversed).
 LEGACY_MAGICS = {b"lmgg": "GGML", b"fmgg": "GGMF", b"tjgg": "GGJT"}
 _MAX_STRING = 64 << 20  # no metadata string in a sane file is bigger than this
-_SCALARS = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<?", 10: "<Q", 11: "<q", 12: "<d"}
+_SCALARS = {
+    0: "<B",
+    1: "<b",
+    2: "<H",
+    3: "<h",
+    4: "<I",
+    5: "<i",
+    6: "<f",
+    7: "<?",
+    10: "<Q",
+    11: "<q",
+    12: "<d",
+}
 _STRING, _ARRAY = 8, 9
 # Arrays worth keeping in memory; the rest (vocabularies, merges) are skipped.
 _KEEP_ARRAYS = {"general.tags", "general.languages"}
@@ -105,8 +117,7 @@ def read_header(path: Path) -> GGUFHeader:
             header = _Parser(buf, version).parse()
     except (struct.error, IndexError, ValueError, UnicodeDecodeError, OverflowError) as exc:
         raise CorruptModelError(
-            f"{path.name} looks like GGUF but its header is damaged or cut short ({exc}). "
-            "Download it again."
+            f"{path.name} looks like GGUF but its header is damaged or cut short ({exc}). Download it again."
         ) from exc
     _check_complete(path, header)
     return header

@@ -78,9 +78,7 @@ class LlamaCppBackend(Backend):
     def generate(self, request: GenerationRequest, cancel: threading.Event) -> Iterator[Chunk | Finish]:
         tokens = self.prompt_tokens(request.prompt)
         if len(tokens) >= self.n_ctx:
-            raise GenerationError(
-                f"The prompt has {len(tokens)} tokens but the context holds {self.n_ctx}."
-            )
+            raise GenerationError(f"The prompt has {len(tokens)} tokens but the context holds {self.n_ctx}.")
         self._sync_cache()
         plan = self._plan(tokens)
         seen = [len(tokens) - 1]
@@ -131,7 +129,7 @@ class LlamaCppBackend(Backend):
         )
         try:
             for chunk in stream:
-                choice = chunk["choices"][0]  # type: ignore[index]
+                choice: Any = chunk["choices"][0]  # type: ignore[index]
                 yield choice["text"], choice["finish_reason"]
         finally:
             stream.close()  # type: ignore[union-attr]

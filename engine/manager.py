@@ -16,7 +16,7 @@ from engine.backend import Backend
 from engine.errors import ContextOverflowError, NoModelLoadedError
 from engine.gguf_meta import model_info, read_header
 from engine.prompt import FittedPrompt, PromptParts, fit_prompt
-from engine.run import Run
+from engine.run import Run, Worker
 from engine.tokens import TokenCounter
 from engine.types import GenerationRequest, LoadOptions, ModelInfo
 from presets.samplers import SamplerParams
@@ -40,6 +40,7 @@ class ModelManager:
     def __init__(self, factory: BackendFactory = llama_factory) -> None:
         self._factory = factory
         self._backend: Backend | None = None
+        self._worker: Worker | None = None
         self._counter: TokenCounter | None = None
         self._swap_lock = threading.Lock()
         self._runs: dict[str, Run] = {}
@@ -81,24 +82,28 @@ class ModelManager:
         return backend.info
 
     def attach(self, backend: Backend, options: LoadOptions | None = None) -> None:
-        """Make `backend` the loaded model, closing the old one once it is idle."""
+        """Make `backend` the loaded model; the old one closes after its queued runs."""
         with self._swap_lock:
-            old = self._backend
-            if old is not None:
-                with old.lock:  # wait for the run in progress, if any
-                    self._backend = backend
-                    old.close()
-            else:
-                self._backend = backend
+            old, old_worker = self._backend, self._worker
+            self._backend = backend
+            self._worker = Worker(name=f"generate-{backend.info.name}")
             self._counter = TokenCounter(backend.tokenize)
             self.options = options
+        self._retire(old, old_worker)
 
     def unload(self) -> None:
         with self._swap_lock:
-            old, self._backend, self._counter = self._backend, None, None
-        if old is not None:
-            with old.lock:
-                old.close()
+            old, old_worker = self._backend, self._worker
+            self._backend, self._worker, self._counter = None, None, None
+        self._retire(old, old_worker)
+
+    @staticmethod
+    def _retire(backend: Backend | None, worker: Worker | None) -> None:
+        if worker is not None:
+            worker.close()  # runs already queued on the old model finish first
+        if backend is not None:
+            with backend.lock:
+                backend.close()
 
     # -- prompts -----------------------------------------------------------------
 
@@ -126,14 +131,16 @@ class ModelManager:
 
     def start(self, request: GenerationRequest, owner: str) -> Run:
         """Start a generation for `owner`. It waits its turn behind other runs."""
-        run = Run(self.backend, request, owner=owner)
+        with self._swap_lock:
+            backend, worker = self.backend, self._worker
+        run = Run(backend, request, owner=owner)
         with self._runs_lock:
             previous = self._runs.get(owner)
             if previous is not None and not previous.done:
                 previous.stop()
             self._runs[owner] = run
         run.on_done(self._forget)
-        return run.start()
+        return run.start(worker)
 
     def stop(self, owner: str) -> bool:
         """Stop `owner`'s run, if it has one. Other owners' runs continue."""

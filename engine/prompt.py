@@ -109,7 +109,9 @@ def fit_prompt(
         )
     start = _choose_start(parts.body, sizes, budget - fixed, keep, anchor, headroom)
     body_tokens = sum(sizes[i] for i in range(start, len(parts.body)))
-    kept_optional = _optional_that_fit(parts.optional, count, budget - fixed - body_tokens) if start == 0 else 0
+    kept_optional = (
+        _optional_that_fit(parts.optional, count, budget - fixed - body_tokens) if start == 0 else 0
+    )
     while True:
         text = _render(parts, start, kept_optional)
         exact = count(text)
@@ -121,9 +123,7 @@ def fit_prompt(
         elif start < len(parts.body) - keep:
             start += 1
         else:
-            raise ContextOverflowError(
-                f"The prompt is {exact} tokens and cannot be trimmed below {budget}."
-            )
+            raise ContextOverflowError(f"The prompt is {exact} tokens and cannot be trimmed below {budget}.")
     return FittedPrompt(
         text=text,
         head=parts.head,

@@ -49,10 +49,18 @@ class Usage:
 
 @dataclass(frozen=True)
 class Finish:
-    """The last item of a stream: why it ended and what it cost."""
+    """The last item of a stream: why it ended and what it cost.
+
+    `seconds` is the wall time from the run taking its turn to its end (set by `Run`).
+    """
 
     reason: FinishReason
     usage: Usage
+    seconds: float = 0.0
+
+    @property
+    def tokens_per_second(self) -> float:
+        return self.usage.completion_tokens / self.seconds if self.seconds > 0 else 0.0
 
 
 @dataclass(frozen=True)

@@ -157,7 +157,7 @@ def parse_format(raw: Mapping[str, Any], *, source: str, builtin: bool) -> Promp
         try:
             re.compile(pattern)
         except re.error as exc:
-            raise FormatError(f"{source}: name pattern {pattern!r} is not a valid regex: {exc}.")
+            raise FormatError(f"{source}: name pattern {pattern!r} is not a valid regex: {exc}.") from exc
     return PromptFormat(
         id=fid,
         name=_text(raw, "name", source),

@@ -1,8 +1,8 @@
 """The data folder: one `Store` opens it, migrates it, and hands out the sub-stores.
 
-    <data dir>/hearth.json    meta (schema version), settings, the user's sampler presets
-    <data dir>/sessions/      chats (see store.sessions)
-    <data dir>/models/        model files the user downloaded or added
+<data dir>/hearth.json    meta (schema version), settings, the user's sampler presets
+<data dir>/sessions/      chats (see store.sessions)
+<data dir>/models/        model files the user downloaded or added
 """
 
 from __future__ import annotations

@@ -81,7 +81,7 @@ class SessionStore:
             raise NotFoundError("That chat no longer exists.")
         return Session.from_dict(dict(docs[0]))
 
-    def list(self) -> list[Session]:
+    def list_sessions(self) -> list[Session]:
         """Every chat, most recently updated first. Damaged chats are skipped."""
         sessions = []
         for folder in self.root.iterdir():
@@ -118,7 +118,9 @@ class SessionStore:
                 shutil.rmtree(folder)
             folder.mkdir(parents=True)
             for first in range(0, len(messages), PAGE_SIZE):
-                page = [m.with_seq(first + i).to_dict() for i, m in enumerate(messages[first : first + PAGE_SIZE])]
+                page = [
+                    m.with_seq(first + i).to_dict() for i, m in enumerate(messages[first : first + PAGE_SIZE])
+                ]
                 with _db(self._page_path(session.id, first // PAGE_SIZE)) as db:
                     db.table(_MESSAGE_TABLE).insert_multiple(dict(d) for d in page)
             self._counts[session.id] = len(messages)

@@ -67,7 +67,9 @@ def test_listen_without_auth_exits_before_serving() -> None:
 
 
 def test_help_documents_every_flag() -> None:
-    result = subprocess.run([sys.executable, "app.py", "--help"], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "app.py", "--help"], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 0
     for flag in FLAGS:
         assert flag in result.stdout

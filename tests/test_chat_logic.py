@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import pytest
@@ -18,10 +19,19 @@ SETTINGS = ChatSettings(params=SamplerParams(max_new_tokens=32))
 
 
 def reply(ctx: AppContext, view: ChatView, owner: str = "me") -> tuple[ChatView, str, FinishReason]:
-    view, run, _ = logic.start_reply(ctx, view, owner)
-    streamed = list(logic.stream_reply(run, interval=0.001))
+    run, _ = logic.start_reply(ctx, view, owner)
+
+    async def collect() -> list[str]:
+        return [text async for text in logic.stream_reply(run, interval=0.001)]
+
+    streamed = asyncio.run(collect())
     finish = run.wait(10)
     return view, streamed[-1] if streamed else "", finish.reason
+
+
+def anchor_of(ctx: AppContext, view: ChatView) -> int | None:
+    last = ctx.store.sessions.messages(view.session_id, last=1)[0]
+    return last.meta.get("anchor")
 
 
 def test_send_and_reply_are_saved(fake_ctx: AppContext, fake_backend: FakeBackend) -> None:
@@ -52,7 +62,7 @@ def test_stop_keeps_the_partial_reply(fake_ctx: AppContext) -> None:
     fake_ctx.models.attach(backend)
     backend.enqueue([f" word{i}" for i in range(200)])
     view = logic.send(fake_ctx, logic.new_chat(fake_ctx), "Tell me a long story", SETTINGS)
-    view, run, _ = logic.start_reply(fake_ctx, view, "me")
+    run, _ = logic.start_reply(fake_ctx, view, "me")
     while len(run.text) < 20:
         time.sleep(0.005)
     assert fake_ctx.models.stop("me")
@@ -75,7 +85,9 @@ def test_regenerate_replaces_the_last_reply(fake_ctx: AppContext, fake_backend: 
 
 
 def test_settings_are_stored_per_chat(fake_ctx: AppContext, fake_backend: FakeBackend) -> None:
-    settings = ChatSettings("You are a pirate.", "chatml", "Precise", SamplerParams(temperature=0.3, max_new_tokens=16))
+    settings = ChatSettings(
+        "You are a pirate.", "chatml", "Precise", SamplerParams(temperature=0.3, max_new_tokens=16)
+    )
     view = logic.send(fake_ctx, logic.new_chat(fake_ctx), "Ahoy", settings)
     reply(fake_ctx, view)
     session = fake_ctx.store.sessions.get(view.session_id)
@@ -101,7 +113,9 @@ def test_sessions_switch_rename_delete(fake_ctx: AppContext) -> None:
 def test_history_shows_a_window_with_older_messages_on_request(fake_ctx: AppContext) -> None:
     view = logic.new_chat(fake_ctx)
     for i in range(logic.WINDOW + 15):
-        fake_ctx.store.sessions.append(view.session_id, Message("user" if i % 2 == 0 else "assistant", f"m{i}"))
+        fake_ctx.store.sessions.append(
+            view.session_id, Message("user" if i % 2 == 0 else "assistant", f"m{i}")
+        )
     shown, hidden = logic.visible_history(fake_ctx, view)
     assert len(shown) == logic.WINDOW and hidden == 15
     assert shown[-1]["content"] == f"m{logic.WINDOW + 14}"
@@ -126,13 +140,14 @@ def test_long_chat_is_trimmed_to_fit_and_anchored(fake_ctx: AppContext) -> None:
         backend.enqueue(["An", " answer", " of", " several", " words", "."])
         view, _, reason = reply(fake_ctx, view)
         assert reason is FinishReason.STOP
-        anchors.append(view.anchor)
+        anchors.append(anchor_of(fake_ctx, view))
         assert len(backend.tokenize(backend.calls[-1].prompt)) <= 300 - 32
     assert anchors[-1] is not None and anchors[-1] > 0  # old messages were dropped
     changes = sum(1 for a, b in zip(anchors, anchors[1:], strict=False) if a != b)
     assert changes < 30  # the start moves in chunks, not every turn
-    status = logic.context_status(fake_ctx, view)
-    assert "older messages left out" in status
+    assert "Context: " in logic.context_status(fake_ctx, view)
+    view = logic.send(fake_ctx, view, "one more", SETTINGS)  # no reply yet: the estimate shows
+    assert "older messages left out" in logic.context_status(fake_ctx, view)
 
 
 def test_inert_markdown_keeps_code_literal() -> None:

@@ -56,7 +56,12 @@ EXPECTED_NO_SYSTEM = {
         "gives helpful, detailed, and polite answers to the user's questions. "
         "USER: U1 ASSISTANT: A1</s>USER: U2 ASSISTANT:"
     ),
-    "plain": "User: U1\nAssistant: A1\nUser: U2\nAssistant:",
+    "plain": (
+        "A conversation between a curious User and a friendly, knowledgeable Assistant.\n\n"
+        "User: Hi! What can you do?\nAssistant: Hello! I can answer questions, explain things and "
+        "help you write. What would you like to talk about?\n\n"
+        "User: U1\nAssistant: A1\nUser: U2\nAssistant:"
+    ),
 }
 
 
@@ -105,7 +110,11 @@ def test_matches_text_generation_webui_template(format_id: str, third_party: Pat
     template = yaml.safe_load((third_party / "yaml" / file_name).read_text())["instruction_template"]
     messages = [{"role": "system", "content": system}] if system else []
     messages += [{"role": t.role, "content": t.text} for t in TURNS]
-    theirs = ImmutableSandboxedEnvironment().from_string(template).render(messages=messages, add_generation_prompt=True)
+    theirs = (
+        ImmutableSandboxedEnvironment()
+        .from_string(template)
+        .render(messages=messages, add_generation_prompt=True)
+    )
     assert render(format_id, system) == theirs
 
 
@@ -115,8 +124,10 @@ def test_stop_strings_fill_in_names() -> None:
 
 
 def test_plain_format_uses_speaker_names() -> None:
-    parts = chat_parts(FORMATS["plain"], "", [Turn("user", "hi")], Speakers("Ann", "Bob"))
-    assert fit_prompt(parts, 1000, len).text == "Ann: hi\nBob:"
+    parts = chat_parts(
+        FORMATS["plain"], "{{char}} helps {{user}}.", [Turn("user", "hi")], Speakers("Ann", "Bob")
+    )
+    assert fit_prompt(parts, 1000, len).text == "Bob helps Ann.\n\nAnn: hi\nBob:"
 
 
 @pytest.mark.parametrize(

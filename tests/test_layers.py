@@ -27,7 +27,9 @@ def modules() -> list[Path]:
 
 
 def test_only_ui_and_app_import_gradio() -> None:
-    offenders = [p for p in modules() if "gradio" in imports_of(p) and p.parts[-2] != "ui" and p.name != "app.py"]
+    offenders = [
+        p for p in modules() if "gradio" in imports_of(p) and p.parts[-2] != "ui" and p.name != "app.py"
+    ]
     assert offenders == []
 
 
@@ -43,8 +45,12 @@ def test_at_most_one_module_imports_huggingface_hub() -> None:
 
 
 def test_lower_layers_never_import_upper_ones() -> None:
-    upper = {"engine": {"ui", "app", "store", "catalog"}, "presets": {"ui", "app", "engine", "store", "catalog"},
-             "store": {"ui", "app", "engine"}, "catalog": {"ui", "app"}}  # fmt: skip
+    upper = {
+        "engine": {"ui", "app", "store", "catalog"},
+        "presets": {"ui", "app", "engine", "store", "catalog"},
+        "store": {"ui", "app", "engine"},
+        "catalog": {"ui", "app"},
+    }
     for package, banned in upper.items():
         for path in (ROOT / package).rglob("*.py"):
             assert not imports_of(path) & banned, f"{path} imports {imports_of(path) & banned}"
@@ -52,7 +58,9 @@ def test_lower_layers_never_import_upper_ones() -> None:
 
 def test_engine_imports_without_gradio() -> None:
     code = "import sys; sys.modules['gradio'] = None; import engine, presets, store, catalog; print('ok')"
-    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
     assert result.stdout.strip() == "ok", result.stderr
 
 

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
+from tiny_model import N_LAYER, write_tiny_llama
 
 from engine import (
     CorruptModelError,
@@ -21,7 +22,6 @@ from engine import (
     read_header,
 )
 from presets import SamplerParams
-from tiny_model import N_LAYER, write_tiny_llama
 
 OPTIONS = LoadOptions(n_ctx=512, threads=2)
 
@@ -124,9 +124,15 @@ def test_not_a_gguf(tmp_path: Path, manager: ModelManager) -> None:
 
 @pytest.mark.parametrize(
     "magic, version, label",
-    [(b"lmgg", b"", "GGML"), (b"fmgg", struct.pack("<I", 1), "GGMF v1"), (b"tjgg", struct.pack("<I", 3), "GGJT v3")],
+    [
+        (b"lmgg", b"", "GGML"),
+        (b"fmgg", struct.pack("<I", 1), "GGMF v1"),
+        (b"tjgg", struct.pack("<I", 3), "GGJT v3"),
+    ],
 )
-def test_legacy_ggml_is_named(tmp_path: Path, manager: ModelManager, magic: bytes, version: bytes, label: str) -> None:
+def test_legacy_ggml_is_named(
+    tmp_path: Path, manager: ModelManager, magic: bytes, version: bytes, label: str
+) -> None:
     path = tmp_path / "old-model.ggmlv3.q4_0.bin"
     path.write_bytes(magic + version + b"\0" * 64)
     with pytest.raises(LegacyGGMLError, match=f"legacy GGML model \\({label}\\)") as caught:
@@ -165,7 +171,9 @@ def test_loading_another_model_replaces_the_first(tmp_path: Path) -> None:
     manager = ModelManager()
     manager.load(write_tiny_llama(tmp_path / "a.gguf", name="model-a"), OPTIONS)
     progress: list[str] = []
-    manager.load(write_tiny_llama(tmp_path / "b.gguf", name="model-b"), OPTIONS, lambda f, m: progress.append(m))
+    manager.load(
+        write_tiny_llama(tmp_path / "b.gguf", name="model-b"), OPTIONS, lambda f, m: progress.append(m)
+    )
     assert loaded_name(manager) == "model-b"
     assert progress[0].startswith("Reading") and progress[-1] == "Loaded model-b"
 

@@ -52,6 +52,10 @@ def test_partial_mapping_layers_over_a_base() -> None:
 
 def test_invalid_preset_file_names_the_problem() -> None:
     with pytest.raises(SamplerError, match="broken.json: Top-p"):
-        parse_preset({"schema_version": 1, "name": "x", "params": {"top_p": 7}}, source="broken.json", builtin=False)
+        parse_preset(
+            {"schema_version": 1, "name": "x", "params": {"top_p": 7}}, source="broken.json", builtin=False
+        )
     with pytest.raises(SamplerError, match="unknown field"):
-        parse_preset({"schema_version": 1, "name": "x", "params": {}, "extra": 1}, source="b.json", builtin=False)
+        parse_preset(
+            {"schema_version": 1, "name": "x", "params": {}, "extra": 1}, source="b.json", builtin=False
+        )

@@ -37,14 +37,14 @@ def test_create_list_rename_delete(tmp_path: Path) -> None:
     first = store.sessions.create(title="First")
     time.sleep(0.01)
     second = store.sessions.create(title="Second", format_id="chatml", system_prompt="Be brief.")
-    assert [s.title for s in store.sessions.list()] == ["Second", "First"]
+    assert [s.title for s in store.sessions.list_sessions()] == ["Second", "First"]
     store.sessions.rename(first.id, "  Renamed   chat ")
     assert store.sessions.get(first.id).title == "Renamed chat"
-    assert store.sessions.list()[0].id == first.id  # renaming counts as an update
+    assert store.sessions.list_sessions()[0].id == first.id  # renaming counts as an update
     store.sessions.delete(second.id)
     with pytest.raises(NotFoundError):
         store.sessions.get(second.id)
-    assert [s.id for s in store.sessions.list()] == [first.id]
+    assert [s.id for s in store.sessions.list_sessions()] == [first.id]
 
 
 def test_messages_span_pages_and_keep_order(tmp_path: Path) -> None:
@@ -120,7 +120,7 @@ def test_damaged_file_is_a_named_error(tmp_path: Path) -> None:
     (tmp_path / "sessions" / session.id / "session.json").write_text("{broken")
     with pytest.raises(StoreCorruptError, match="damaged"):
         store.sessions.get(session.id)
-    assert store.sessions.list() == []  # a damaged chat is skipped, the rest still list
+    assert store.sessions.list_sessions() == []  # a damaged chat is skipped, the rest still list
 
 
 def test_settings_and_user_presets(tmp_path: Path) -> None:
@@ -168,7 +168,11 @@ def test_migration_from_version_1(tmp_path: Path) -> None:
     store = Store(data_dir)
     assert store.migrations_applied == ["m002_shard_sessions"]
     session = store.sessions.get("0123456789abcdef0123456789abcdef")
-    assert (session.title, session.format_id, session.system_prompt) == ("Old chat", "alpaca", "You are terse.")
+    assert (session.title, session.format_id, session.system_prompt) == (
+        "Old chat",
+        "alpaca",
+        "You are terse.",
+    )
     assert session.updated == 1_700_000_500.0
     messages = store.sessions.messages(session.id)
     assert [m.text for m in messages[:2]] == ["Hi", "Hello."]
@@ -211,12 +215,18 @@ WRITER = textwrap.dedent(
 def test_sigkill_during_writes_loses_no_acknowledged_message(tmp_path: Path, delay: float) -> None:
     data = tmp_path / "data"
     script = WRITER.format(root=str(ROOT), data=str(data))
-    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
-    assert proc.stdout is not None
-    session_id = proc.stdout.readline().split()[1]
+    proc = subprocess.Popen(
+        [sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    first = proc.stdout.readline()
+    assert first.startswith("session "), f"the writer failed to start: {first!r} {proc.stderr.read()}"
+    session_id = first.split()[1]
     time.sleep(delay)
     os.kill(proc.pid, signal.SIGKILL)
-    acknowledged = [int(line.split()[1]) for line in proc.stdout.read().splitlines() if line.startswith("ack")]
+    acknowledged = [
+        int(line.split()[1]) for line in proc.stdout.read().splitlines() if line.startswith("ack")
+    ]
     proc.wait()
     assert len(acknowledged) > 20, "the writer barely started before it was killed"
     print(f"killed after {len(acknowledged)} acknowledged messages")

@@ -30,7 +30,9 @@ def vocabulary() -> tuple[list[str], list[float], list[int]]:
     return tokens, scores, [int(t) for t in types]
 
 
-def write_tiny_llama(path: Path, *, seed: int = 0, chat_template: str | None = None, name: str = "tiny-llama") -> Path:
+def write_tiny_llama(
+    path: Path, *, seed: int = 0, chat_template: str | None = None, name: str = "tiny-llama"
+) -> Path:
     """Write the tiny model to `path` and return it."""
     rng = np.random.default_rng(seed)
     tokens, scores, types = vocabulary()

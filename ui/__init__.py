@@ -8,9 +8,16 @@ from ui import chat, models
 from ui.context import AppContext
 
 TITLE = "Hearth"
-THEME = gr.themes.Soft(primary_hue="orange", neutral_hue="stone")
+# System fonts only: Hearth runs offline, so nothing may be fetched from a font CDN.
+THEME = gr.themes.Soft(
+    primary_hue="orange",
+    neutral_hue="stone",
+    font=["system-ui", "Segoe UI", "Helvetica", "Arial", "sans-serif"],
+    font_mono=["ui-monospace", "Menlo", "Consolas", "monospace"],
+)
 CSS = """
-#live-reply { border-top: none; }
+#history button[aria-label="Clear"], #live-reply button[aria-label="Clear"] { display: none; }
+#live-reply { margin-top: -12px; }
 #context-status { text-align: right; opacity: 0.75; }
 footer { display: none !important; }
 """
@@ -19,7 +26,7 @@ footer { display: none !important; }
 def build(ctx: AppContext) -> gr.Blocks:
     """The whole app: a header and one tab per mode, all sharing `ctx`."""
     with gr.Blocks(title=TITLE) as demo:
-        gr.Markdown("## 🔥 Hearth", elem_id="title")
+        gr.Markdown("## Hearth", elem_id="title")
         with gr.Tabs():
             with gr.Tab("Chat", id="chat"):
                 chat_tab = chat.build(ctx)

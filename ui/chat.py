@@ -7,12 +7,14 @@ separate Chatbot, throttled to a few updates per second.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import asyncio
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 from typing import Any
 
 import gradio as gr
 
+from engine import Run
 from presets import DEFAULT_PRESET, SamplerPreset
 from ui import chat_logic as logic
 from ui.chat_logic import AUTO_FORMAT, WINDOW, ChatSettings, ChatView
@@ -79,7 +81,8 @@ class _Widgets:
 
     @property
     def reply_outputs(self) -> list[Any]:
-        return [self.live, self.history, self.older, self.status, self.view]
+        """What changes once a reply has ended (or was stopped)."""
+        return [self.live, self.history, self.older, self.status]
 
 
 def _layout(ctx: AppContext) -> _Widgets:
@@ -101,11 +104,14 @@ def _layout(ctx: AppContext) -> _Widgets:
         with gr.Column(scale=4):
             older = gr.Button("Show older messages", visible=False, size="sm", elem_id="show-older")
             history = _chatbot("Chat", elem_id="history", height=480)
-            live = _chatbot("Reply", elem_id="live-reply", height=220, visible=False)
+            # The reply streams here, so each update re-renders one message, not the history.
+            live = _chatbot(
+                "Reply", elem_id="live-reply", height=None, max_height=320, visible=False, show_label=False
+            )
             with gr.Row():
                 message = gr.Textbox(
                     placeholder="Message (Enter to send, Shift+Enter for a new line)",
-                    label="Message", show_label=False, lines=2, max_lines=8, scale=6, elem_id="message",
+                    label="Message", show_label=False, lines=1, max_lines=8, scale=6, elem_id="message",
                 )  # fmt: skip
                 send = gr.Button("Send", variant="primary", scale=1, elem_id="send")
                 stop = gr.Button("Stop", variant="stop", scale=1, elem_id="stop")
@@ -155,13 +161,19 @@ def _wire(ctx: AppContext, w: _Widgets) -> None:
         return "", history, gr.update(visible=hidden > 0), view, _sessions_update(ctx, view)
 
     @shown_errors
-    def on_reply(view: ChatView | None, request: gr.Request) -> Iterator[tuple[Any, ...]]:
-        view, run, _ = logic.start_reply(ctx, view, _owner(request))
-        skip = gr.skip()
-        yield _live(""), skip, skip, "Generating…", view
-        for text in logic.stream_reply(run):
-            yield _live(text), skip, skip, skip, skip
-        yield _final(ctx, view, run)
+    async def on_reply(view: ChatView | None, request: gr.Request) -> AsyncIterator[Any]:
+        # Streaming touches one output with plain values: every gr.update() or gr.skip()
+        # makes Gradio build a component, and on a small machine each bit of CPU spent
+        # here is taken from the model's own threads.
+        run, _ = await asyncio.to_thread(logic.start_reply, ctx, view, _owner(request))
+        yield gr.update(visible=True, value=[{"role": "assistant", "content": ""}])
+        async for text in logic.stream_reply(run):
+            yield [{"role": "assistant", "content": text}]
+        _warn_about(run)
+
+    @shown_errors
+    def on_reply_done(view: ChatView | None) -> tuple[Any, ...]:
+        return _final(ctx, logic.ensure_session(ctx, view))
 
     @shown_errors
     def on_stop(view: ChatView | None, request: gr.Request) -> tuple[Any, ...]:
@@ -170,8 +182,8 @@ def _wire(ctx: AppContext, w: _Widgets) -> None:
         ctx.models.stop(owner)
         if run is not None:
             run.wait(timeout=60)
-        view = logic.ensure_session(ctx, view)
-        return _final(ctx, view, run)
+            _warn_about(run)
+        return _final(ctx, logic.ensure_session(ctx, view))
 
     @shown_errors
     def on_regenerate(view: ChatView | None) -> tuple[Any, ...]:
@@ -186,25 +198,24 @@ def _wire(ctx: AppContext, w: _Widgets) -> None:
         concurrency_limit=None,
     )
     reply_args = dict(
-        fn=on_reply,
-        inputs=[w.view],
-        outputs=w.reply_outputs,
-        concurrency_id=LLM_QUEUE,
-        concurrency_limit=1,
+        fn=on_reply, inputs=[w.view], outputs=[w.live], concurrency_id=LLM_QUEUE, concurrency_limit=1
+    )
+    done_args = dict(
+        fn=on_reply_done, inputs=[w.view], outputs=w.reply_outputs, api_visibility="undocumented"
     )
     sent = w.send.click(api_name="send", **send_args)  # type: ignore[arg-type]
     submitted = w.message.submit(api_visibility="undocumented", **send_args)  # type: ignore[arg-type]
-    replies = [
-        sent.success(api_name="reply", **reply_args),  # type: ignore[arg-type]
-        submitted.success(api_visibility="undocumented", **reply_args),  # type: ignore[arg-type]
-    ]
     regenerated = w.regenerate.click(
         on_regenerate, [w.view], [w.history, w.older, w.view], api_name="regenerate", concurrency_limit=None
     )
-    replies.append(regenerated.success(api_visibility="undocumented", **reply_args))  # type: ignore[arg-type]
-    w.stop.click(
-        on_stop, [w.view], w.reply_outputs, cancels=replies, api_name="stop", concurrency_limit=None
-    )
+    replies = [
+        sent.success(api_name="reply", **reply_args),
+        submitted.success(api_visibility="undocumented", **reply_args),
+        regenerated.success(api_visibility="undocumented", **reply_args),
+    ]
+    for reply in replies:
+        reply.then(**done_args)
+    w.stop.click(on_stop, [w.view], w.reply_outputs, cancels=replies, api_name="stop", concurrency_limit=None)
     _wire_sessions(ctx, w, switch)
     _wire_settings(ctx, w)
 
@@ -265,7 +276,9 @@ def _wire_settings(ctx: AppContext, w: _Widgets) -> None:
             raise gr.Error("Give the preset a name first.")
         if name in ctx.builtin_presets:
             raise gr.Error(f"{name} is a built-in preset; pick another name.")
-        ctx.store.save_preset(SamplerPreset(name, "Saved from the Chat tab", params_from(list(values)), False))
+        ctx.store.save_preset(
+            SamplerPreset(name, "Saved from the Chat tab", params_from(list(values)), False)
+        )
         return gr.update(choices=preset_choices(ctx.presets()), value=name), ""
 
     quiet = dict(api_visibility="undocumented", concurrency_limit=None)
@@ -321,19 +334,18 @@ def _switch_outputs(ctx: AppContext) -> Any:
     return switch
 
 
-def _final(ctx: AppContext, view: ChatView, run: Any) -> tuple[Any, ...]:
-    if run is not None:
-        for problem in getattr(run, "callback_errors", []):
-            warn(f"The reply could not be saved: {problem}")
-        if run.error is not None:
-            warn(f"The model failed while generating: {run.error}")
+def _final(ctx: AppContext, view: ChatView) -> tuple[Any, ...]:
+    """Hide the live reply and show the saved history (the reply is in it now)."""
     history, hidden = logic.visible_history(ctx, view)
-    status = logic.context_status(ctx, view, run)
-    return gr.update(visible=False, value=[]), history, gr.update(visible=hidden > 0), status, view
+    status = logic.context_status(ctx, view)
+    return gr.update(visible=False, value=[]), history, gr.update(visible=hidden > 0), status
 
 
-def _live(text: str) -> Any:
-    return gr.update(visible=True, value=[{"role": "assistant", "content": text}])
+def _warn_about(run: Run) -> None:
+    for problem in run.callback_errors:
+        warn(f"The reply could not be saved: {problem}")
+    if run.error is not None:
+        warn(f"The model failed while generating: {run.error}")
 
 
 def _sessions_update(ctx: AppContext, view: ChatView) -> Any:

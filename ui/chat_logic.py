@@ -6,12 +6,15 @@ directly with a fake backend. Per-user state is a `ChatView`, kept in `gr.State`
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 from typing import Any
 
 from engine import (
+    ContextOverflowError,
     FinishReason,
     FittedPrompt,
     GenerationRequest,
@@ -27,7 +30,7 @@ from ui.render import inert_markdown
 
 WINDOW = 40  # messages shown at once; older ones load on request
 AUTO_FORMAT = "auto"
-STREAM_INTERVAL = 0.15  # seconds between UI updates while a reply streams
+STREAM_INTERVAL = 0.25  # seconds between UI updates while a reply streams
 SPEAKERS = Speakers(user="User", char="Assistant")
 
 
@@ -37,7 +40,6 @@ class ChatView:
 
     session_id: str = ""
     window: int = WINDOW
-    anchor: int | None = None  # seq of the first message the last prompt kept
 
 
 @dataclass(frozen=True)
@@ -62,7 +64,7 @@ def ensure_session(ctx: AppContext, view: ChatView | None) -> ChatView:
             return view
         except StoreError:
             pass
-    recent = ctx.store.sessions.list()
+    recent = ctx.store.sessions.list_sessions()
     if recent:
         return ChatView(session_id=recent[0].id)
     return new_chat(ctx)
@@ -80,7 +82,7 @@ def new_chat(ctx: AppContext, settings: ChatSettings | None = None) -> ChatView:
 
 def session_choices(ctx: AppContext) -> list[tuple[str, str]]:
     """(label, id) for every chat, most recent first."""
-    return [(_label(s), s.id) for s in ctx.store.sessions.list()]
+    return [(_label(s), s.id) for s in ctx.store.sessions.list_sessions()]
 
 
 def _label(session: Session) -> str:
@@ -95,7 +97,8 @@ def settings_for(ctx: AppContext, session: Session | None) -> ChatSettings:
     if session is None:
         return ChatSettings(params=default)
     sampler = session.sampler or {}
-    preset = sampler.get("preset") if sampler.get("preset") in presets else DEFAULT_PRESET
+    stored = str(sampler.get("preset", ""))
+    preset = stored if stored in presets else DEFAULT_PRESET
     try:
         params = SamplerParams.from_mapping(sampler.get("params", {}), base=presets[preset].params)
     except SamplerError:
@@ -159,7 +162,7 @@ def format_choices(ctx: AppContext) -> list[tuple[str, str]]:
 # -- sending and replying --------------------------------------------------------------
 
 
-def send(ctx: AppContext, view: ChatView, text: str, settings: ChatSettings) -> ChatView:
+def send(ctx: AppContext, view: ChatView | None, text: str, settings: ChatSettings) -> ChatView:
     """Store the user's message (and the settings it was sent with)."""
     text = text.strip()
     if not text:
@@ -177,7 +180,7 @@ def _title_from(text: str) -> str:
     return first_line if len(first_line) <= 48 else first_line[:47].rstrip() + "…"
 
 
-def prepare_regenerate(ctx: AppContext, view: ChatView) -> ChatView:
+def prepare_regenerate(ctx: AppContext, view: ChatView | None) -> ChatView:
     """Drop the last reply so a new one can be generated in its place."""
     view = ensure_session(ctx, view)
     sessions = ctx.store.sessions
@@ -192,26 +195,35 @@ def prepare_regenerate(ctx: AppContext, view: ChatView) -> ChatView:
 
 def build_prompt(ctx: AppContext, view: ChatView) -> tuple[FittedPrompt, GenerationRequest, int]:
     """Fit the chat into the context. Returns the prompt, the request, and the seq of
-    the first message kept (the next turn's anchor)."""
+    the first message kept (saved with the reply as the next turn's anchor)."""
     session = ctx.store.sessions.get(view.session_id)
     settings = settings_for(ctx, session)
     fmt = active_format(ctx, settings.format_choice)
     # No more messages than the context has tokens can ever fit, so read no more.
     backend = ctx.models.backend
     messages = ctx.store.sessions.messages(view.session_id, last=backend.n_ctx)
+    anchor_seq = _last_anchor(messages)
     messages = [m for m in messages if not m.hidden and m.role in ("user", "assistant")]
     if not messages:
         raise StoreError("Send a message first.")
     first_seq = messages[0].seq
-    turns = [Turn(m.role, m.text) for m in messages]  # type: ignore[arg-type]
+    turns = [Turn("user" if m.role == "user" else "assistant", m.text) for m in messages]
     parts = chat_parts(fmt, settings.system_prompt, turns, SPEAKERS)
-    anchor = None if view.anchor is None else max(0, view.anchor - first_seq)
+    anchor = None if anchor_seq is None else max(0, anchor_seq - first_seq)
     fitted = ctx.models.fit(parts, settings.params, anchor=anchor)
     request = GenerationRequest(fitted.text, settings.params, fmt.stop_strings(SPEAKERS))
     return fitted, request, first_seq + fitted.start
 
 
-def start_reply(ctx: AppContext, view: ChatView, owner: str) -> tuple[ChatView, Run, FittedPrompt]:
+def _last_anchor(messages: list[Message]) -> int | None:
+    """Where the previous prompt started, as saved with the latest reply."""
+    for message in reversed(messages):
+        if message.role == "assistant" and "anchor" in message.meta:
+            return int(message.meta["anchor"])
+    return None
+
+
+def start_reply(ctx: AppContext, view: ChatView | None, owner: str) -> tuple[Run, FittedPrompt]:
     """Start generating the assistant's reply; it is saved when the run ends."""
     view = ensure_session(ctx, view)
     fitted, request, anchor_seq = build_prompt(ctx, view)
@@ -221,45 +233,75 @@ def start_reply(ctx: AppContext, view: ChatView, owner: str) -> tuple[ChatView, 
 
     def persist(finished: Run) -> None:
         text = clean_reply(finished.text)
-        if not text or finished.error is not None:
+        if not text or finished.error is not None or finished.finish is None:
             return
         finish = finished.finish
-        meta = {"model": model_name, "finish": finish.reason.value if finish else ""}
-        if finish is not None:
-            meta.update(
-                prompt_tokens=finish.usage.prompt_tokens,
-                prompt_evaluated=finish.usage.prompt_evaluated,
-                completion_tokens=finish.usage.completion_tokens,
-            )
+        meta: dict[str, Any] = {
+            "model": model_name,
+            "finish": finish.reason.value,
+            "anchor": anchor_seq,
+            "n_ctx": ctx.models.backend.n_ctx,
+            "prompt_tokens": finish.usage.prompt_tokens,
+            "prompt_reused": finish.usage.prompt_reused,
+            "completion_tokens": finish.usage.completion_tokens,
+            "seconds": round(finish.seconds, 3),
+        }
         ctx.store.sessions.append(session_id, Message("assistant", text, meta=meta))
 
     run.on_done(persist)
-    return replace(view, anchor=anchor_seq), run, fitted
+    return run, fitted
 
 
-def stream_reply(run: Run, interval: float = STREAM_INTERVAL) -> Iterator[str]:
-    """The reply as it grows, throttled, ready to display."""
-    for text in run.updates(interval):
-        yield inert_markdown(clean_reply(text))
+async def stream_reply(run: Run, interval: float = STREAM_INTERVAL) -> AsyncIterator[str]:
+    """The reply as it grows, at most once per `interval`, ready to display.
+
+    Ends as soon as the run does (after its callbacks have saved the reply).
+    """
+    loop = asyncio.get_running_loop()
+    finished = asyncio.Event()
+
+    def wake(_run: Run) -> None:
+        loop.call_soon_threadsafe(finished.set)
+
+    run.on_done(wake)
+    shown = ""
+    while not finished.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(finished.wait(), timeout=interval)
+        if run.text != shown:
+            shown = run.text
+            yield inert_markdown(clean_reply(shown))
 
 
-def context_status(ctx: AppContext, view: ChatView, run: Run | None = None) -> str:
-    """A one-line summary of how full the context is."""
+def context_status(ctx: AppContext, view: ChatView) -> str:
+    """A one-line summary of how full the context is, from the latest reply's record."""
     if not ctx.models.loaded:
         return ctx.startup_error or "No model loaded."
     n_ctx = ctx.models.backend.n_ctx
-    if run is not None and run.finish is not None:
-        usage = run.finish.usage
-        used = usage.prompt_tokens + usage.completion_tokens
-        reused = f" · {usage.prompt_reused} reused from cache" if usage.prompt_reused else ""
-        note = _finish_note(run.finish.reason)
-        return f"Context: {used} / {n_ctx} tokens{reused}{note}"
+    latest = ctx.store.sessions.messages(view.session_id, last=1)
+    if latest and latest[0].role == "assistant" and "prompt_tokens" in latest[0].meta:
+        return _usage_line(latest[0].meta, n_ctx)
     try:
         fitted, _, _ = build_prompt(ctx, view)
     except StoreError:
         return f"Context: 0 / {n_ctx} tokens"
+    except ContextOverflowError as exc:
+        return f"Context: full. {exc}"
     dropped = f" · {fitted.dropped} older messages left out" if fitted.dropped else ""
     return f"Context: {fitted.n_tokens} / {n_ctx} tokens{dropped}"
+
+
+def _usage_line(meta: dict[str, Any], n_ctx: int) -> str:
+    used = int(meta["prompt_tokens"]) + int(meta.get("completion_tokens", 0))
+    reused = int(meta.get("prompt_reused", 0))
+    seconds = float(meta.get("seconds", 0.0))
+    parts = [f"Context: {used} / {n_ctx} tokens"]
+    if reused:
+        parts.append(f"{reused} reused from cache")
+    if seconds > 0:
+        parts.append(f"{int(meta.get('completion_tokens', 0)) / seconds:.1f} tokens/s")
+    note = _finish_note(FinishReason(meta.get("finish", "stop")))
+    return " · ".join(parts) + note
 
 
 def _finish_note(reason: FinishReason) -> str:

@@ -30,7 +30,21 @@ def as_gradio_error(exc: Exception) -> gr.Error:
 
 
 def shown_errors(fn: F) -> F:
-    """Turn errors raised by a handler (plain or generator) into `gr.Error`."""
+    """Turn errors raised by a handler (plain, generator or async generator) into `gr.Error`."""
+    if inspect.isasyncgenfunction(fn):
+
+        @functools.wraps(fn)
+        async def async_gen_wrapper(*args: Any, **kwargs: Any) -> Any:
+            try:
+                async for item in fn(*args, **kwargs):
+                    yield item
+            except gr.Error:
+                raise
+            except Exception as exc:
+                raise as_gradio_error(exc) from exc
+
+        return async_gen_wrapper  # type: ignore[return-value]
+
     if inspect.isgeneratorfunction(fn):
 
         @functools.wraps(fn)

@@ -37,15 +37,26 @@ def build(ctx: AppContext) -> ModelsTab:
             refresh = gr.Button("Refresh", scale=0, min_width=90, elem_id="refresh-models")
         path_box = gr.Textbox(label="…or the path of a .gguf file", elem_id="model-path")
         with gr.Row():
-            n_ctx = gr.Number(value=options.n_ctx, label="Context size (n_ctx)", precision=0, minimum=256, maximum=1_048_576)
-            threads = gr.Number(value=options.threads, label="CPU threads", precision=0, minimum=1, maximum=256)
-            gpu = gr.Number(value=options.n_gpu_layers, label="GPU layers", precision=0, minimum=-1, maximum=1000)
+            n_ctx = gr.Number(
+                value=options.n_ctx, label="Context size (n_ctx)", precision=0, minimum=256, maximum=1_048_576
+            )
+            threads = gr.Number(
+                value=options.threads, label="CPU threads", precision=0, minimum=1, maximum=256
+            )
+            gpu = gr.Number(
+                value=options.n_gpu_layers, label="GPU layers", precision=0, minimum=-1, maximum=1000
+            )
         load = gr.Button("Load model", variant="primary", elem_id="load-model")
     status = gr.Markdown(elem_id="load-status")
 
     @shown_errors
     def on_load_model(
-        selected: str | None, typed: str, ctx_size: float, n_threads: float, layers: float, progress: gr.Progress = gr.Progress()
+        selected: str | None,
+        typed: str,
+        ctx_size: float,
+        n_threads: float,
+        layers: float,
+        progress: gr.Progress = gr.Progress(),
     ) -> tuple[str, str]:
         path = resolve_model_path(ctx, selected, typed)
         opts = LoadOptions(n_ctx=int(ctx_size), threads=int(n_threads), n_gpu_layers=int(layers))
@@ -57,7 +68,12 @@ def build(ctx: AppContext) -> ModelsTab:
         return gr.update(choices=model_choices(ctx))
 
     loaded = load.click(
-        on_load_model, [choice, path_box, n_ctx, threads, gpu], [facts, status], api_name="load_model", concurrency_id="llm", concurrency_limit=1
+        on_load_model,
+        [choice, path_box, n_ctx, threads, gpu],
+        [facts, status],
+        api_name="load_model",
+        concurrency_id="llm",
+        concurrency_limit=1,
     )
     refresh.click(on_refresh, None, choice, api_visibility="undocumented")
     return ModelsTab(facts=facts, choice=choice, loaded=loaded)
@@ -110,7 +126,7 @@ def facts_markdown(ctx: AppContext, info: ModelInfo | None) -> str:
     rows = [
         ("Architecture", info.architecture),
         ("Quantization", info.quant),
-        ("File size", f"{info.file_size / 2**20:,.0f} MiB"),
+        ("File size", human_size(info.file_size)),
         ("Trained context", f"{info.context_length:,} tokens"),
         ("Loaded context", f"{backend.n_ctx:,} tokens"),
         ("Chat template", "yes" if info.chat_template else "none (base model)"),
@@ -118,7 +134,17 @@ def facts_markdown(ctx: AppContext, info: ModelInfo | None) -> str:
         ("File", info.path),
     ]
     table = "\n".join(f"| {k} | {_md(str(v))} |" for k, v in rows)
-    return f"### {_md(info.name)}\n\n| | |\n|---|---|\n{table}"
+    return f"### {_md(info.name)}\n\n| Loaded model | |\n|---|---|\n{table}"
+
+
+def human_size(size: int) -> str:
+    """Bytes in the largest unit that keeps the number readable."""
+    value = float(size)
+    for unit in ("bytes", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{value:,.0f} {unit}" if unit == "bytes" else f"{value:,.1f} {unit}"
+        value /= 1024
+    return f"{value:,.1f} GiB"
 
 
 def _md(text: str) -> str:

@@ -1,0 +1,145 @@
+"""Every Chat and Models control in a real browser, on the tiny model (fast)."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+from browser import chat_texts, chromium, hearth_server, open_app
+from playwright.sync_api import Page, expect
+from tiny_model import write_tiny_llama
+
+pytestmark = pytest.mark.browser
+
+LIVE_HIDDEN = (
+    "() => { const e = document.querySelector('#live-reply'); return !e || e.offsetParent === null; }"
+)
+
+
+def send_and_wait(page: Page, text: str) -> None:
+    before = len(chat_texts(page))
+    page.fill("#message textarea", text)
+    page.click("#send")
+    page.wait_for_function(
+        f"() => document.querySelectorAll('#history [data-testid=\"bot\"]').length > 0 && "
+        f"document.querySelectorAll('#history .message-content').length >= {before + 2}",
+        timeout=60_000,
+    )
+    page.wait_for_function(LIVE_HIDDEN)
+
+
+def pick(page: Page, dropdown: str, option: str) -> None:
+    page.click(f"{dropdown} input")
+    page.get_by_role("option", name=option).first.click()
+
+
+def session_dirs(data_dir: Path) -> list[Path]:
+    return [p for p in (data_dir / "sessions").iterdir() if p.is_dir()]
+
+
+def stored_session(folder: Path) -> dict[str, object]:
+    doc: dict[str, object] = next(iter(json.loads((folder / "session.json").read_text())["session"].values()))
+    return doc
+
+
+def test_models_tab_loads_files_and_explains_bad_ones(
+    tmp_path: Path, artifacts: Path, tiny_gguf: Path
+) -> None:
+    data_dir = tmp_path / "data"
+    (data_dir / "models").mkdir(parents=True)
+    write_tiny_llama(data_dir / "models" / "second-model.gguf", name="second-model", seed=1)
+    junk = tmp_path / "not-a-model.gguf"
+    junk.write_text("hello")
+    with chromium() as browser, hearth_server(data_dir, "--model", str(tiny_gguf), "--n-ctx", "2048") as url:
+        page = open_app(browser, url)
+        page.get_by_role("tab", name="Models").click()
+        expect(page.locator("#model-facts")).to_contain_text("tiny-llama")
+        expect(page.locator("#model-facts")).to_contain_text("Plain transcript")
+
+        page.fill("#model-path textarea", str(junk))
+        page.click("#load-model")
+        expect(page.get_by_text("is not a GGUF model file")).to_be_visible(timeout=30_000)
+        expect(page.locator("#model-facts")).to_contain_text("tiny-llama")  # the old model stays
+        page.screenshot(path=str(artifacts / "models-bad-file.png"), full_page=True)
+
+        page.fill("#model-path textarea", "")
+        page.click("#refresh-models")
+        pick(page, "#model-choice", "second-model.gguf")
+        page.fill("#model-choice ~ * input, #model-path textarea", "")
+        page.click("#load-model")
+        expect(page.locator("#load-status")).to_contain_text("Loaded second-model", timeout=30_000)
+        expect(page.locator("#model-facts")).to_contain_text("second-model")
+        page.screenshot(path=str(artifacts / "models-loaded.png"), full_page=True)
+
+        page.get_by_role("tab", name="Chat").click()
+        send_and_wait(page, "hello world")
+        assert chat_texts(page)[0] == "hello world"
+
+
+def test_chat_controls(tmp_path: Path, artifacts: Path, tiny_gguf: Path) -> None:
+    data_dir = tmp_path / "data"
+    with chromium() as browser, hearth_server(data_dir, "--model", str(tiny_gguf), "--n-ctx", "2048") as url:
+        page = open_app(browser, url)
+        # Prompt settings travel with the chat.
+        page.get_by_text("Prompt", exact=True).click()
+        page.fill("#system-prompt textarea", "You are a lighthouse keeper.")
+        pick(page, "#prompt-format", "ChatML")
+        page.get_by_text("Sampler", exact=True).click()
+        pick(page, "#sampler-preset", "Deterministic")
+        expect(page.locator("#sampler-temperature input[type=number]")).to_have_value("0")
+        send_and_wait(page, "first question")
+        (folder,) = session_dirs(data_dir)
+        session = stored_session(folder)
+        assert session["system_prompt"] == "You are a lighthouse keeper."
+        assert session["format_id"] == "chatml"
+        assert session["sampler"]["preset"] == "Deterministic"  # type: ignore[index]
+        assert session["title"] == "first question"
+
+        # Regenerate replaces the reply; with the Deterministic preset it is the same text.
+        first_reply = chat_texts(page)[1]
+        page.click("#regenerate")
+        page.wait_for_function(LIVE_HIDDEN)
+        time.sleep(0.5)
+        page.wait_for_function(LIVE_HIDDEN)
+        assert len(chat_texts(page)) == 2
+        assert chat_texts(page)[1] == first_reply
+
+        # Save the sampler settings as a preset of our own.
+        page.fill("#sampler-temperature input[type=number]", "0.42")
+        page.press("#sampler-temperature input[type=number]", "Enter")
+        page.get_by_label("Save these settings as").fill("Keeper")
+        page.get_by_role("button", name="Save preset").click()
+        expect(page.locator("#sampler-preset input")).to_have_value("Keeper")
+
+        # New chat, rename, switch back, delete with confirmation.
+        page.click("#new-chat")
+        page.wait_for_function("() => document.querySelectorAll('#history .message-content').length === 0")
+        send_and_wait(page, "second chat")
+        assert len(session_dirs(data_dir)) == 2
+        page.fill("#rename-box textarea", "Renamed by the test")
+        page.click("#rename")
+        expect(page.locator("#session-list input")).to_have_value(
+            re.compile("^Renamed by the test · "), timeout=10_000
+        )
+        pick(page, "#session-list", "first question")
+        page.wait_for_function(
+            "() => (document.querySelector('#history')?.innerText || '').includes('first question')"
+        )
+        expect(page.locator("#system-prompt textarea")).to_have_value("You are a lighthouse keeper.")
+        page.click("#delete-chat")
+        page.click("#confirm-delete")
+        page.wait_for_function(
+            "() => !(document.querySelector('#history')?.innerText || '').includes('first question')"
+        )
+        assert len(session_dirs(data_dir)) == 1
+        expect(page.locator("#session-list input")).to_have_value(re.compile("^Renamed by the test"))
+        page.screenshot(path=str(artifacts / "chat-controls.png"), full_page=True)
+
+
+@pytest.fixture(autouse=True)
+def _no_stray_servers() -> None:
+    assert shutil.which("chromium") or Path("/usr/bin/chromium").exists()

@@ -19,8 +19,18 @@ from engine import FakeBackend, LoadOptions  # noqa: E402
 from ui.context import AppContext, Settings, create_context  # noqa: E402
 
 ARTIFACTS = ROOT / "test-artifacts"
-SHARED = ROOT.parent / "shared"
-THIRD_PARTY = SHARED / "fixtures" / "third_party"
+
+
+def _shared_dir() -> Path:
+    """The shared reference folder: beside the checkout, or where HEARTH_SHARED_DIR says."""
+    candidates = [os.environ.get("HEARTH_SHARED_DIR", ""), str(ROOT.parent / "shared"), "/work/shared"]
+    for candidate in candidates:
+        if candidate and (Path(candidate) / "fixtures" / "third_party").is_dir():
+            return Path(candidate)
+    return ROOT.parent / "shared"
+
+
+THIRD_PARTY = _shared_dir() / "fixtures" / "third_party"
 
 
 @pytest.fixture(scope="session")

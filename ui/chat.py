@@ -23,6 +23,9 @@ from ui.errors import shown_errors, warn
 from ui.sampler_panel import SamplerPanel, build_sampler_panel, params_from, preset_choices, slider_values
 
 LLM_QUEUE = "llm"  # every listener that generates shares this queue
+# Listeners that change a chat run one at a time, in the order they were triggered, so
+# a settings save cannot overtake the message it belongs to.
+EDITS: dict[str, Any] = {"concurrency_id": "chat-edits", "concurrency_limit": 1}
 
 
 @dataclass
@@ -195,7 +198,7 @@ def _wire(ctx: AppContext, w: _Widgets) -> None:
         fn=on_send,
         inputs=[w.message, *w.settings_inputs],
         outputs=[w.message, w.history, w.older, w.view, w.sessions],
-        concurrency_limit=None,
+        **EDITS,
     )
     reply_args = dict(
         fn=on_reply, inputs=[w.view], outputs=[w.live], concurrency_id=LLM_QUEUE, concurrency_limit=1
@@ -203,10 +206,10 @@ def _wire(ctx: AppContext, w: _Widgets) -> None:
     done_args = dict(
         fn=on_reply_done, inputs=[w.view], outputs=w.reply_outputs, api_visibility="undocumented"
     )
-    sent = w.send.click(api_name="send", **send_args)  # type: ignore[arg-type]
-    submitted = w.message.submit(api_visibility="undocumented", **send_args)  # type: ignore[arg-type]
+    sent = w.send.click(api_name="send", **send_args)
+    submitted = w.message.submit(api_visibility="undocumented", **send_args)
     regenerated = w.regenerate.click(
-        on_regenerate, [w.view], [w.history, w.older, w.view], api_name="regenerate", concurrency_limit=None
+        on_regenerate, [w.view], [w.history, w.older, w.view], api_name="regenerate", **EDITS
     )
     replies = [
         sent.success(api_name="reply", **reply_args),
@@ -246,12 +249,12 @@ def _wire_sessions(ctx: AppContext, w: _Widgets, switch: Any) -> None:
         history, hidden = logic.visible_history(ctx, view)
         return history, gr.update(visible=hidden > 0), view
 
-    w.new.click(on_new, w.settings_inputs, w.view_outputs, api_name="new_chat")
+    w.new.click(on_new, w.settings_inputs, w.view_outputs, api_name="new_chat", **EDITS)
     w.sessions.input(on_select, [w.view, w.sessions], w.view_outputs, api_visibility="undocumented")
-    w.rename.click(on_rename, [w.view, w.rename_box], [w.sessions, w.rename_box], api_name="rename")
+    w.rename.click(on_rename, [w.view, w.rename_box], [w.sessions, w.rename_box], api_name="rename", **EDITS)
     w.delete.click(lambda: gr.update(visible=True), None, w.confirm_row, api_visibility="undocumented")
     w.cancel.click(lambda: gr.update(visible=False), None, w.confirm_row, api_visibility="undocumented")
-    w.confirm.click(on_delete, [w.view], [w.confirm_row, *w.view_outputs], api_name="delete_chat")
+    w.confirm.click(on_delete, [w.view], [w.confirm_row, *w.view_outputs], api_name="delete_chat", **EDITS)
     w.older.click(on_older, [w.view], [w.history, w.older, w.view], api_visibility="undocumented")
 
 
@@ -281,12 +284,12 @@ def _wire_settings(ctx: AppContext, w: _Widgets) -> None:
         )
         return gr.update(choices=preset_choices(ctx.presets()), value=name), ""
 
-    quiet = dict(api_visibility="undocumented", concurrency_limit=None)
-    w.system.blur(on_settings, w.settings_inputs, None, **quiet)  # type: ignore[arg-type]
-    w.format.input(on_settings, w.settings_inputs, None, **quiet)  # type: ignore[arg-type]
+    quiet: dict[str, Any] = {"api_visibility": "undocumented", **EDITS}
+    w.system.blur(on_settings, w.settings_inputs, None, **quiet)
+    w.format.input(on_settings, w.settings_inputs, None, **quiet)
     for slider in w.sampler.sliders:
-        slider.release(on_settings, w.settings_inputs, None, **quiet)  # type: ignore[arg-type]
-    w.sampler.preset.input(on_preset, w.settings_inputs, w.sampler.sliders, **quiet)  # type: ignore[arg-type]
+        slider.release(on_settings, w.settings_inputs, None, **quiet)
+    w.sampler.preset.input(on_preset, w.settings_inputs, w.sampler.sliders, **quiet)
     w.sampler.save_button.click(
         on_save_preset,
         [w.sampler.save_name, *w.sampler.sliders],

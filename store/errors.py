@@ -5,7 +5,10 @@
         ├── StoreFullError         the disk is full; the change was not saved
         ├── StoreCorruptError      a data file cannot be parsed
         ├── SchemaTooNewError      the data was written by a newer Hearth
-        └── NotFoundError          no record with that id
+        ├── NotFoundError          no record with that id
+        ├── CardFormatError        a character card file is invalid (nothing was imported)
+        │   └── CardTooLargeError  a card, chunk or archive member is over its size limit
+        └── StoryFormatError       a story save file (KoboldAI / Kobold Lite) is invalid
 
 Every write is atomic, so when any of these is raised the previous data is intact.
 """
@@ -33,3 +36,15 @@ class SchemaTooNewError(StoreError):
 
 class NotFoundError(StoreError):
     """No record has that id."""
+
+
+class CardFormatError(StoreError):
+    """A character card (PNG, JSON, CHARX or YAML) is invalid; nothing was imported."""
+
+
+class CardTooLargeError(CardFormatError):
+    """A card file, PNG chunk or archive member exceeds its size limit."""
+
+
+class StoryFormatError(StoreError):
+    """A KoboldAI or Kobold Lite story save is invalid; nothing was imported."""

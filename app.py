@@ -10,12 +10,16 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import threading
 from collections.abc import Sequence
 from pathlib import Path
 
-from ui import CSS, THEME, build
-from ui.context import DATA_DIR_ENV, Settings, create_context, default_data_dir
+# Before huggingface_hub is imported (it reads this once): Hearth sends no telemetry.
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+
+from ui import CSS, THEME, build  # noqa: E402
+from ui.context import DATA_DIR_ENV, Settings, create_context, default_data_dir  # noqa: E402
 
 log = logging.getLogger("hearth")
 

@@ -20,6 +20,8 @@ class Backend(ABC):
 
     #: True if the backend can remove and shift KV-cache cells (ContextShift).
     can_shift: bool = False
+    #: Whether to use the shift when it can (a setting; off means plain prefix reuse).
+    shift_enabled: bool = False
 
     def __init__(self, info: ModelInfo, n_ctx: int) -> None:
         self.info = info

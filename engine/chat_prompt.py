@@ -31,18 +31,24 @@ def chat_parts(
     turns: Sequence[Turn],
     speakers: Speakers,
 ) -> PromptParts:
-    """The parts of a prompt that asks for the assistant's next reply."""
+    """The parts of a prompt that asks for the assistant's next reply.
+
+    Formats that fold the system prompt into the first user turn (Llama-2, Mistral,
+    Gemma) render that first message differently from every other. It is pinned into
+    the head, so the text after any cut is always rendered the same way: the head stays
+    byte-stable and a context shift finds the cached tokens it keeps.
+    """
     head = fmt.head(system_text(fmt, system_prompt, speakers), speakers)
-    body = [
-        Block(
-            fmt.turn(t.role, t.text, speakers),
-            lead=fmt.turn(t.role, t.text, speakers, after_head=True) if head else None,
-        )
-        for t in turns
-    ]
+    folded = bool(head) and fmt.system_placement == "first_user"
+    # With no message at all, the head ends inside an open user turn that the tail closes.
+    open_head = folded and not turns
+    if folded and turns:
+        head += fmt.turn(turns[0].role, turns[0].text, speakers, after_head=True)
+        turns = turns[1:]
+    body = [Block(fmt.turn(t.role, t.text, speakers)) for t in turns]
     tail = Block(
         fmt.generation_prefix(speakers),
-        lead=fmt.generation_prefix(speakers, after_head=True) if head else None,
+        lead=fmt.generation_prefix(speakers, after_head=True) if open_head else None,
     )
     return PromptParts(head=head, body=body, tail=tail, keep_last=1)
 

@@ -28,8 +28,6 @@ log = logging.getLogger(__name__)
 class LlamaCppBackend(Backend):
     """A GGUF model loaded into this process with llama-cpp-python."""
 
-    can_shift = True
-
     def __init__(self, path: Path, options: LoadOptions) -> None:
         """Load a GGUF file.
 
@@ -60,6 +58,11 @@ class LlamaCppBackend(Backend):
         super().__init__(info, self._llm.n_ctx())
         self.options = options
         self.cache = KVCacheView()
+        # Recurrent and some hybrid models keep a state that cannot be cut and moved.
+        memory = self._llm._ctx.memory
+        self.can_shift = memory is not None and bool(llama_cpp.llama_memory_can_shift(memory))
+        self.shift_enabled = True
+        self._said_no_shift = False
         self._bos = self._llm.token_bos() if self._llm._model.add_bos_token() else None
 
     @property
@@ -80,6 +83,7 @@ class LlamaCppBackend(Backend):
         if len(tokens) >= self.n_ctx:
             raise GenerationError(f"The prompt has {len(tokens)} tokens but the context holds {self.n_ctx}.")
         self._sync_cache()
+        shifted = self._shift_cache(tokens)
         plan = self._plan(tokens)
         seen = [len(tokens) - 1]
 
@@ -98,7 +102,7 @@ class LlamaCppBackend(Backend):
         if cancel.is_set():
             reason = FinishReason.CANCELLED
         self._sync_cache()
-        usage = Usage(len(tokens), plan.evaluated, plan.reused, seen[0] - len(tokens) + 1)
+        usage = Usage(len(tokens), plan.evaluated, plan.reused, seen[0] - len(tokens) + 1, shifted)
         yield Finish(reason, usage)
 
     def _stream(
@@ -133,6 +137,40 @@ class LlamaCppBackend(Backend):
                 yield choice["text"], choice["finish_reason"]
         finally:
             stream.close()  # type: ignore[union-attr]
+
+    def _shift_cache(self, tokens: list[int]) -> int:
+        """Drop the span the prompt no longer has and slide the rest left (ContextShift).
+
+        Returns how many cached tokens were kept by shifting (0 when no shift applied).
+        """
+        if not self.shift_enabled:
+            return 0
+        plan = self.cache.plan_shift(tokens)
+        if plan is None:
+            return 0
+        if not self.can_shift:
+            if not self._said_no_shift:
+                log.info("%s cannot shift its KV cache; evaluating the prompt in full", self.info.name)
+                self._said_no_shift = True
+            return 0
+        ctx = self._llm._ctx
+        end = plan.segment_start + plan.segment_length
+        removed = ctx.kv_cache_seq_rm(0, end, -1) and ctx.kv_cache_seq_rm(0, plan.keep, plan.segment_start)
+        if not removed:  # this cache type cannot drop a span; start clean instead
+            log.info("%s could not remove a span of its KV cache; evaluating in full", self.info.name)
+            self._llm.reset()
+            self.cache.clear()
+            return 0
+        ctx.kv_cache_seq_shift(0, plan.segment_start, end, plan.delta)
+        self.cache.apply_shift(plan)
+        kept = len(self.cache.tokens)
+        self._llm.input_ids[:kept] = self.cache.tokens
+        self._llm.n_tokens = kept
+        self._llm._requires_eval = True
+        log.info(
+            "context shift: dropped %d tokens at %d, kept %d by moving them", plan.dropped, plan.keep, kept
+        )
+        return plan.segment_length
 
     def _plan(self, tokens: list[int]) -> ReusePlan:
         plan = self.cache.plan(tokens)

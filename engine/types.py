@@ -38,13 +38,15 @@ class Usage:
     """Token counts of one generation.
 
     `prompt_reused` tokens were already in the KV cache; `prompt_evaluated` had to be
-    computed. Their sum is `prompt_tokens`.
+    computed. Their sum is `prompt_tokens`. `prompt_shifted` counts the reused tokens
+    that a context shift moved rather than a plain prefix match kept.
     """
 
     prompt_tokens: int = 0
     prompt_evaluated: int = 0
     prompt_reused: int = 0
     completion_tokens: int = 0
+    prompt_shifted: int = 0  # of the reused tokens, how many a context shift kept
 
 
 @dataclass(frozen=True)

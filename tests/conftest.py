@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import os
 import sys
+
+# huggingface_hub reads these when first imported: no daily "agent harness" lookup.
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -66,7 +69,3 @@ def third_party() -> Path:
         pytest.fail(f"The shared third-party fixtures are missing: {THIRD_PARTY}")
     return THIRD_PARTY
 
-
-def pytest_configure(config: pytest.Config) -> None:
-    # Hub calls must never leave the machine during tests.
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")

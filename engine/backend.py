@@ -42,6 +42,10 @@ class Backend(ABC):
         """True if the backend prepends a BOS token to every prompt."""
         return False
 
+    def special_tokens(self) -> tuple[str, str]:
+        """The text of the BOS and EOS tokens ("" when unknown), for chat templates."""
+        return "", ""
+
     @abstractmethod
     def generate(self, request: GenerationRequest, cancel: threading.Event) -> Iterator[Chunk | Finish]:
         """Stream the reply to `request`: chunks, then one `Finish`.

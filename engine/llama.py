@@ -69,6 +69,14 @@ class LlamaCppBackend(Backend):
     def adds_bos(self) -> bool:
         return self._bos is not None
 
+    def special_tokens(self) -> tuple[str, str]:
+        def text(token: int) -> str:
+            if token < 0:
+                return ""
+            return self._llm.detokenize([token], special=True).decode("utf-8", errors="replace")
+
+        return text(self._llm.token_bos()), text(self._llm.token_eos())
+
     def tokenize(self, text: str) -> list[int]:
         # special=True so format tokens such as <|im_start|> become single control tokens.
         return list(self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=True))

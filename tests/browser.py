@@ -34,12 +34,16 @@ def free_port() -> int:
 
 @contextmanager
 def hearth_server(
-    data_dir: Path, *extra: str, port: int | None = None, log: Path | None = None
+    data_dir: Path,
+    *extra: str,
+    port: int | None = None,
+    log: Path | None = None,
+    env: dict[str, str] | None = None,
 ) -> Iterator[str]:
     """Start `app.py` and yield its URL once it answers HTTP 200."""
     port = port or free_port()
     log_file = open(log or data_dir.parent / f"hearth-{port}.log", "ab")  # noqa: SIM115 - closed below
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
     proc = subprocess.Popen(
         [sys.executable, "app.py", "--port", str(port), "--data-dir", str(data_dir), *extra],
         cwd=ROOT, stdout=log_file, stderr=subprocess.STDOUT, env=env,

@@ -16,9 +16,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from tiny_model import write_tiny_llama  # noqa: E402
-
 from engine import FakeBackend, LoadOptions  # noqa: E402
+from tiny_model import write_tiny_llama  # noqa: E402
 from ui.context import AppContext, Settings, create_context  # noqa: E402
 
 ARTIFACTS = ROOT / "test-artifacts"
@@ -68,4 +67,3 @@ def third_party() -> Path:
     if not THIRD_PARTY.is_dir():
         pytest.fail(f"The shared third-party fixtures are missing: {THIRD_PARTY}")
     return THIRD_PARTY
-

@@ -14,6 +14,7 @@ import hashlib
 import json
 import re
 import threading
+import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -123,6 +124,7 @@ class FakeHub:
         self._corrupt: set[str] = set()
         self._fail_next: dict[str, int] = {}
         self.honour_ranges = True  # False: answer every GET with the whole file, like some CDNs
+        self.seconds_per_block = 0.0  # > 0: a slow connection, so a download visibly progresses
         self._lock = threading.Lock()
         handler = type("Handler", (_HubHandler,), {"hub": self})
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
@@ -297,7 +299,10 @@ class _HubHandler(BaseHTTPRequestHandler):
             for offset in range(0, len(to_send), _SEND_BLOCK):
                 block = to_send[offset : offset + _SEND_BLOCK]
                 self.wfile.write(block)
+                self.wfile.flush()
                 self.hub.count_sent(key, len(block))
+                if self.hub.seconds_per_block:
+                    time.sleep(self.hub.seconds_per_block)
             self.wfile.flush()
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True  # the client hung up (a cancelled download)

@@ -6,8 +6,9 @@ import time
 from pathlib import Path
 
 import pytest
-from browser import chat_texts, chromium, hearth_server, live_text, open_app
 from playwright.sync_api import Page
+
+from browser import chat_texts, chromium, hearth_server, live_text, open_app
 
 pytestmark = [pytest.mark.browser, pytest.mark.gemma]
 

@@ -9,8 +9,9 @@ import time
 from pathlib import Path
 
 import pytest
-from browser import chat_texts, chromium, hearth_server, open_app
 from playwright.sync_api import Page, expect
+
+from browser import chat_texts, chromium, hearth_server, open_app
 from tiny_model import write_tiny_llama
 
 pytestmark = pytest.mark.browser
@@ -46,33 +47,38 @@ def stored_session(folder: Path) -> dict[str, object]:
     return doc
 
 
-def test_models_tab_loads_files_and_explains_bad_ones(
+def test_installed_models_load_and_bad_files_are_explained(
     tmp_path: Path, artifacts: Path, tiny_gguf: Path
 ) -> None:
     data_dir = tmp_path / "data"
     (data_dir / "models").mkdir(parents=True)
-    write_tiny_llama(data_dir / "models" / "second-model.gguf", name="second-model", seed=1)
     junk = tmp_path / "not-a-model.gguf"
     junk.write_text("hello")
     with chromium() as browser, hearth_server(data_dir, "--model", str(tiny_gguf), "--n-ctx", "2048") as url:
         page = open_app(browser, url)
         page.get_by_role("tab", name="Models").click()
-        expect(page.locator("#model-facts")).to_contain_text("tiny-llama")
-        expect(page.locator("#model-facts")).to_contain_text("Plain transcript")
+        expect(page.locator("#model-summary")).to_contain_text("Loaded: tiny-llama")
+        expect(page.locator("#model-summary")).to_contain_text("Plain transcript format")
+        page.get_by_role("tab", name="Installed").click()
 
         page.fill("#model-path textarea", str(junk))
-        page.click("#load-model")
+        page.click("#library-add")
         expect(page.get_by_text("is not a GGUF model file")).to_be_visible(timeout=30_000)
-        expect(page.locator("#model-facts")).to_contain_text("tiny-llama")  # the old model stays
+        expect(page.locator("#model-summary")).to_contain_text("tiny-llama")  # the old model stays
         page.screenshot(path=str(artifacts / "models-bad-file.png"), full_page=True)
 
-        page.fill("#model-path textarea", "")
-        page.click("#refresh-models")
-        pick(page, "#model-choice", "second-model.gguf")
-        page.fill("#model-choice ~ * input, #model-path textarea", "")
+        write_tiny_llama(data_dir / "models" / "second-model.gguf", name="second-model", seed=1)
+        page.click("#library-refresh")
+        expect(page.locator("#library-table")).to_contain_text("second-model")
+        pick(page, "#library-choice", "second-model")
         page.click("#load-model")
         expect(page.locator("#load-status")).to_contain_text("Loaded second-model", timeout=30_000)
-        expect(page.locator("#model-facts")).to_contain_text("second-model")
+        expect(page.locator("#model-summary")).to_contain_text("Loaded: second-model")
+
+        page.click("#library-delete")
+        page.click("#library-confirm")
+        expect(page.get_by_text("is loaded. Load another model before deleting it.")).to_be_visible()
+        assert (data_dir / "models" / "second-model.gguf").is_file()
         page.screenshot(path=str(artifacts / "models-loaded.png"), full_page=True)
 
         page.get_by_role("tab", name="Chat").click()

@@ -6,13 +6,13 @@ from pathlib import Path
 
 import pytest
 import yaml
-from tiny_model import write_tiny_llama
 
 from catalog.detect import best_template_match, detect_model_format
 from catalog.entries import load_catalog
 from engine.gguf_meta import model_info
 from presets import load_builtin_formats
 from presets.jinja_format import GGUF_TEMPLATE_ID
+from tiny_model import write_tiny_llama
 
 CHATML = "{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endfor %}"
 LLAMA2_MARKERS = "[INST] <<SYS>>\n{{ system }}\n<</SYS>>\n\n{{ user }} [/INST]"

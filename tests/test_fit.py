@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from tiny_model import CONTEXT, N_EMBD, N_HEAD, N_HEAD_KV, N_LAYER
 
 from catalog.entries import load_catalog
 from catalog.fit import (
@@ -19,6 +18,7 @@ from catalog.fit import (
 )
 from engine.gguf_meta import model_info, read_header
 from engine.types import ModelInfo
+from tiny_model import CONTEXT, N_EMBD, N_HEAD, N_HEAD_KV, N_LAYER
 
 GB = 10**9
 MIB = 1 << 20

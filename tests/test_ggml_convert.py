@@ -14,10 +14,8 @@ from pathlib import Path
 import llama_cpp
 import numpy as np
 import pytest
-from ggml_writer import SMALL, WIDE, TinyShape, encode, legacy_vocab, tensor_type, tiny_weights, write_llama
 from gguf import MODEL_ARCH, GGMLQuantizationType, GGUFReader, GGUFWriter, get_tensor_name_map
 from gguf.quants import dequantize
-from tiny_model import vocabulary
 
 from catalog.errors import ConversionError
 from catalog.ggml import (
@@ -31,7 +29,9 @@ from catalog.ggml import (
 from engine.gguf_meta import model_info, read_header
 from engine.manager import ModelManager
 from engine.types import GenerationRequest, LoadOptions
+from ggml_writer import SMALL, WIDE, TinyShape, encode, legacy_vocab, tensor_type, tiny_weights, write_llama
 from presets.samplers import SamplerParams
+from tiny_model import vocabulary
 
 T = GGMLQuantizationType
 EPS = 1e-5

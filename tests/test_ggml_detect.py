@@ -8,19 +8,6 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from ggml_writer import (
-    SMALL,
-    WIDE,
-    Record,
-    llama_records,
-    tiny_weights,
-    write_gpt2,
-    write_gptj,
-    write_llama,
-    write_neox,
-    write_qk_k_64,
-    write_rwkv,
-)
 from gguf import GGMLQuantizationType as T
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -40,6 +27,19 @@ from catalog.ggml import (
     default_output_name,
     inspect_legacy,
     suggest_options,
+)
+from ggml_writer import (
+    SMALL,
+    WIDE,
+    Record,
+    llama_records,
+    tiny_weights,
+    write_gpt2,
+    write_gptj,
+    write_llama,
+    write_neox,
+    write_qk_k_64,
+    write_rwkv,
 )
 
 

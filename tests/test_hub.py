@@ -7,12 +7,12 @@ import socket
 from datetime import UTC, datetime
 
 import pytest
-from hf_server import FRESH, MYTHO, PLAIN, SPLIT, SPLIT_PARTS, FakeHub, hub_quiet, hub_server  # noqa: F401
 from huggingface_hub import constants
 
 from catalog.errors import HubError, OfflineError, UnsafeNameError
 from catalog.hub import OFFLINE_MESSAGE, HubClient, RemoteFile, repo_id_from_query
 from catalog.naming import group_gguf_files
+from hf_server import FRESH, MYTHO, PLAIN, SPLIT, SPLIT_PARTS, FakeHub, hub_quiet, hub_server  # noqa: F401
 
 
 @pytest.fixture

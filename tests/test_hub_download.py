@@ -9,7 +9,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from hf_server import MYTHO, MYTHO_Q4, SPLIT, SPLIT_PARTS, FakeHub, hub_quiet, hub_server  # noqa: F401
 
 from catalog.download import Downloader, DownloadProgress
 from catalog.errors import (
@@ -23,6 +22,7 @@ from catalog.errors import (
 )
 from catalog.hub import OFFLINE_MESSAGE, HubClient
 from catalog.naming import group_gguf_files
+from hf_server import MYTHO, MYTHO_Q4, SPLIT, SPLIT_PARTS, FakeHub, hub_quiet, hub_server  # noqa: F401
 
 Q4_KEY = f"{MYTHO}/{MYTHO_Q4}"
 

@@ -7,11 +7,11 @@ import struct
 from pathlib import Path
 
 import pytest
-from tiny_model import CONTEXT, write_tiny_llama
 
 from catalog.entries import load_catalog
 from catalog.errors import BundledModelError, LibraryError, UnsafeNameError
 from catalog.library import BUNDLED_ID, Library
+from tiny_model import CONTEXT, write_tiny_llama
 
 CHATML = "{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endfor %}"
 

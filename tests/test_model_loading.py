@@ -8,7 +8,6 @@ import time
 from pathlib import Path
 
 import pytest
-from tiny_model import N_LAYER, write_tiny_llama
 
 from engine import (
     CorruptModelError,
@@ -22,6 +21,7 @@ from engine import (
     read_header,
 )
 from presets import SamplerParams
+from tiny_model import N_LAYER, write_tiny_llama
 
 OPTIONS = LoadOptions(n_ctx=512, threads=2)
 

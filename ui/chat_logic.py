@@ -148,14 +148,15 @@ def visible_history(ctx: AppContext, view: ChatView) -> tuple[list[dict[str, Any
 
 
 def active_format(ctx: AppContext, choice: str) -> PromptFormat:
+    """The chat's chosen format, or the one detected for the loaded model."""
     if choice != AUTO_FORMAT and choice in ctx.formats:
         return ctx.formats[choice]
-    return ctx.formats[ctx.detected_format().format_id]
+    return ctx.detected_format().format
 
 
 def format_choices(ctx: AppContext) -> list[tuple[str, str]]:
     detected = ctx.detected_format()
-    auto = f"Auto: {ctx.formats[detected.format_id].name} ({detected.reason})"
+    auto = f"Auto: {detected.format.name} ({detected.reason})"
     return [(auto, AUTO_FORMAT)] + [(f.name, f.id) for f in ctx.formats.values()]
 
 

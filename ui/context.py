@@ -9,20 +9,19 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from catalog import bundled_model_path
-from engine import LoadOptions, ModelManager, llama_factory
+from catalog.detect import FormatDetection, detect_model_format
+from catalog.download import Downloader
+from catalog.entries import Catalog, load_catalog
+from catalog.hub import HubClient
+from catalog.library import Library
+from engine import LoadOptions, ModelInfo, ModelManager, llama_factory
 from engine.manager import BackendFactory
-from presets import (
-    PLAIN_FORMAT_ID,
-    PromptFormat,
-    SamplerPreset,
-    load_builtin_formats,
-    load_builtin_presets,
-)
-from presets.detect import Detection, detect_format
+from presets import PLAIN_FORMAT_ID, PromptFormat, SamplerPreset, load_builtin_formats, load_builtin_presets
 from presets.errors import HearthError
 from store import Store
 
@@ -30,6 +29,7 @@ log = logging.getLogger(__name__)
 
 DATA_DIR_ENV = "HEARTH_DATA_DIR"
 DEFAULT_DATA_DIR = Path("user_data")
+Progress = Callable[[float, str], None]
 
 
 @dataclass(frozen=True)
@@ -45,6 +45,7 @@ class Settings:
     n_gpu_layers: int = 0
     data_dir: Path = DEFAULT_DATA_DIR
     load_model: bool = True  # tests and tools may start without one
+    hub_endpoint: str | None = None  # None: $HF_ENDPOINT, else huggingface.co
 
     @property
     def host(self) -> str:
@@ -61,14 +62,19 @@ def default_data_dir() -> Path:
 
 @dataclass
 class AppContext:
-    """Settings, the store, the model manager, formats and presets."""
+    """Settings, the store, the model manager, the catalog, the Hub, formats and presets."""
 
     settings: Settings
     store: Store
     models: ModelManager
     formats: dict[str, PromptFormat]
     builtin_presets: dict[str, SamplerPreset]
+    catalog: Catalog
+    hub: HubClient
+    downloader: Downloader
+    library: Library
     startup_error: str = ""
+    model_format: FormatDetection | None = None
     _ready: threading.Event = field(default_factory=threading.Event)
 
     def presets(self) -> dict[str, SamplerPreset]:
@@ -78,12 +84,31 @@ class AppContext:
             merged.setdefault(name, preset)
         return merged
 
-    def detected_format(self) -> Detection:
-        """The format that suits the loaded model."""
-        info = self.models.info
-        if info is None:
-            return Detection(PLAIN_FORMAT_ID, "no model loaded")
-        return detect_format(self.formats, info.chat_template, f"{info.name} {Path(info.path).name}")
+    def detected_format(self) -> FormatDetection:
+        """The format that suits the loaded model (the plain transcript when none is)."""
+        if self.model_format is not None and self.models.loaded:
+            return self.model_format
+        return FormatDetection(PLAIN_FORMAT_ID, self.formats[PLAIN_FORMAT_ID], "no model loaded")
+
+    def load_model(self, path: Path, options: LoadOptions, progress: Progress | None = None) -> ModelInfo:
+        """Load a model, pick its prompt format, and remember it for next time.
+
+        Raises:
+            ModelLoadError: the previous model stays loaded.
+        """
+        info = self.models.load(path, options, progress)
+        bos, eos = self.models.backend.special_tokens()
+        self.model_format = detect_model_format(
+            self.formats,
+            catalog=self.catalog,
+            file_name=str(path),
+            model_name=info.name,
+            chat_template=info.chat_template,
+            bos_token=bos,
+            eos_token=eos,
+        )
+        self.store.set_setting("last_model", str(path))
+        return info
 
     def wait_ready(self, timeout: float = 120.0) -> bool:
         """Wait for the start-up model load to finish (successfully or not)."""
@@ -92,9 +117,7 @@ class AppContext:
     def load_startup_model(self) -> None:
         """Load the model named on the command line, or the bundled one."""
         try:
-            path = self.settings.model or bundled_model_path()
-            self.models.load(path, self.settings.load_options)
-            self.store.set_setting("last_model", str(path))
+            self.load_model(self.settings.model or bundled_model_path(), self.settings.load_options)
         except HearthError as exc:
             self.startup_error = str(exc)
             log.error("could not load the start-up model: %s", exc)
@@ -103,13 +126,21 @@ class AppContext:
 
 
 def create_context(settings: Settings, factory: BackendFactory = llama_factory) -> AppContext:
-    """Open the data folder and load formats and presets. The model loads separately."""
+    """Open the data folder and load formats, presets and the catalog. The model loads separately."""
+    store = Store(settings.data_dir)
+    formats = load_builtin_formats()
+    catalog = load_catalog(format_ids=set(formats))
+    hub = HubClient(endpoint=settings.hub_endpoint or os.environ.get("HF_ENDPOINT") or None)
     ctx = AppContext(
         settings=settings,
-        store=Store(settings.data_dir),
+        store=store,
         models=ModelManager(factory),
-        formats=load_builtin_formats(),
+        formats=formats,
         builtin_presets=load_builtin_presets(),
+        catalog=catalog,
+        hub=hub,
+        downloader=Downloader(hub, store.models_dir),
+        library=Library(store.models_dir, store.data_dir / "library.json", catalog=catalog),
     )
     if not settings.load_model:
         ctx._ready.set()

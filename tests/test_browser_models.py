@@ -1,0 +1,105 @@
+"""The Models tab in a real browser, against a local stand-in for Hugging Face."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from browser import chat_texts, chromium, hearth_server, open_app
+from hf_server import MYTHO, FakeHub, FakeRepo, sample_repos
+
+pytestmark = pytest.mark.browser
+
+SPRING = "TheBloke/Spring-Dragon-GGUF"
+LIVE_HIDDEN = (
+    "() => { const e = document.querySelector('#live-reply'); return !e || e.offsetParent === null; }"
+)
+
+
+@pytest.fixture
+def fake_hub(tiny_gguf: Path) -> Iterator[FakeHub]:
+    tiny = tiny_gguf.read_bytes()
+    spring = FakeRepo(SPRING, {"spring-dragon.Q4_K_M.gguf": tiny, "spring-dragon.Q2_K.gguf": tiny[:90_000]})
+    hub = FakeHub([*sample_repos(tiny), spring]).start()
+    hub.seconds_per_block = 0.08  # slow enough to watch the progress
+    yield hub
+    hub.stop()
+
+
+def watch_status(page: Page, selector: str, until: str, timeout: float = 90) -> list[str]:
+    """Collect the distinct texts of a status line until one contains `until`."""
+    seen: list[str] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        text = page.inner_text(selector)
+        if text and (not seen or seen[-1] != text):
+            seen.append(text)
+        if until in text:
+            return seen
+        time.sleep(0.05)
+    raise AssertionError(f"{selector} never said {until!r}; saw {seen}")
+
+
+def chat_reply(page: Page, text: str) -> None:
+    page.fill("#message textarea", text)
+    page.click("#send")
+    page.wait_for_function(
+        """() => document.querySelectorAll('#history [data-testid="bot"]').length > 0""", timeout=60_000
+    )
+    page.wait_for_function(LIVE_HIDDEN)
+
+
+def test_search_download_load_and_chat(
+    tmp_path: Path, artifacts: Path, tiny_gguf: Path, fake_hub: FakeHub
+) -> None:
+    env = {"HF_ENDPOINT": fake_hub.endpoint}
+    args = ("--model", str(tiny_gguf), "--n-ctx", "2048")
+    with chromium() as browser, hearth_server(tmp_path / "data", *args, env=env) as url:
+        page = open_app(browser, url)
+        page.get_by_role("tab", name="Models").click()
+        page.get_by_role("tab", name="Search Hugging Face").click()
+        page.fill("#hub-query textarea", "mythomax")
+        page.click("#hub-search")
+        expect(page.locator("#hub-status")).to_contain_text("repositories found", timeout=30_000)
+        expect(page.locator("#hub-results input")).to_have_value(
+            f"{MYTHO} · 50.0k downloads · 300 likes · 2023-10-01"
+        )
+        expect(page.locator("#hub-files input")).to_have_value(
+            re.compile(r"^Q4_K_M · 438\.7 kB · fits · mythomax-l2-13b\.Q4_K_M\.gguf"), timeout=30_000
+        )
+        expect(page.locator("#hub-fit")).to_contain_text("GB free")
+        page.click("#hub-download")
+        seen = watch_status(page, "#hub-status", "/s")
+        page.screenshot(path=str(artifacts / "models-hub-downloading.png"), full_page=True)
+        seen += watch_status(page, "#hub-status", "Loaded")
+        assert any("Downloading" in line and " of " in line and "/s" in line for line in seen), seen
+        assert "Alpaca format" in seen[-1]
+        expect(page.get_by_role("tab", name="Chat")).to_have_attribute("aria-selected", "true")
+        chat_reply(page, "hello from the downloaded model")
+        assert chat_texts(page)[0] == "hello from the downloaded model"
+        assert len(chat_texts(page)) == 2
+        assert (
+            tmp_path / "data" / "models" / "TheBloke" / "MythoMax-L2-13B-GGUF" / "mythomax-l2-13b.Q4_K_M.gguf"
+        ).is_file()
+
+        # One click in the catalog: download the recommended quant, load it, open its tab.
+        page.get_by_role("tab", name="Models").click()
+        page.get_by_role("tab", name="Recommended").click()
+        expect(page.locator("#card-spring-dragon-13b")).to_contain_text("Memory: ~")
+        page.click("#get-spring-dragon-13b")
+        seen = watch_status(page, "#catalog-status", "Loaded")
+        assert any("Downloading" in line for line in seen), seen
+        expect(page.locator("#model-summary")).to_contain_text(
+            "Plain transcript format · suits the Adventure tab"
+        )
+        expect(page.get_by_role("tab", name="Chat")).to_have_attribute("aria-selected", "true")
+        page.get_by_role("tab", name="Models").click()
+        expect(page.locator("#card-spring-dragon-13b")).to_contain_text("installed")
+        page.get_by_role("tab", name="Installed").click()
+        expect(page.locator("#library-table")).to_contain_text("Spring Dragon")
+        page.screenshot(path=str(artifacts / "models-installed.png"), full_page=True)

@@ -1,0 +1,115 @@
+"""The Models tab's logic: catalog cards, Hub search, downloads as jobs, loading, detection."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from catalog.download import Downloader
+from catalog.errors import CatalogError
+from catalog.hub import HubClient
+from engine import LoadOptions
+from hf_server import MYTHO, MYTHO_Q4, FakeHub, hub_quiet, hub_server  # noqa: F401
+from ui import model_logic as logic
+from ui.context import AppContext, Settings, create_context
+
+
+@pytest.fixture
+def ctx(tmp_path: Path, hub_server: FakeHub) -> AppContext:  # noqa: F811
+    settings = Settings(
+        data_dir=tmp_path / "data", load_model=False, n_ctx=512, hub_endpoint=hub_server.endpoint
+    )
+    return create_context(settings)
+
+
+def test_every_catalog_card_renders_offline(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path / "data", load_model=False)
+    ctx = create_context(settings)
+    ctx.hub = HubClient(offline=True)
+    for entry in ctx.catalog:
+        card = logic.catalog_card(ctx, entry, None, installed=False)
+        assert entry.name in card
+        if entry.runnable and entry.quants:
+            assert "Memory: ~" in card and "GB free" in card
+        if not entry.runnable:
+            alternative = ctx.catalog.get(entry.alternative or "")
+            assert "Cannot run in Hearth" in card and alternative.name in card
+    choices, line = logic.search_repos(ctx, "mythomax", "downloads")
+    assert choices == [] and "offline" in line and "catalog is still browsable" in line
+
+
+def test_search_lists_repos_with_their_numbers(ctx: AppContext) -> None:
+    choices, line = logic.search_repos(ctx, "mythomax", "downloads")
+    assert line == f"{len(choices)} repositories found."
+    labels = dict((value, label) for label, value in choices)
+    assert labels[MYTHO].startswith(f"{MYTHO} · 50.0k downloads · 300 likes")
+    with pytest.raises(CatalogError, match="Type a keyword"):
+        logic.search_repos(ctx, "  ", "downloads")
+
+
+def test_file_choices_and_fit(ctx: AppContext) -> None:
+    options = logic.file_choices(ctx, MYTHO)
+    assert [c.quant for c in options] == ["Q2_K", "Q4_K_M", "Q8_0"]
+    label = logic.choice_label(ctx, MYTHO, options[1])
+    assert label.startswith("Q4_K_M · ") and label.endswith(MYTHO_Q4)
+    assert logic.choice_fit(ctx, MYTHO, options[1]).verdict.value == "fits"
+
+
+def test_download_job_reports_progress_and_cancels_per_owner(ctx: AppContext, hub_server: FakeHub) -> None:  # noqa: F811
+    hub_server.seconds_per_block = 0.02
+    jobs = logic.JobBoard()
+    seen: list[str] = []
+    job = jobs.start("alice", lambda j: logic.download(ctx, j, MYTHO, MYTHO_Q4))
+    with pytest.raises(CatalogError, match="already running"):
+        jobs.start("alice", lambda j: logic.download(ctx, j, MYTHO, MYTHO_Q4))
+    while not job.wait(0.02):
+        seen.append(job.words)
+    assert job.error is None and job.result is not None and job.result.is_file()
+    assert any(" of " in words and "/s" in words for words in seen)
+    assert job.fraction == 1.0
+    slow = jobs.start("bob", lambda j: logic.download(ctx, j, MYTHO, "mythomax-l2-13b.Q8_0.gguf"))
+    time.sleep(0.1)
+    assert not jobs.cancel("alice")  # alice's job is over; bob's is not hers to stop
+    assert jobs.cancel("bob")
+    slow.wait(10)
+    assert type(slow.error).__name__ == "DownloadCancelledError"
+
+
+def test_downloaded_model_loads_with_the_catalog_format(ctx: AppContext) -> None:
+    path = Downloader(ctx.hub, ctx.store.models_dir).download(MYTHO, MYTHO_Q4)
+    entry = ctx.catalog.match(MYTHO)
+    assert entry is not None and entry.id == "mythomax-l2-13b"
+    assert logic.installed_for(ctx, entry) is not None
+    info = ctx.load_model(path, LoadOptions(n_ctx=512, threads=2))
+    detected = ctx.detected_format()
+    assert (detected.format_id, detected.catalog_id, detected.default_tab) == ("alpaca", entry.id, "chat")
+    assert "Alpaca" in logic.summary_markdown(ctx, info)
+    rows = logic.library_rows(ctx.library.items())
+    assert any(row[0] == "MythoMax L2 13B" and row[1] == "downloaded" for row in rows)
+
+
+def test_load_options_respect_the_model_context(ctx: AppContext) -> None:
+    spring = ctx.catalog.get("spring-dragon-13b")
+    assert logic.entry_load_options(ctx, spring).n_ctx == min(512, spring.context_length or 512)
+    wide = Settings(n_ctx=8192, load_model=False, data_dir=ctx.settings.data_dir)
+    ctx.settings = wide
+    assert logic.entry_load_options(ctx, spring).n_ctx == spring.context_length
+
+
+def test_markdown_from_files_is_escaped() -> None:
+    assert logic.md("<img src=x onerror=1>|a\nb") == "&lt;img src=x onerror=1>\\|a b"
+
+
+def test_job_failure_is_kept_for_the_handler() -> None:
+    jobs = logic.JobBoard()
+
+    def broken(job: logic.ModelJob) -> Path:
+        raise CatalogError("no space")
+
+    job = jobs.start("carol", broken)
+    assert job.wait(5)
+    assert str(job.error) == "no space"
+    assert threading.active_count() < 50

@@ -1,0 +1,108 @@
+"""The Models tab's Installed section: every local model, loaded, deleted or added by path."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+
+from engine import LoadOptions
+from ui import model_logic as logic
+from ui.context import AppContext
+from ui.errors import shown_errors
+
+
+@dataclass
+class LibrarySection:
+    table: gr.Dataframe
+    choice: gr.Dropdown
+    status: gr.Markdown
+    loaded: Any  # the Load event, for chaining what follows a load
+    refresh_fn: Any  # () -> (table, choice) values
+
+
+def build(ctx: AppContext, facts: gr.Markdown) -> LibrarySection:
+    options = ctx.settings.load_options
+    table = gr.Dataframe(
+        headers=logic.LIBRARY_COLUMNS,
+        interactive=False,
+        wrap=True,
+        elem_id="library-table",
+        label="Installed",
+    )
+    with gr.Row():
+        # Choices change at run time; the handlers validate what comes back.
+        choice = gr.Dropdown(
+            label="Model", choices=[], allow_custom_value=True, scale=4, elem_id="library-choice"
+        )
+        refresh = gr.Button("Refresh", scale=0, min_width=90, elem_id="library-refresh")
+    with gr.Row():
+        n_ctx = gr.Number(
+            options.n_ctx, label="Context size (n_ctx)", precision=0, minimum=256, elem_id="load-n-ctx"
+        )
+        threads = gr.Number(
+            options.threads, label="CPU threads", precision=0, minimum=1, elem_id="load-threads"
+        )
+        gpu = gr.Number(options.n_gpu_layers, label="GPU layers", precision=0, minimum=-1, elem_id="load-gpu")
+    with gr.Row():
+        load = gr.Button("Load model", variant="primary", elem_id="load-model")
+        delete = gr.Button("Delete", variant="stop", elem_id="library-delete")
+    with gr.Row(visible=False) as confirm_row:
+        confirm = gr.Button("Delete the file for good", variant="stop", size="sm", elem_id="library-confirm")
+        keep = gr.Button("Keep it", size="sm", elem_id="library-keep")
+    with gr.Row():
+        add_path = gr.Textbox(label="Add a model file by its path", scale=4, elem_id="model-path")
+        add = gr.Button("Add", scale=0, min_width=90, elem_id="library-add")
+    status = gr.Markdown(elem_id="load-status")
+
+    def listing() -> tuple[Any, Any]:
+        items = ctx.library.items()
+        loaded = Path(ctx.models.info.path) if ctx.models.info else None
+        return logic.library_rows(items, loaded), gr.update(choices=logic.library_choices(items))
+
+    @shown_errors
+    def on_load(
+        item_id: str | None, size: float, cpus: float, layers: float, progress: gr.Progress = gr.Progress()
+    ) -> tuple[str, str]:
+        if not item_id:
+            raise gr.Error("Pick a model from the list first.")
+        item = ctx.library.get(item_id)
+        if item.needs_conversion:
+            raise gr.Error(f"{item.name} is a legacy GGML file: convert it first.")
+        opts = LoadOptions(n_ctx=int(size), threads=int(cpus), n_gpu_layers=int(layers))
+        info = ctx.load_model(item.path, opts, lambda f, m: progress(f, desc=m))
+        return logic.facts_markdown(ctx, info), f"Loaded **{logic.md(info.name)}**."
+
+    @shown_errors
+    def on_delete(item_id: str | None) -> tuple[Any, ...]:
+        if not item_id:
+            raise gr.Error("Pick a model from the list first.")
+        item = ctx.library.get(item_id)
+        info = ctx.models.info
+        if info is not None and Path(info.path) in (item.path, *item.parts):
+            raise gr.Error(f"{item.name} is loaded. Load another model before deleting it.")
+        ctx.library.delete(item_id)
+        rows, choices = listing()
+        return gr.update(visible=False), rows, choices, f"Deleted **{logic.md(item.name)}**."
+
+    @shown_errors
+    def on_add(path: str) -> tuple[Any, ...]:
+        if not path.strip():
+            raise gr.Error("Type the path of a .gguf file first.")
+        item = ctx.library.add(Path(path.strip()).expanduser())
+        rows, _ = listing()
+        choices = gr.update(choices=logic.library_choices(ctx.library.items()), value=item.id)
+        return rows, choices, "", f"Added **{logic.md(item.name)}**."
+
+    loaded = load.click(
+        on_load, [choice, n_ctx, threads, gpu], [facts, status], api_name="load_model",
+        concurrency_id="model-jobs", concurrency_limit=1,
+    )  # fmt: skip
+    refresh.click(listing, None, [table, choice], api_visibility="undocumented")
+    delete.click(lambda: gr.update(visible=True), None, confirm_row, api_visibility="undocumented")
+    keep.click(lambda: gr.update(visible=False), None, confirm_row, api_visibility="undocumented")
+    confirm.click(on_delete, [choice], [confirm_row, table, choice, status], api_name="delete_model")
+    add.click(on_add, [add_path], [table, choice, add_path, status], api_name="add_model")
+    return LibrarySection(table, choice, status, loaded, listing)

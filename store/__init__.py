@@ -1,8 +1,10 @@
 """Persistence: TinyDB behind atomic writes, sharded so writes stay small."""
 
 from store.atomic import AtomicJSONStorage, atomic_write_bytes
+from store.characters import CharacterStore, CharacterSummary, StoredCharacter
 from store.db import Store
 from store.errors import (
+    CardFormatError,
     NotFoundError,
     SchemaTooNewError,
     StoreCorruptError,
@@ -10,11 +12,23 @@ from store.errors import (
     StoreFullError,
 )
 from store.migrations import SCHEMA_VERSION
+from store.personas import DEFAULT_PERSONA_NAME, Persona, PersonaStore
 from store.records import Message, Session, check_id, new_id
 from store.sessions import DEFAULT_TITLE, PAGE_SIZE, SessionStore
+from store.worlds import WorldBook, WorldBookStore, WorldBookSummary
 
 __all__ = [
+    "DEFAULT_PERSONA_NAME",
     "DEFAULT_TITLE",
+    "CardFormatError",
+    "CharacterStore",
+    "CharacterSummary",
+    "Persona",
+    "PersonaStore",
+    "StoredCharacter",
+    "WorldBook",
+    "WorldBookStore",
+    "WorldBookSummary",
     "PAGE_SIZE",
     "SCHEMA_VERSION",
     "AtomicJSONStorage",

@@ -18,9 +18,12 @@ from tinydb.table import Document
 from presets.errors import SamplerError
 from presets.samplers import SamplerPreset, parse_preset, preset_to_dict
 from store.atomic import AtomicJSONStorage, remove_stale_temp_files
+from store.characters import CharacterStore
 from store.errors import NotFoundError, StoreError
 from store.migrations import migrate
+from store.personas import PersonaStore
 from store.sessions import SessionStore
+from store.worlds import WorldBookStore
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +55,9 @@ class Store:
         self._lock = threading.Lock()
         self.migrations_applied = migrate(data_dir, self._db, fresh=fresh)
         self.sessions = SessionStore(data_dir / "sessions")
+        self.characters = CharacterStore(data_dir / "characters")
+        self.personas = PersonaStore(data_dir)
+        self.worlds = WorldBookStore(data_dir / "worlds")
         self.models_dir = data_dir / "models"
         self.models_dir.mkdir(exist_ok=True)
 
@@ -92,6 +98,7 @@ class Store:
 
     def close(self) -> None:
         self._db.close()
+        self.personas.close()
 
 
 def _preset_doc_id(table: Any, name: str) -> int:

@@ -187,6 +187,33 @@ class SessionStore:
                         db.table(_MESSAGE_TABLE).remove(Query().seq >= keep)
             self._counts[session_id] = keep
 
+    def delete_message(self, session_id: str, seq: int) -> None:
+        """Delete one message; the ones after it move up by one.
+
+        Pages are rewritten one at a time, front to back, each atomically. A crash
+        part-way can show one message twice, never lose one.
+        """
+        with self._lock:
+            self._check_seq(session_id, seq)
+            total = self.count(session_id)
+            first_page = seq // PAGE_SIZE
+            kept = [m for m in self.messages(session_id, last=total - first_page * PAGE_SIZE) if m.seq != seq]
+            renumbered = [m.with_seq(first_page * PAGE_SIZE + i) for i, m in enumerate(kept)]
+            last_page = (total - 1) // PAGE_SIZE
+            for page_no in range(first_page, last_page + 1):
+                page = [m for m in renumbered if m.seq // PAGE_SIZE == page_no]
+                path = self._page_path(session_id, page_no)
+                if page:
+                    self._write_page(path, page)
+                else:
+                    path.unlink(missing_ok=True)
+            self._counts[session_id] = total - 1
+
+    def _write_page(self, path: Path, page: list[Message]) -> None:
+        """Replace a whole page in one atomic write (TinyDB's own layout)."""
+        table = {str(i + 1): m.to_dict() for i, m in enumerate(page)}
+        AtomicJSONStorage(path).write({_MESSAGE_TABLE: dict(table)})
+
     def messages(self, session_id: str, *, last: int | None = None) -> list[Message]:
         """The chat's messages in order; only the newest `last` if given.
 

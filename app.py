@@ -117,6 +117,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         css=CSS,
         show_error=True,
         footer_links=[],
+        # Avatars are shown straight from the data folder; nothing else in it is served.
+        allowed_paths=[str(settings.data_dir / "characters"), str(settings.data_dir / "personas")],
     )
 
 

@@ -10,23 +10,31 @@ import pytest
 from engine import FakeBackend, FinishReason
 from presets import SamplerParams
 from store import Message, StoreError
+from ui import chat_actions, chat_reply
 from ui import chat_logic as logic
 from ui.chat_logic import ChatSettings, ChatView
+from ui.chat_reply import ReplyMode
 from ui.context import AppContext
 from ui.render import inert_markdown
 
 SETTINGS = ChatSettings(params=SamplerParams(max_new_tokens=32))
 
 
-def reply(ctx: AppContext, view: ChatView, owner: str = "me") -> tuple[ChatView, str, FinishReason]:
-    run, _ = logic.start_reply(ctx, view, owner)
+def generate(
+    ctx: AppContext, view: ChatView, mode: ReplyMode = "reply", owner: str = "me"
+) -> tuple[str, FinishReason]:
+    run = chat_reply.start(ctx, view, owner, mode)
 
     async def collect() -> list[str]:
-        return [text async for text in logic.stream_reply(run, interval=0.001)]
+        return [text async for text in chat_reply.stream(run, interval=0.001)]
 
     streamed = asyncio.run(collect())
     finish = run.wait(10)
-    return view, streamed[-1] if streamed else "", finish.reason
+    return (streamed[-1] if streamed else ""), finish.reason
+
+
+def texts(ctx: AppContext, view: ChatView) -> list[tuple[str, str]]:
+    return [(m.role, m.text) for m in ctx.store.sessions.messages(view.session_id)]
 
 
 def anchor_of(ctx: AppContext, view: ChatView) -> int | None:
@@ -38,14 +46,14 @@ def test_send_and_reply_are_saved(fake_ctx: AppContext, fake_backend: FakeBacken
     view = logic.new_chat(fake_ctx, SETTINGS)
     fake_backend.enqueue(["Paris", " is", " the", " capital", "."])
     view = logic.send(fake_ctx, view, "  What is the capital of France?  ", SETTINGS)
-    view, shown, reason = reply(fake_ctx, view)
+    shown, reason = generate(fake_ctx, view)
     assert (shown, reason) == ("Paris is the capital.", FinishReason.STOP)
-    messages = fake_ctx.store.sessions.messages(view.session_id)
-    assert [(m.role, m.text) for m in messages] == [
+    assert texts(fake_ctx, view) == [
         ("user", "What is the capital of France?"),
         ("assistant", "Paris is the capital."),
     ]
-    assert messages[1].meta["finish"] == "stop"
+    reply = fake_ctx.store.sessions.messages(view.session_id)[1]
+    assert reply.meta["finish"] == "stop"
     assert fake_ctx.store.sessions.get(view.session_id).title == "What is the capital of France?"
     prompt = fake_backend.calls[-1].prompt
     assert prompt.endswith("User: What is the capital of France?\nAssistant:")
@@ -62,26 +70,91 @@ def test_stop_keeps_the_partial_reply(fake_ctx: AppContext) -> None:
     fake_ctx.models.attach(backend)
     backend.enqueue([f" word{i}" for i in range(200)])
     view = logic.send(fake_ctx, logic.new_chat(fake_ctx), "Tell me a long story", SETTINGS)
-    run, _ = logic.start_reply(fake_ctx, view, "me")
+    run = chat_reply.start(fake_ctx, view, "me")
     while len(run.text) < 20:
         time.sleep(0.005)
     assert fake_ctx.models.stop("me")
     assert run.wait(10).reason is FinishReason.CANCELLED
     saved = fake_ctx.store.sessions.messages(view.session_id)[-1]
-    assert saved.role == "assistant"
-    assert saved.text.startswith("word0 word1")
+    assert saved.role == "assistant" and saved.text.startswith("word0 word1")
     assert saved.meta["finish"] == "cancelled"
 
 
-def test_regenerate_replaces_the_last_reply(fake_ctx: AppContext, fake_backend: FakeBackend) -> None:
+def test_regenerate_adds_a_swipe_and_swipes_move_between_versions(
+    fake_ctx: AppContext, fake_backend: FakeBackend
+) -> None:
     view = logic.send(fake_ctx, logic.new_chat(fake_ctx), "Hi", SETTINGS)
     fake_backend.enqueue(["First", " answer"])
-    view, _, _ = reply(fake_ctx, view)
-    view = logic.prepare_regenerate(fake_ctx, view)
-    assert [m.role for m in fake_ctx.store.sessions.messages(view.session_id)] == ["user"]
+    generate(fake_ctx, view)
     fake_backend.enqueue(["Second", " answer"])
-    view, _, _ = reply(fake_ctx, view)
-    assert [m.text for m in fake_ctx.store.sessions.messages(view.session_id)] == ["Hi", "Second answer"]
+    generate(fake_ctx, view, "swipe")
+    last = chat_actions.last_message(fake_ctx, view.session_id)
+    assert last is not None
+    assert (last.text, last.swipes, last.swipe_index) == (
+        "Second answer",
+        ("First answer", "Second answer"),
+        1,
+    )
+    assert "First answer" not in fake_backend.calls[-1].prompt  # the replaced reply is not in its own prompt
+    assert chat_actions.swipe_label(fake_ctx, view.session_id) == "Reply 2 of 2"
+    assert chat_actions.swipe(fake_ctx, view.session_id, -1) is False
+    assert texts(fake_ctx, view)[-1] == ("assistant", "First answer")
+    assert chat_actions.swipe(fake_ctx, view.session_id, -1) is False  # already the first: stays
+    assert chat_actions.swipe(fake_ctx, view.session_id, +1) is False
+    assert chat_actions.swipe(fake_ctx, view.session_id, +1) is True  # past the newest: generate
+    fake_backend.enqueue(["Next", " turn"])
+    view = logic.send(fake_ctx, view, "And then?", SETTINGS)
+    generate(fake_ctx, view)
+    assert "Second answer" in fake_backend.calls[-1].prompt  # only the selected version counts
+    assert "First answer" not in fake_backend.calls[-1].prompt
+
+
+def test_continue_extends_the_last_reply(fake_ctx: AppContext, fake_backend: FakeBackend) -> None:
+    view = logic.send(fake_ctx, logic.new_chat(fake_ctx), "Count", SETTINGS)
+    fake_backend.enqueue(["One,", " two"])
+    generate(fake_ctx, view)
+    fake_backend.enqueue([",", " three", "."])
+    generate(fake_ctx, view, "continue")
+    assert fake_backend.calls[-1].prompt.endswith("Assistant: One, two")
+    assert texts(fake_ctx, view)[-1] == ("assistant", "One, two, three.")
+
+
+def test_impersonate_writes_the_users_line_and_saves_nothing(
+    fake_ctx: AppContext, fake_backend: FakeBackend
+) -> None:
+    view = logic.send(fake_ctx, logic.new_chat(fake_ctx), "Hello", SETTINGS)
+    generate(fake_ctx, view)
+    before = texts(fake_ctx, view)
+    fake_backend.enqueue(["Tell", " me", " more"])
+    run = chat_reply.start(fake_ctx, view, "me", "impersonate")
+    run.wait(10)
+    assert run.text.strip() == "Tell me more"
+    assert fake_backend.calls[-1].prompt.endswith("User:")
+    assert texts(fake_ctx, view) == before
+
+
+def test_edit_delete_hide_branch(fake_ctx: AppContext, fake_backend: FakeBackend) -> None:
+    view = logic.new_chat(fake_ctx)
+    for i in range(3):
+        view = logic.send(fake_ctx, view, f"question {i}", SETTINGS)
+        fake_backend.enqueue([f"answer {i}"])
+        generate(fake_ctx, view)
+    chat_actions.edit_message(fake_ctx, view.session_id, 1, "edited answer")
+    assert texts(fake_ctx, view)[1] == ("assistant", "edited answer")
+    assert chat_actions.toggle_hidden(fake_ctx, view.session_id, 2) is True
+    fake_backend.enqueue(["x"])
+    view = logic.send(fake_ctx, view, "question 3", SETTINGS)
+    generate(fake_ctx, view)
+    assert "question 1" not in fake_backend.calls[-1].prompt  # hidden: kept but not sent
+    shown, _, _ = logic.visible_history(fake_ctx, view)
+    assert shown[2]["content"].startswith("*(hidden from the prompt)*")
+    branch = chat_actions.branch(fake_ctx, view.session_id, 1)
+    assert [m.text for m in fake_ctx.store.sessions.messages(branch.id)] == ["question 0", "edited answer"]
+    assert branch.extra["branched_from"] == {"session": view.session_id, "message": 1}
+    chat_actions.delete_message(fake_ctx, view.session_id, 0)
+    assert texts(fake_ctx, view)[0] == ("assistant", "edited answer")
+    with pytest.raises(StoreError, match="cannot be empty"):
+        chat_actions.edit_message(fake_ctx, view.session_id, 0, "  ")
 
 
 def test_settings_are_stored_per_chat(fake_ctx: AppContext, fake_backend: FakeBackend) -> None:
@@ -89,7 +162,7 @@ def test_settings_are_stored_per_chat(fake_ctx: AppContext, fake_backend: FakeBa
         "You are a pirate.", "chatml", "Precise", SamplerParams(temperature=0.3, max_new_tokens=16)
     )
     view = logic.send(fake_ctx, logic.new_chat(fake_ctx), "Ahoy", settings)
-    reply(fake_ctx, view)
+    generate(fake_ctx, view)
     session = fake_ctx.store.sessions.get(view.session_id)
     assert logic.settings_for(fake_ctx, session) == settings
     request = fake_backend.calls[-1]
@@ -105,6 +178,7 @@ def test_sessions_switch_rename_delete(fake_ctx: AppContext) -> None:
     assert [value for _, value in choices] == [second.session_id, first.session_id]
     logic.rename(fake_ctx, first, "Renamed")
     assert logic.session_choices(fake_ctx)[0][0].startswith("Renamed · ")
+    assert [s.id for s in logic.chats_of(fake_ctx, None, "renam")] == [first.session_id]
     after = logic.delete(fake_ctx, first)
     assert after.session_id == second.session_id
     assert logic.ensure_session(fake_ctx, ChatView(session_id="not-an-id")).session_id == second.session_id
@@ -116,17 +190,18 @@ def test_history_shows_a_window_with_older_messages_on_request(fake_ctx: AppCont
         fake_ctx.store.sessions.append(
             view.session_id, Message("user" if i % 2 == 0 else "assistant", f"m{i}")
         )
-    shown, hidden = logic.visible_history(fake_ctx, view)
+    shown, hidden, view = logic.visible_history(fake_ctx, view)
     assert len(shown) == logic.WINDOW and hidden == 15
     assert shown[-1]["content"] == f"m{logic.WINDOW + 14}"
+    assert view.shown[0] == 15  # each bubble knows its message
     wider = ChatView(session_id=view.session_id, window=logic.WINDOW * 2)
-    shown, hidden = logic.visible_history(fake_ctx, wider)
+    shown, hidden, _ = logic.visible_history(fake_ctx, wider)
     assert len(shown) == logic.WINDOW + 15 and hidden == 0
 
 
 def test_html_in_messages_is_shown_as_text(fake_ctx: AppContext) -> None:
     view = logic.send(fake_ctx, logic.new_chat(fake_ctx), "<img src=x onerror=alert(1)> **bold**", SETTINGS)
-    shown, _ = logic.visible_history(fake_ctx, view)
+    shown, _, _ = logic.visible_history(fake_ctx, view)
     assert shown[0]["content"] == "&lt;img src=x onerror=alert(1)> **bold**"
 
 
@@ -138,16 +213,16 @@ def test_long_chat_is_trimmed_to_fit_and_anchored(fake_ctx: AppContext) -> None:
     for i in range(60):
         view = logic.send(fake_ctx, view, f"Message number {i} with a few more words in it", SETTINGS)
         backend.enqueue(["An", " answer", " of", " several", " words", "."])
-        view, _, reason = reply(fake_ctx, view)
+        _, reason = generate(fake_ctx, view)
         assert reason is FinishReason.STOP
         anchors.append(anchor_of(fake_ctx, view))
         assert len(backend.tokenize(backend.calls[-1].prompt)) <= 300 - 32
     assert anchors[-1] is not None and anchors[-1] > 0  # old messages were dropped
     changes = sum(1 for a, b in zip(anchors, anchors[1:], strict=False) if a != b)
     assert changes < 30  # the start moves in chunks, not every turn
-    assert "Context: " in logic.context_status(fake_ctx, view)
+    assert "Context: " in chat_reply.context_status(fake_ctx, view)
     view = logic.send(fake_ctx, view, "one more", SETTINGS)  # no reply yet: the estimate shows
-    assert "older messages left out" in logic.context_status(fake_ctx, view)
+    assert "older messages left out" in chat_reply.context_status(fake_ctx, view)
 
 
 def test_inert_markdown_keeps_code_literal() -> None:

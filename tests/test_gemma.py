@@ -12,6 +12,7 @@ from catalog import bundled_model_path
 from engine import FinishReason, GenerationRequest, LoadOptions
 from presets import SamplerParams
 from ui import chat_logic as logic
+from ui import chat_reply
 from ui.chat_logic import ChatSettings
 from ui.context import AppContext, Settings, create_context
 
@@ -71,10 +72,10 @@ def test_second_turn_reuses_the_prefix(gemma_ctx: AppContext) -> None:
     view = logic.send(
         gemma_ctx, logic.new_chat(gemma_ctx, settings), "What is the capital of France?", settings
     )
-    first, _ = logic.start_reply(gemma_ctx, view, "t")
+    first = chat_reply.start(gemma_ctx, view, "t")
     first.wait(120)
     view = logic.send(gemma_ctx, view, "And the capital of Italy?", settings)
-    second, _ = logic.start_reply(gemma_ctx, view, "t")
+    second = chat_reply.start(gemma_ctx, view, "t")
     usage = second.wait(120).usage
     assert usage.prompt_evaluated < usage.prompt_tokens
     assert usage.prompt_reused > 20
@@ -89,12 +90,13 @@ def test_chat_longer_than_the_context_keeps_answering(gemma_ctx: AppContext) -> 
         view = logic.send(
             gemma_ctx, view, f"Turn {turn}: tell me one more fact about the ocean, please.", settings
         )
-        run, fitted = logic.start_reply(gemma_ctx, view, "t")
+        prepared = chat_reply.build_prompt(gemma_ctx, view)
+        run = chat_reply.start(gemma_ctx, view, "t")
         finish = run.wait(120)
         assert finish.reason is not FinishReason.ERROR
         assert finish.usage.prompt_tokens + 40 <= n_ctx
-        total_sent += fitted.n_tokens
-        if fitted.dropped:
+        total_sent += prepared.fitted.n_tokens
+        if prepared.fitted.dropped:
             break
     else:
         pytest.fail("the chat never outgrew the context")
@@ -102,6 +104,6 @@ def test_chat_longer_than_the_context_keeps_answering(gemma_ctx: AppContext) -> 
     assert last.meta["anchor"] > 0  # the prompt now starts after the oldest messages
     for extra in range(3):  # and it goes on answering after the overflow
         view = logic.send(gemma_ctx, view, f"Another question {extra}?", settings)
-        run, _ = logic.start_reply(gemma_ctx, view, "t")
+        run = chat_reply.start(gemma_ctx, view, "t")
         assert run.wait(120).reason is not FinishReason.ERROR
     assert gemma_ctx.store.sessions.count(view.session_id) > 2 * 24 // 2

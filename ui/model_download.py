@@ -29,7 +29,6 @@ def download_and_load(
     owner: str,
     repo_id: str,
     choice: GgufChoice | str,
-    progress: gr.Progress,
 ) -> Iterator[str]:
     """Yield status lines while a model downloads, then load it. The last line says how it went.
 
@@ -47,13 +46,13 @@ def download_and_load(
     if job.error is not None:
         raise job.error
     assert job.result is not None
-    yield from load_downloaded(ctx, job.result, repo_id, progress)
+    yield from load_downloaded(ctx, job.result, repo_id)
 
 
-def load_downloaded(ctx: AppContext, path: Path, repo_id: str, progress: gr.Progress) -> Iterator[str]:
+def load_downloaded(ctx: AppContext, path: Path, repo_id: str) -> Iterator[str]:
     entry = ctx.catalog.match(repo_id) or ctx.catalog.match(path.name)
     yield f"Downloaded. Loading **{logic.md(path.name)}**…"
-    info = ctx.load_model(path, logic.entry_load_options(ctx, entry), lambda f, m: progress(f, desc=m))
+    info = ctx.load_model(path, logic.entry_load_options(ctx, entry))
     yield loaded_line(ctx, info)
 
 

@@ -122,22 +122,20 @@ def _get_fn(
     ctx: AppContext, jobs: logic.JobBoard, entry: CatalogEntry, tab_ids: set[str]
 ) -> Callable[..., Iterator[tuple[Any, ...]]]:
     @shown_errors
-    def get(
-        quant_file: str | None, request: gr.Request, progress: gr.Progress = gr.Progress()
-    ) -> Iterator[tuple[Any, ...]]:
+    def get(quant_file: str | None, request: gr.Request) -> Iterator[tuple[Any, ...]]:
         skip = gr.skip()
         installed = logic.installed_for(ctx, entry)
         if installed is not None:
             yield f"Loading **{logic.md(installed.name)}**…", skip, skip
             opts = logic.entry_load_options(ctx, entry)
-            info = ctx.load_model(installed.path, opts, lambda f, m: progress(f, desc=m))
+            info = ctx.load_model(installed.path, opts)
             yield loaded_line(ctx, info), logic.facts_markdown(ctx, info), tab_after_load(ctx, tab_ids)
             return
         if not entry.gguf_repo:
             raise gr.Error(f"{entry.name} has no GGUF download.")
         file_name = quant_file or (entry.recommended.file if entry.recommended else "")
         line = ""
-        for line in download_and_load(ctx, jobs, owner_of(request), entry.gguf_repo, file_name, progress):
+        for line in download_and_load(ctx, jobs, owner_of(request), entry.gguf_repo, file_name):
             yield line, skip, skip
         if ctx.models.info is not None and line.startswith("Loaded"):
             yield line, logic.facts_markdown(ctx, ctx.models.info), tab_after_load(ctx, tab_ids)

@@ -71,13 +71,12 @@ def build(
         repo_id: str | None,
         first_part: str | None,
         request: gr.Request,
-        progress: gr.Progress = gr.Progress(),
     ) -> Iterator[tuple[Any, ...]]:
         choice = _find(ctx, repo_id, first_part)
         if choice is None or not repo_id:
             raise gr.Error("Search for a repository and pick a file first.")
         skip, line = gr.skip(), ""
-        for line in download_and_load(ctx, jobs, owner_of(request), repo_id, choice, progress):
+        for line in download_and_load(ctx, jobs, owner_of(request), repo_id, choice):
             yield line, skip, skip
         if line.startswith("Loaded") and ctx.models.info is not None:
             yield line, logic.facts_markdown(ctx, ctx.models.info), tab_after_load(ctx, tab_ids)

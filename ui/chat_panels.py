@@ -21,7 +21,7 @@ from ui.character_logic import chat_persona, lock_persona, speaker_names
 from ui.chat_logic import ChatView
 from ui.chat_widgets import EDITS, ChatWidgets
 from ui.context import AppContext
-from ui.errors import shown_errors
+from ui.errors import notify, shown_errors, warn
 
 Switch = Callable[[ChatView | None], tuple[Any, ...]]
 MAX_UPLOAD = 64 * 1024 * 1024
@@ -157,7 +157,7 @@ def _wire_editor(ctx: AppContext, w: ChatWidgets, switch: Switch) -> None:
         ctx.store.characters.save(view.character_id, character_edit.apply_fields(stored.card, list(fields)))
         if avatar:
             ctx.store.characters.set_avatar(view.character_id, _png_bytes(Path(avatar)))
-        gr.Info("Character saved.")
+        notify("Character saved.")
         return (None, *switch(view))
 
     @shown_errors
@@ -202,7 +202,7 @@ def _wire_persona(ctx: AppContext, w: ChatWidgets) -> None:
         view = logic.ensure_session(ctx, view)
         persona = ctx.store.personas.update(persona_id, name=name, description=description)
         lock_persona(ctx, view.session_id, persona.id if lock else None)
-        gr.Info(f"Saved {persona.name}.")
+        notify(f"Saved {persona.name}.")
         return shown(view, persona.id)
 
     @shown_errors
@@ -213,7 +213,7 @@ def _wire_persona(ctx: AppContext, w: ChatWidgets) -> None:
     @shown_errors
     def on_default(view: ChatView | None, persona_id: str) -> tuple[Any, ...]:
         ctx.store.personas.set_default(persona_id)
-        gr.Info("This persona now speaks in every chat that has none locked.")
+        notify("This persona now speaks in every chat that has none locked.")
         return shown(logic.ensure_session(ctx, view), persona_id)
 
     @shown_errors
@@ -224,7 +224,7 @@ def _wire_persona(ctx: AppContext, w: ChatWidgets) -> None:
     @shown_errors
     def on_world_upload(upload: str | None) -> Any:
         summary = ctx.store.worlds.import_book(_read_upload(upload), Path(upload or "").name, enabled=True)
-        gr.Info(f"Imported the world book {summary.name} ({summary.entries} entries); it is enabled.")
+        notify(f"Imported the world book {summary.name} ({summary.entries} entries); it is enabled.")
         books = ctx.store.worlds.list()
         return gr.update(choices=[(b.name, b.id) for b in books], value=[b.id for b in books if b.enabled])
 
@@ -265,8 +265,8 @@ def _wire_files(ctx: AppContext, w: ChatWidgets, switch: Switch) -> None:
         session = replace(session, extra={**session.extra, **imported.session_extra})
         ctx.store.sessions.restore(session, imported.messages)
         for warning in imported.warnings:
-            gr.Warning(warning)
-        gr.Info(f"Imported {len(imported.messages)} messages.")
+            warn(warning)
+        notify(f"Imported {len(imported.messages)} messages.")
         return switch(logic.open_chat(ctx, session.id))
 
     p.export_chat.click(lambda v: on_export(v, "jsonl"), [w.view], [p.download], api_name="export_chat")

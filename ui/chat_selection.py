@@ -13,7 +13,7 @@ from ui.chat_logic import ChatView
 from ui.chat_side import sessions_update
 from ui.chat_widgets import EDITS, ChatWidgets, SelectionWidgets
 from ui.context import AppContext
-from ui.errors import shown_errors
+from ui.errors import notify, shown_errors
 
 
 def layout() -> SelectionWidgets:
@@ -83,7 +83,7 @@ def wire(ctx: AppContext, w: ChatWidgets) -> None:
     def on_branch(view: ChatView | None) -> tuple[Any, ...]:
         view, seq = selected(view)
         session = chat_actions.branch(ctx, view.session_id, seq)
-        gr.Info(f"Started “{session.title}” from message {seq + 1}.")
+        notify(f"Started “{session.title}” from message {seq + 1}.")
         branched = logic.open_chat(ctx, session.id)
         return (*refreshed(branched), sessions_update(ctx, branched))
 

@@ -16,7 +16,7 @@ from ui import chat_logic as logic
 from ui.chat_logic import ChatView
 from ui.chat_widgets import EDITS, ChatWidgets, SideWidgets, read_settings
 from ui.context import AppContext
-from ui.errors import shown_errors
+from ui.errors import notify, shown_errors, warn
 from ui.model_logic import md
 from ui.sampler_panel import params_from, preset_choices
 
@@ -124,8 +124,8 @@ def wire(ctx: AppContext, w: ChatWidgets, switch: Switch) -> None:
         imported = import_card(path.read_bytes(), path.name)
         summary = ctx.store.characters.add(imported)
         for warning in imported.warnings:
-            gr.Warning(warning)
-        gr.Info(f"Imported {summary.name}.")
+            warn(warning)
+        notify(f"Imported {summary.name}.")
         return switch(logic.new_chat(ctx, character_id=summary.id))
 
     @shown_errors

@@ -8,6 +8,7 @@ Anything else is a bug: it is logged with its traceback and shown briefly.
 from __future__ import annotations
 
 import functools
+import html
 import inspect
 import logging
 from collections.abc import Callable
@@ -23,8 +24,11 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def as_gradio_error(exc: Exception) -> gr.Error:
+    if isinstance(exc, gr.Error):
+        # Gradio renders toast text as HTML; names from cards and files must stay text.
+        return gr.Error(html.escape(str(exc.message)), print_exception=False)
     if isinstance(exc, HearthError):
-        return gr.Error(str(exc), print_exception=False)
+        return gr.Error(html.escape(str(exc)), print_exception=False)
     log.exception("unexpected error in a handler", exc_info=exc)
     return gr.Error(f"Something went wrong inside Hearth ({type(exc).__name__}). The app is still running.")
 
@@ -38,8 +42,6 @@ def shown_errors(fn: F) -> F:
             try:
                 async for item in fn(*args, **kwargs):
                     yield item
-            except gr.Error:
-                raise
             except Exception as exc:
                 raise as_gradio_error(exc) from exc
 
@@ -51,8 +53,6 @@ def shown_errors(fn: F) -> F:
         def gen_wrapper(*args: Any, **kwargs: Any) -> Any:
             try:
                 yield from fn(*args, **kwargs)
-            except gr.Error:
-                raise
             except Exception as exc:
                 raise as_gradio_error(exc) from exc
 
@@ -62,8 +62,6 @@ def shown_errors(fn: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
-        except gr.Error:
-            raise
         except Exception as exc:
             raise as_gradio_error(exc) from exc
 
@@ -71,5 +69,10 @@ def shown_errors(fn: F) -> F:
 
 
 def warn(message: str) -> None:
-    """A non-fatal notice."""
-    gr.Warning(message)
+    """A non-fatal warning toast; the text is shown as text, never as HTML."""
+    gr.Warning(html.escape(message))
+
+
+def notify(message: str) -> None:
+    """An information toast; the text is shown as text, never as HTML."""
+    gr.Info(html.escape(message))

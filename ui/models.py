@@ -10,6 +10,7 @@ import gradio as gr
 from ui import model_logic as logic
 from ui import models_catalog, models_hub, models_library
 from ui.context import AppContext
+from ui.errors import warn
 
 
 @dataclass
@@ -42,7 +43,7 @@ def build(ctx: AppContext, tabs: gr.Tabs, tab_ids: set[str]) -> ModelsTab:
     def page() -> tuple[Any, ...]:
         ctx.wait_ready()
         if ctx.startup_error:
-            gr.Warning(ctx.startup_error)
+            warn(ctx.startup_error)
         info = ctx.models.info
         return (
             logic.summary_markdown(ctx, info),

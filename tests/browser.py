@@ -106,6 +106,16 @@ def chat_texts(page: Page, selector: str = "#history") -> list[str]:
     )
 
 
+def wait_for_bubbles(page: Page, count: int, timeout: float = 60_000, selector: str = "#history") -> None:
+    """Wait until the history shows `count` message bubbles (the ones `chat_texts` reads)."""
+    bubbles = (
+        f"{selector} [data-testid='user'] .message-content, {selector} [data-testid='bot'] .message-content"
+    )
+    page.wait_for_function(
+        f'() => document.querySelectorAll("{bubbles}").length === {count}', timeout=timeout
+    )
+
+
 def live_text(page: Page) -> str:
     """The streaming reply, or '' when no reply is streaming."""
     return page.evaluate(

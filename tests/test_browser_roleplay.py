@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, expect
 
-from browser import chat_texts, chromium, hearth_server, open_app
+from browser import chat_texts, chromium, hearth_server, open_app, wait_for_bubbles
+from tiny_model import write_tiny_llama
 
 pytestmark = pytest.mark.browser
 
@@ -38,6 +39,15 @@ def last_reply(page: Page) -> str:
     return chat_texts(page)[-1]
 
 
+def send_and_wait(page: Page, text: str) -> None:
+    """Send a message and wait until its reply is in the history."""
+    before = len(chat_texts(page))
+    page.fill("#message textarea", text)
+    page.click("#send")
+    wait_for_bubbles(page, before + 2)
+    page.wait_for_function(LIVE_HIDDEN, timeout=60_000)
+
+
 def wait_reply_done(page: Page) -> None:
     page.wait_for_function(LIVE_HIDDEN, timeout=60_000)
     time.sleep(0.3)
@@ -56,7 +66,7 @@ def test_card_greetings_swipes_regenerate_and_export(
         page = open_app(browser, url)
         import_card(page, third_party / "cards" / "test-card.json")
         expect(page.locator("#character-choice input")).to_have_value(card["name"], timeout=30_000)
-        page.wait_for_function("() => document.querySelectorAll('#history .message-content').length === 1")
+        wait_for_bubbles(page, 1)
         shown_greeting = last_reply(page)
         expected = greetings[0].replace("{{user}}", "User").replace("{{char}}", card["name"])
         assert shown_greeting.startswith(re.sub(r"[*_]", "", expected)[:30])  # shown as rendered Markdown
@@ -70,9 +80,7 @@ def test_card_greetings_swipes_regenerate_and_export(
 
         page.fill("#message textarea", "hello there")
         page.click("#send")
-        page.wait_for_function(
-            "() => document.querySelectorAll('#history .message-content').length === 3", timeout=60_000
-        )
+        wait_for_bubbles(page, 3)
         wait_reply_done(page)
         first_reply = last_reply(page)
 
@@ -128,15 +136,13 @@ def test_a_card_full_of_script_runs_nothing(tmp_path: Path, artifacts: Path, tin
         page = open_app(browser, url)
         import_card(page, path)
         expect(page.locator("#character-choice input")).to_have_value(card["data"]["name"], timeout=30_000)
-        page.wait_for_function("() => document.querySelectorAll('#history .message-content').length === 1")
+        wait_for_bubbles(page, 1)
         for _ in range(len(PAYLOADS)):
             page.click("#swipe-right")  # every alternate greeting gets rendered
             time.sleep(0.3)
         page.fill("#message textarea", f"hello {PAYLOADS[0]} {PAYLOADS[1]}")
         page.click("#send")
-        page.wait_for_function(
-            "() => document.querySelectorAll('#history .message-content').length === 3", timeout=60_000
-        )
+        wait_for_bubbles(page, 3)
         wait_reply_done(page)
         page.get_by_text("Character editor", exact=True).click()
         page.get_by_text("Gallery", exact=True).click()
@@ -152,3 +158,88 @@ def test_a_card_full_of_script_runs_nothing(tmp_path: Path, artifacts: Path, tin
         hrefs = page.eval_on_selector_all("a[href]", "els => els.map(e => e.getAttribute('href'))")
         assert not [h for h in hrefs if h.strip().lower().startswith("javascript:")]
         assert "onerror" in page.inner_text("#history")  # shown as text, not run
+
+
+def test_editor_persona_world_books_and_message_actions(
+    tmp_path: Path, artifacts: Path, third_party: Path
+) -> None:
+    data_dir = tmp_path / "data"
+    # Seraphina and her world book are long, and the tiny model reads text byte by byte.
+    model = write_tiny_llama(tmp_path / "tiny-long.gguf", context=16384)
+    with chromium() as browser, hearth_server(data_dir, "--model", str(model), "--n-ctx", "16384") as url:
+        page = open_app(browser, url)
+        import_card(page, third_party / "cards" / "default_Seraphina.png")
+        expect(page.locator("#character-choice input")).to_have_value("Seraphina", timeout=30_000)
+
+        # The editor: rename and save; the card exports as a PNG with both chunks.
+        page.get_by_text("Character editor", exact=True).click()
+        page.fill("#edit-name textarea", "Seraphina the Kind")
+        page.click("#save-character")
+        expect(page.locator("#character-choice input")).to_have_value("Seraphina the Kind", timeout=30_000)
+        page.click("#export-png")
+        link = page.locator("#download a").first
+        expect(link).to_be_visible(timeout=30_000)
+        with page.expect_download() as download_info:
+            link.click()
+        png = Path(download_info.value.path()).read_bytes()
+        assert png.startswith(b"\x89PNG") and b"tEXtchara" in png and b"tEXtccv3" in png
+
+        # A persona locked to this chat; a world book enabled for every chat.
+        page.get_by_text("Persona (you)", exact=True).click()
+        page.click("#persona-new")
+        expect(page.locator("#persona-name textarea")).to_have_value("New persona")
+        page.fill("#persona-name textarea", "Ann")
+        page.check("#persona-lock input")
+        page.click("#persona-save")
+        expect(page.locator("#persona-choice input")).to_have_value("Ann", timeout=30_000)
+        page.get_by_text("World books", exact=True).click()
+        with page.expect_file_chooser() as chooser:
+            page.click("#world-import")
+        chooser.value.set_files(str(third_party / "cards" / "Eldoria.json"))
+        expect(page.locator("#world-books")).to_contain_text("Eldoria", timeout=30_000)
+
+        # Chatting, then acting on single messages.
+        for text in ("first line", "second line"):
+            send_and_wait(page, text)
+        assert len(chat_texts(page)) == 5
+        before = last_reply(page)
+        page.click("#continue")
+        wait_reply_done(page)
+        assert len(last_reply(page)) >= len(before)
+        page.click("#impersonate")
+        page.wait_for_function(
+            "() => document.querySelector('#message textarea').value.length > 0", timeout=60_000
+        )
+        page.fill("#message textarea", "")
+
+        bubbles = page.locator("#history .message-content")
+        bubbles.nth(1).click()  # "first line"
+        expect(page.locator("#message-edit textarea")).to_be_visible()
+        page.fill("#message-edit textarea", "an edited first line")
+        page.click("#message-save")
+        expect(page.locator("#history")).to_contain_text("an edited first line")
+        page.locator("#history .message-content").nth(1).click()
+        page.click("#message-hide")
+        expect(page.locator("#history")).to_contain_text("(hidden from the prompt)")
+        page.locator("#history .message-content").nth(3).click()  # "second line"
+        page.click("#message-delete")
+        wait_for_bubbles(page, 4)
+        assert "second line" not in page.inner_text("#history")
+        page.locator("#history .message-content").nth(1).click()
+        page.click("#message-branch")
+        expect(page.locator("#session-list input")).to_have_value(re.compile(r"\(branch\)"), timeout=30_000)
+        wait_for_bubbles(page, 2)
+        page.screenshot(path=str(artifacts / "roleplay-controls.png"), full_page=True)
+
+        # Importing a SillyTavern chat file gives the character a new chat.
+        page.get_by_text("Chat files", exact=True).click()
+        with page.expect_file_chooser() as chooser:
+            page.click("#import-chat")
+        chooser.value.set_files(str(third_party / "chats" / "1673323621108.jsonl"))
+        wait_for_bubbles(page, 3, timeout=30_000)
+
+    sessions = list((data_dir / "sessions").iterdir())
+    locked = [json.loads((s / "session.json").read_text()) for s in sessions]
+    extras = [next(iter(doc["session"].values()))["extra"] for doc in locked]
+    assert any("persona_id" in extra for extra in extras)
+    assert any("branched_from" in extra for extra in extras)

@@ -230,3 +230,19 @@ def test_inert_markdown_keeps_code_literal() -> None:
     assert inert_markdown(text) == (
         "a &lt;b> &amp; `<i>` c\n```\n<script>x</script>\n```\n> quote !\\[img](http://x/y.png)"
     )
+
+
+def test_an_empty_reply_saves_nothing_and_is_reported(
+    fake_ctx: AppContext, fake_backend: FakeBackend
+) -> None:
+    view = logic.send(fake_ctx, logic.new_chat(fake_ctx), "Hi", SETTINGS)
+    fake_backend.enqueue(["  ", "\n"])
+    run = chat_reply.start(fake_ctx, view, "me")
+    run.wait(timeout=10)
+    assert chat_reply.came_back_empty(run, "reply")
+    assert [m.role for m in fake_ctx.store.sessions.messages(view.session_id)] == ["user"]
+    fake_backend.enqueue(["Hello there."])
+    run = chat_reply.start(fake_ctx, view, "me")
+    run.wait(timeout=10)
+    assert not chat_reply.came_back_empty(run, "reply")
+    assert texts(fake_ctx, view)[-1] == ("assistant", "Hello there.")

@@ -31,7 +31,12 @@ def vocabulary() -> tuple[list[str], list[float], list[int]]:
 
 
 def write_tiny_llama(
-    path: Path, *, seed: int = 0, chat_template: str | None = None, name: str = "tiny-llama"
+    path: Path,
+    *,
+    seed: int = 0,
+    chat_template: str | None = None,
+    name: str = "tiny-llama",
+    context: int = CONTEXT,
 ) -> Path:
     """Write the tiny model to `path` and return it."""
     rng = np.random.default_rng(seed)
@@ -39,7 +44,7 @@ def write_tiny_llama(
     n_vocab = len(tokens)
     writer = GGUFWriter(str(path), "llama")
     writer.add_name(name)
-    writer.add_context_length(CONTEXT)
+    writer.add_context_length(context)
     writer.add_embedding_length(N_EMBD)
     writer.add_block_count(N_LAYER)
     writer.add_feed_forward_length(N_FF)

@@ -204,7 +204,7 @@ def _generator(ctx: AppContext, mode: chat_reply.ReplyMode) -> Callable[..., Asy
         yield gr.update(visible=True, value=[{"role": "assistant", "content": prefix}])
         async for text in chat_reply.stream(run):
             yield [{"role": "assistant", "content": text}]
-        _warn_about(run)
+        _warn_about(run, mode)
 
     return generate
 
@@ -261,11 +261,13 @@ def final_outputs(ctx: AppContext, view: ChatView) -> tuple[Any, ...]:
     return gr.update(visible=False, value=[]), history, gr.update(visible=hidden > 0), status, label, view
 
 
-def _warn_about(run: Run) -> None:
+def _warn_about(run: Run, mode: chat_reply.ReplyMode = "reply") -> None:
     for problem in run.callback_errors:
         warn(f"The reply could not be saved: {problem}")
     if run.error is not None:
         warn(f"The model failed while generating: {run.error}")
+    elif chat_reply.came_back_empty(run, mode):
+        warn("The model's reply was empty, so nothing was added. Try Regenerate, or raise the temperature.")
 
 
 def owner_of(request: gr.Request | None) -> str:

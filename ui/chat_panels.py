@@ -41,6 +41,7 @@ class PanelWidgets:
     persona_new: gr.Button
     persona_default: gr.Button
     persona_lock: gr.Checkbox
+    persona_avatar: gr.Image
     worlds: gr.CheckboxGroup
     world_upload: gr.UploadButton
     export_chat: gr.Button
@@ -98,6 +99,7 @@ def layout(ctx: AppContext) -> PanelWidgets:
         persona_description = gr.Textbox(
             label="Description (goes into the prompt)", lines=2, elem_id="persona-description"
         )
+        persona_avatar = gr.Image(label="Avatar", type="filepath", height=120, elem_id="persona-avatar")
         with gr.Row():
             persona_save = gr.Button("Save persona", size="sm", elem_id="persona-save")
             persona_new = gr.Button("New persona", size="sm", elem_id="persona-new")
@@ -118,7 +120,8 @@ def layout(ctx: AppContext) -> PanelWidgets:
     download = gr.File(label="Download", visible=False, interactive=False, elem_id="download")
     return PanelWidgets(
         fields, avatar_upload, save_character, export_png_button, export_json_button, persona, persona_name,
-        persona_description, persona_save, persona_new, persona_default, persona_lock, worlds, world_upload,
+        persona_description, persona_save, persona_new, persona_default, persona_lock, persona_avatar, worlds,
+        world_upload,
         export_chat, export_chat_text, import_chat_button, download,
     )  # fmt: skip
 
@@ -136,6 +139,7 @@ def values(ctx: AppContext, view: ChatView) -> tuple[Any, ...]:
         persona.name,
         persona.description,
         "persona_id" in session.extra,
+        _avatar(ctx, persona.id),
         gr.update(choices=[(b.name, b.id) for b in books], value=[b.id for b in books if b.enabled]),
     )
 
@@ -182,14 +186,15 @@ def _wire_editor(ctx: AppContext, w: ChatWidgets, switch: Switch) -> None:
 def _wire_persona(ctx: AppContext, w: ChatWidgets) -> None:
     p = w.panels
     quiet: dict[str, Any] = {"api_visibility": "undocumented", **EDITS}
-    outputs = [p.persona, p.persona_name, p.persona_description, p.persona_lock]
+    outputs = [p.persona, p.persona_name, p.persona_description, p.persona_lock, p.persona_avatar]
 
     def shown(view: ChatView, persona_id: str) -> tuple[Any, ...]:
         persona = ctx.store.personas.get(persona_id)
         session = ctx.store.sessions.get(view.session_id)
         choices = [(x.name, x.id) for x in ctx.store.personas.list()]
         locked = session.extra.get("persona_id") == persona.id
-        return gr.update(choices=choices, value=persona.id), persona.name, persona.description, locked
+        picked = gr.update(choices=choices, value=persona.id)
+        return picked, persona.name, persona.description, locked, _avatar(ctx, persona.id)
 
     @shown_errors
     def on_pick(view: ChatView | None, persona_id: str) -> tuple[Any, ...]:
@@ -197,10 +202,13 @@ def _wire_persona(ctx: AppContext, w: ChatWidgets) -> None:
 
     @shown_errors
     def on_save(
-        view: ChatView | None, persona_id: str, name: str, description: str, lock: bool
+        view: ChatView | None, persona_id: str, name: str, description: str, lock: bool, avatar: str | None
     ) -> tuple[Any, ...]:
         view = logic.ensure_session(ctx, view)
         persona = ctx.store.personas.update(persona_id, name=name, description=description)
+        current = ctx.store.personas.avatar_path(persona.id)
+        if avatar and (current is None or Path(avatar).resolve() != current.resolve()):
+            ctx.store.personas.set_avatar(persona.id, _png_bytes(Path(avatar)))
         lock_persona(ctx, view.session_id, persona.id if lock else None)
         notify(f"Saved {persona.name}.")
         return shown(view, persona.id)
@@ -283,6 +291,11 @@ def _character_view(ctx: AppContext, view: ChatView | None) -> ChatView:
     if not view.character_id:
         raise gr.Error("Pick or import a character first: the assistant has no card to edit.")
     return view
+
+
+def _avatar(ctx: AppContext, persona_id: str) -> str | None:
+    path = ctx.store.personas.avatar_path(persona_id)
+    return str(path) if path is not None and path.is_file() else None
 
 
 def _read_upload(upload: str | None) -> bytes:

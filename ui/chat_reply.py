@@ -145,6 +145,14 @@ def _saver(ctx: AppContext, session_id: str, mode: ReplyMode, prepared: Prepared
     return save
 
 
+def came_back_empty(run: Run, mode: ReplyMode) -> bool:
+    """Whether a finished run produced nothing worth saving (and so nothing was saved)."""
+    if run.finish is None or run.finish.reason is FinishReason.CANCELLED:
+        return False
+    text = run.text.rstrip() if mode == "continue" else clean_reply(run.text)
+    return not text
+
+
 async def stream(run: Run, interval: float = STREAM_INTERVAL) -> AsyncIterator[str]:
     """The generated text as it grows, at most once per `interval`, ready to display.
 

@@ -11,21 +11,36 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import re
 import threading
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
-# Before huggingface_hub is imported (it reads this once): Hearth sends no telemetry.
+# Before gradio and huggingface_hub are imported (they read these once): Hearth sends no
+# telemetry, neither the Hub's nor gradio's usage analytics.
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
+import gradio as gr  # noqa: E402
+
+from api import ApiDeps, ApiServerError, ApiSettings, create_api_app, root_app, serve, serve_in_thread  # noqa: E402
+from presets import DEFAULT_PRESET  # noqa: E402
 from ui import CSS, THEME, build  # noqa: E402
-from ui.context import DATA_DIR_ENV, Settings, create_context, default_data_dir  # noqa: E402
+from ui.context import DATA_DIR_ENV, AppContext, Settings, create_context, default_data_dir  # noqa: E402
 
 log = logging.getLogger("hearth")
+API_KEY_ENV = "HEARTH_API_KEY"
+ORIGIN = re.compile(r"https?://[^/\s]+")
 
 
 def parse_args(argv: Sequence[str] | None = None) -> Settings:
     """Turn command-line flags into `Settings`. Exits with a message on bad flags."""
+    return parse_flags(argv)[0]
+
+
+def parse_flags(argv: Sequence[str] | None = None) -> tuple[Settings, ApiSettings | None]:
+    """Turn command-line flags into `Settings`, and `ApiSettings` when --api is on."""
     parser = argparse.ArgumentParser(
         prog="app.py",
         description="Hearth: chat, roleplay, co-write and play with local LLMs in your browser.",
@@ -72,6 +87,7 @@ def parse_args(argv: Sequence[str] | None = None) -> Settings:
         metavar="DIR",
         help=f"where chats, settings and models live (default: ${DATA_DIR_ENV} or ./user_data)",
     )
+    _add_api_flags(parser)
     args = parser.parse_args(argv)
     if args.listen and not args.auth:
         parser.error("--listen exposes Hearth to your network, so it needs --auth USER:PASS as well.")
@@ -88,7 +104,7 @@ def parse_args(argv: Sequence[str] | None = None) -> Settings:
     ):
         if value < low:
             parser.error(f"{flag} must be at least {low}.")
-    return Settings(
+    settings = Settings(
         model=args.model,
         port=args.port,
         listen=args.listen,
@@ -98,20 +114,74 @@ def parse_args(argv: Sequence[str] | None = None) -> Settings:
         n_gpu_layers=args.n_gpu_layers,
         data_dir=args.data_dir or default_data_dir(),
     )
+    return settings, _api_settings(parser, args)
+
+
+def _add_api_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--api",
+        action="store_true",
+        help="serve an OpenAI-compatible API at /v1 (on --port unless --api-port)",
+    )
+    parser.add_argument("--api-port", type=int, metavar="N", help="serve the API on this port instead")
+    parser.add_argument(
+        "--api-key",
+        metavar="KEY",
+        help=f"require 'Authorization: Bearer KEY' on every API request (default: ${API_KEY_ENV}); "
+        "needed with --listen",
+    )
+    parser.add_argument(
+        "--api-cors-origin",
+        action="append",
+        default=[],
+        metavar="ORIGIN",
+        help="let web pages from this origin (e.g. http://localhost:3000) call the API; repeatable",
+    )
+
+
+def _api_settings(parser: argparse.ArgumentParser, args: argparse.Namespace) -> ApiSettings | None:
+    if not args.api:
+        for flag, value in (("--api-port", args.api_port), ("--api-key", args.api_key)):
+            if value is not None:
+                parser.error(f"{flag} only applies to the API: add --api.")
+        if args.api_cors_origin:
+            parser.error("--api-cors-origin only applies to the API: add --api.")
+        return None
+    key = args.api_key if args.api_key is not None else os.environ.get(API_KEY_ENV) or None
+    if key is not None and (not key or any(c.isspace() for c in key)):
+        parser.error("--api-key must be non-empty and without spaces.")
+    if args.listen and key is None:
+        parser.error(
+            "--listen with --api exposes the API to your network, so it needs --api-key KEY as well."
+        )
+    if args.api_port is not None and (args.api_port == args.port or not 1 <= args.api_port <= 65535):
+        parser.error("--api-port must be a port number other than --port.")
+    for origin in args.api_cors_origin:
+        if not ORIGIN.fullmatch(origin):
+            parser.error(f"--api-cors-origin {origin!r} must be an origin like http://localhost:3000.")
+    return ApiSettings(port=args.api_port, key=key, cors_origins=tuple(args.api_cors_origin))
+
+
+def api_deps(ctx: AppContext) -> ApiDeps:
+    """What the API needs from the app: the model manager, its detected format, default sampling."""
+    return ApiDeps(
+        models=ctx.models,
+        prompt_format=lambda: ctx.detected_format().format,
+        default_params=lambda: ctx.presets()[DEFAULT_PRESET].params,
+        loading=lambda: not ctx.wait_ready(0),
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    settings = parse_args(argv)
+    settings, api = parse_flags(argv)
     ctx = create_context(settings)
     # The page is served at once; the model loads beside it and the UI waits for it.
     threading.Thread(target=ctx.load_startup_model, name="startup-load", daemon=True).start()
     demo = build(ctx)
     demo.queue(default_concurrency_limit=8)
     log.info("Hearth is starting on http://%s:%d", settings.host, settings.port)
-    demo.launch(
-        server_name=settings.host,
-        server_port=settings.port,
+    ui_options: dict[str, Any] = dict(
         auth=settings.auth,
         theme=THEME,
         css=CSS,
@@ -120,6 +190,21 @@ def main(argv: Sequence[str] | None = None) -> None:
         # Avatars are shown straight from the data folder; nothing else in it is served.
         allowed_paths=[str(settings.data_dir / "characters"), str(settings.data_dir / "personas")],
     )
+    if api is None:
+        demo.launch(server_name=settings.host, server_port=settings.port, **ui_options)
+        return
+    root = root_app(create_api_app(api_deps(ctx), api, host=settings.host))
+    log.info("The OpenAI-compatible API is at http://%s:%d/v1", settings.host, api.port or settings.port)
+    if api.port is not None:
+        try:
+            serve_in_thread(root, settings.host, api.port)
+        except ApiServerError as exc:
+            raise SystemExit(f"Hearth could not start: {exc}") from exc
+        demo.launch(server_name=settings.host, server_port=settings.port, **ui_options)
+        return
+    # One port: the UI is mounted at / beside the API at /v1, and uvicorn serves both.
+    gr.mount_gradio_app(root, demo, "/", server_name=settings.host, server_port=settings.port, **ui_options)
+    serve(root, settings.host, settings.port)
 
 
 if __name__ == "__main__":

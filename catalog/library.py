@@ -1,8 +1,9 @@
 """The local model library: downloaded GGUFs, files the user added by path, and the bundled model.
 
 Downloads live under the models folder, where Hearth owns the files and may delete
-them. Files added by path stay where they are; the library only remembers them in a
-small registry, and "delete" forgets them without touching the file. Metadata is read
+them; so do legacy GGML files converted to GGUF (`<models>/converted/`). Files added
+by path stay where they are; the library only remembers them in a small registry, and
+"delete" forgets them without touching the file. Metadata is read
 from the GGUF header (`engine.gguf_meta`); weights are never loaded, and a damaged file
 is listed with its problem rather than breaking the list.
 
@@ -23,16 +24,17 @@ from typing import Literal
 from catalog.bundled import BUNDLED_NAME, bundled_model_path
 from catalog.entries import Catalog
 from catalog.errors import CatalogError, LibraryError, UnsafeNameError
-from engine.errors import EngineError
+from engine.errors import EngineError, LegacyGGMLError
 from engine.gguf_meta import model_info, sniff_container
 from engine.types import ModelInfo
 from store.atomic import atomic_write_bytes, read_json
 from store.errors import StoreError
 
-Source = Literal["downloaded", "added", "bundled"]
+Source = Literal["downloaded", "added", "bundled", "converted"]
 BUNDLED_ID = "bundled"
 REGISTRY_SCHEMA = 1
 LEGACY_SUFFIX = ".bin"
+CONVERTED_FOLDER = "converted"  # legacy GGML files converted by Hearth: <models>/converted/<name>.gguf
 LEFTOVER_SUFFIXES = (".part", ".part.json")
 _ID = re.compile(r"bundled|[0-9a-f]{16}")
 _SPLIT = re.compile(r"(?P<stem>.+)-(?P<index>\d{5})-of-(?P<total>\d{5})\.gguf", re.IGNORECASE)
@@ -84,6 +86,11 @@ class Library:
         self.catalog = catalog
         self._bundled = bundled
 
+    @property
+    def converted_dir(self) -> Path:
+        """Where converted legacy models are written; the scan lists them as "converted"."""
+        return self.models_dir / CONVERTED_FOLDER
+
     def items(self) -> list[LibraryItem]:
         """Every model: the bundled one, then downloads, then added files, each sorted by name.
 
@@ -116,7 +123,8 @@ class Library:
     def add(self, path: Path) -> LibraryItem:
         """Register a model file where it is (nothing is copied).
 
-        A legacy GGML `.bin` is accepted too, and listed as needing conversion.
+        A legacy GGML file is accepted too (as `.bin`, or misnamed `.gguf`), and listed as
+        needing conversion.
 
         Raises:
             LibraryError: no such file, not a model file, or the registry cannot be saved.
@@ -133,18 +141,15 @@ class Library:
             container, _ = sniff_container(path)
         except EngineError as exc:
             raise LibraryError(str(exc)) from exc
-        if path.suffix.lower() == ".gguf" and container != "GGUF":
-            raise LibraryError(
-                f"{path.name} is named .gguf but is a legacy {container} file; rename it to .bin."
-            )
         split = _SPLIT.fullmatch(path.name)
-        if split and split["index"] != "00001":
+        if split and split["index"] != "00001" and container == "GGUF":
             path = path.with_name(f"{split['stem']}-00001-of-{split['total']}.gguf")
             if not path.is_file():
                 raise LibraryError(f"{path.name}, the first part of this split model, is missing.")
         if self._is_listed_download(path):
             # Spell the path as the scan does, so the item gets the same id as in the listing.
-            return self._item(self.models_dir / path.relative_to(self.models_dir.resolve()), "downloaded")
+            relative = path.relative_to(self.models_dir.resolve())
+            return self._item(self.models_dir / relative, _scan_source(relative))
         registered = self._registered()
         if str(path) not in registered:
             self._save_registry([*registered, str(path)])
@@ -196,7 +201,7 @@ class Library:
             if split:
                 splits.setdefault((path.parent, split["stem"], split["total"]), []).append(path)
             else:
-                items.append(self._item(path, "downloaded"))
+                items.append(self._item(path, _scan_source(relative)))
         items += [
             self._split_item(parent, stem, total, parts) for (parent, stem, total), parts in splits.items()
         ]
@@ -216,7 +221,8 @@ class Library:
         return replace(item, error=item.error or problem) if problem else item
 
     def _item(self, path: Path, source: Source, parts: tuple[Path, ...] = ()) -> LibraryItem:
-        key = path.relative_to(self.models_dir).as_posix() if source == "downloaded" else str(path)
+        owned = source in ("downloaded", "converted")
+        key = path.relative_to(self.models_dir).as_posix() if owned else str(path)
         item_id = hashlib.sha256(f"{source}:{key}".encode()).hexdigest()[:16]
         size = sum(_size(p) for p in parts) if parts else _size(path)
         catalog_id = self._catalog_id(key)
@@ -228,6 +234,8 @@ class Library:
             return self._legacy_item(base)
         try:
             info = model_info(path)
+        except LegacyGGMLError:
+            return self._legacy_item(base)  # a legacy file misnamed .gguf
         except EngineError as exc:
             return replace(base, error=str(exc))
         catalog_id = catalog_id or self._catalog_id(info.name)
@@ -319,6 +327,12 @@ class Library:
             except OSError:
                 return
             folder = folder.parent
+
+
+def _scan_source(relative: Path) -> Source:
+    """A file the models-folder scan finds is a download, or a conversion when directly in converted/."""
+    parts = relative.parts
+    return "converted" if len(parts) == 2 and parts[0] == CONVERTED_FOLDER else "downloaded"
 
 
 def _size(path: Path) -> int:

@@ -12,6 +12,9 @@ from engine.errors import (
     ModelNotFoundError,
     NoModelLoadedError,
     NotGGUFError,
+    RemoteAuthError,
+    RemoteConnectError,
+    RemoteEngineError,
 )
 from engine.fake import FakeBackend
 from engine.gguf_meta import model_info, read_header, sniff_container
@@ -54,6 +57,9 @@ __all__ = [
     "NoModelLoadedError",
     "NotGGUFError",
     "PromptParts",
+    "RemoteAuthError",
+    "RemoteConnectError",
+    "RemoteEngineError",
     "Run",
     "StopFilter",
     "Turn",

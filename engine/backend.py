@@ -23,6 +23,11 @@ class Backend(ABC):
     #: Whether to use the shift when it can (a setting; off means plain prefix reuse).
     shift_enabled: bool = False
 
+    @property
+    def token_count_is_estimate(self) -> bool:
+        """True when `tokenize` only estimates (a remote server without a tokenizer)."""
+        return False
+
     def __init__(self, info: ModelInfo, n_ctx: int) -> None:
         self.info = info
         self.n_ctx = n_ctx

@@ -57,3 +57,23 @@ class ContextOverflowError(EngineError):
 
 class GenerationError(EngineError):
     """The backend failed during generation."""
+
+
+# -- remote engines (engine/remote.py); the tree above gains:
+#    ModelLoadError
+#    └── RemoteConnectError        a remote engine cannot be reached, or does not speak the API
+#        └── RemoteAuthError       the server wants an API key, or a different one
+#    GenerationError
+#    └── RemoteEngineError         a connected remote engine failed or went away
+
+
+class RemoteConnectError(ModelLoadError):
+    """A remote engine could not be connected: nothing answered, or not in the API asked for."""
+
+
+class RemoteAuthError(RemoteConnectError):
+    """The remote engine refused the request for want of the right API key."""
+
+
+class RemoteEngineError(GenerationError):
+    """A connected remote engine failed, or stopped answering, while in use."""

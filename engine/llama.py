@@ -110,7 +110,10 @@ class LlamaCppBackend(Backend):
         if cancel.is_set():
             reason = FinishReason.CANCELLED
         self._sync_cache()
-        usage = Usage(len(tokens), plan.evaluated, plan.reused, seen[0] - len(tokens) + 1, shifted)
+        # The criteria also see the token sampled when the length limit ends the run,
+        # which is never returned: cap the count at the limit.
+        generated = min(seen[0] - len(tokens) + 1, request.params.max_new_tokens)
+        usage = Usage(len(tokens), plan.evaluated, plan.reused, generated, shifted)
         yield Finish(reason, usage)
 
     def _stream(
@@ -189,6 +192,16 @@ class LlamaCppBackend(Backend):
 
     def _sync_cache(self) -> None:
         self.cache.replace(self._llm.input_ids[: self._llm.n_tokens].tolist())
+
+    def clear_cache(self) -> None:
+        """Forget the KV cache, so the next prompt is evaluated from its first token.
+
+        Waits for a running generation to end first.
+        """
+        with self.lock:
+            self._llm.reset()
+            self._llm._ctx.kv_cache_clear()
+            self.cache.clear()
 
     def close(self) -> None:
         self._llm.close()

@@ -11,6 +11,7 @@ import logging
 import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from engine.backend import Backend
 from engine.errors import ContextOverflowError, NoModelLoadedError
@@ -20,6 +21,9 @@ from engine.run import Run, Worker
 from engine.tokens import TokenCounter
 from engine.types import GenerationRequest, LoadOptions, ModelInfo
 from presets.samplers import SamplerParams
+
+if TYPE_CHECKING:  # engine.remote imports httpx, which only remote engines need
+    from engine.remote import RemoteSpec
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +83,22 @@ class ModelManager:
         report(0.9, "Swapping in the new model")
         self.attach(backend, options)
         report(1.0, f"Loaded {info.name}")
+        return backend.info
+
+    def connect_remote(self, spec: RemoteSpec, progress: Progress | None = None) -> ModelInfo:
+        """Connect to a model another program serves, and make it the loaded model.
+
+        Raises:
+            RemoteConnectError, RemoteAuthError: the previous model stays loaded.
+        """
+        from engine.remote import connect
+
+        report = progress or (lambda _f, _m: None)
+        report(0.1, f"Connecting to {spec.base_url}")
+        backend = connect(spec)
+        report(0.9, f"Connected: {backend.info.name} on {backend.info.architecture}")
+        self.attach(backend, LoadOptions(n_ctx=backend.n_ctx))
+        report(1.0, f"Using {backend.info.name}")
         return backend.info
 
     def attach(self, backend: Backend, options: LoadOptions | None = None) -> None:

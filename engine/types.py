@@ -80,6 +80,7 @@ class ModelInfo:
     n_embd: int = 0
     n_head: int = 0
     n_head_kv: int = 0
+    remote: bool = False  # served by another program over HTTP (path is then its address)
 
 
 @dataclass(frozen=True)

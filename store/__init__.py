@@ -15,6 +15,7 @@ from store.migrations import SCHEMA_VERSION
 from store.personas import DEFAULT_PERSONA_NAME, Persona, PersonaStore
 from store.records import Message, Session, check_id, new_id
 from store.sessions import DEFAULT_TITLE, PAGE_SIZE, SessionStore
+from store.story_store import StoredStory, StoryStore, StorySummary
 from store.worlds import WorldBook, WorldBookStore, WorldBookSummary
 
 __all__ = [
@@ -26,6 +27,9 @@ __all__ = [
     "Persona",
     "PersonaStore",
     "StoredCharacter",
+    "StoredStory",
+    "StoryStore",
+    "StorySummary",
     "WorldBook",
     "WorldBookStore",
     "WorldBookSummary",

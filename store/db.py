@@ -23,6 +23,7 @@ from store.errors import NotFoundError, StoreError
 from store.migrations import migrate
 from store.personas import PersonaStore
 from store.sessions import SessionStore
+from store.story_store import StoryStore
 from store.worlds import WorldBookStore
 
 log = logging.getLogger(__name__)
@@ -58,6 +59,7 @@ class Store:
         self.characters = CharacterStore(data_dir / "characters")
         self.personas = PersonaStore(data_dir)
         self.worlds = WorldBookStore(data_dir / "worlds")
+        self.stories = StoryStore(data_dir / "stories")
         self.models_dir = data_dir / "models"
         self.models_dir.mkdir(exist_ok=True)
 

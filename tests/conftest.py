@@ -53,6 +53,7 @@ def fake_ctx(tmp_path: Path, fake_backend: FakeBackend) -> Iterator[AppContext]:
     ctx = create_context(settings, factory=lambda _p, _o: fake_backend)
     ctx.models.attach(fake_backend, LoadOptions(n_ctx=fake_backend.n_ctx))
     yield ctx
+    ctx.models.unload()  # stops the generation worker thread
     ctx.store.close()
 
 

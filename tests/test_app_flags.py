@@ -12,7 +12,10 @@ import app
 from ui.context import DATA_DIR_ENV
 
 ROOT = Path(__file__).resolve().parent.parent
-FLAGS = ["--model", "--port", "--listen", "--auth", "--n-ctx", "--threads", "--n-gpu-layers", "--data-dir"]
+FLAGS = [
+    "--model", "--port", "--listen", "--auth", "--n-ctx", "--threads", "--n-gpu-layers", "--data-dir",
+    "--api", "--api-port", "--api-key", "--api-cors-origin",
+]  # fmt: skip
 
 
 def test_defaults_are_safe() -> None:

@@ -97,9 +97,41 @@ def test_search_download_load_and_chat(
         expect(page.locator("#model-summary")).to_contain_text(
             "Plain transcript format · suits the Adventure tab"
         )
-        expect(page.get_by_role("tab", name="Chat")).to_have_attribute("aria-selected", "true")
+        expect(page.get_by_role("tab", name="Adventure")).to_have_attribute("aria-selected", "true")
         page.get_by_role("tab", name="Models").click()
         expect(page.locator("#card-spring-dragon-13b")).to_contain_text("installed")
         page.get_by_role("tab", name="Installed").click()
         expect(page.locator("#library-table")).to_contain_text("Spring Dragon")
         page.screenshot(path=str(artifacts / "models-installed.png"), full_page=True)
+
+
+def test_cancel_keeps_the_bytes_and_the_next_download_resumes(
+    tmp_path: Path, artifacts: Path, tiny_gguf: Path, fake_hub: FakeHub
+) -> None:
+    fake_hub.seconds_per_block = 0.5  # slow enough to press Cancel mid-way
+    env = {"HF_ENDPOINT": fake_hub.endpoint}
+    with chromium() as browser, hearth_server(tmp_path / "data", "--model", str(tiny_gguf), env=env) as url:
+        page = open_app(browser, url)
+        page.get_by_role("tab", name="Models").click()
+        page.get_by_role("tab", name="Search Hugging Face").click()
+        page.fill("#hub-query textarea", "mythomax")
+        page.click("#hub-search")
+        expect(page.locator("#hub-files input")).to_have_value(re.compile(r"^Q4_K_M"), timeout=30_000)
+        page.click("#hub-download")
+        watch_status(page, "#hub-status", "/s")
+        page.click("#hub-cancel")
+        watch_status(page, "#hub-status", "Download cancelled")
+        page.screenshot(path=str(artifacts / "models-hub-cancelled.png"), full_page=True)
+        folder = tmp_path / "data" / "models" / "TheBloke" / "MythoMax-L2-13B-GGUF"
+        partial = [p for p in folder.iterdir() if p.name.endswith(".part")]
+        assert partial and 0 < partial[0].stat().st_size < tiny_gguf.stat().st_size
+        assert not (folder / "mythomax-l2-13b.Q4_K_M.gguf").exists()
+
+        fake_hub.seconds_per_block = 0.0
+        page.click("#hub-download")
+        watch_status(page, "#hub-status", "Loaded")
+        assert (folder / "mythomax-l2-13b.Q4_K_M.gguf").read_bytes() == tiny_gguf.read_bytes()
+        ranges = [r.headers.get("range", "") for r in fake_hub.seen("GET") if "Q4_K_M" in r.path]
+        assert any(r.startswith("bytes=") and not r.startswith("bytes=0-") for r in ranges), ranges
+    # Nothing but Hub calls reached the Hub: no telemetry, no usage analytics.
+    assert not [r.path for r in fake_hub.requests if "telemetry" in r.path or "analytics" in r.path]

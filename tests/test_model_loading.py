@@ -57,7 +57,7 @@ def test_streams_and_counts_tokens(manager: ModelManager) -> None:
     assert chunks and chunks[-1] == run.text
     assert finish.reason is FinishReason.LENGTH
     assert finish.usage.prompt_tokens == len(manager.backend.tokenize("hello world")) + 1  # + BOS
-    assert finish.usage.completion_tokens >= 8
+    assert finish.usage.completion_tokens == 8  # the limit, never one more
 
 
 def test_prefix_is_reused_on_the_next_turn(manager: ModelManager) -> None:
@@ -180,7 +180,12 @@ def test_loading_another_model_replaces_the_first(tmp_path: Path) -> None:
 
 def test_concurrent_users_share_the_model_one_at_a_time(manager: ModelManager) -> None:
     params = SamplerParams(max_new_tokens=16, seed=9)
+    before = set(threading.enumerate())
     runs = [manager.start(GenerationRequest(f"hello {i}", params), f"user-{i}") for i in range(3)]
     results = [run.wait(60) for run in runs]
-    assert all(r.reason is FinishReason.LENGTH for r in results)
-    assert threading.active_count() < 50
+    # Each one ran to its end (a random model may also sample its end-of-text token).
+    assert all(r.reason in (FinishReason.LENGTH, FinishReason.STOP) for r in results)
+    assert all(run.error is None for run in runs)
+    # One worker serves every user: at most one thread outlives the runs.
+    left = [t.name for t in threading.enumerate() if t not in before]
+    assert len(left) <= 1, left

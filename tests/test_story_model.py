@@ -233,6 +233,10 @@ def test_edit_text_added_at_the_end_becomes_a_user_chunk(started: Story) -> None
     edited = started.edit_text("Once upon a time, there")
     assert texts(edited) == ["Once", " upon", " a time", ", there"]
     assert origins(edited)[-1] == "user"
+    # Saved again while the writer types on: still one passage, one step for Undo.
+    typed_on = edited.edit_text("Once upon a time, there was")
+    assert texts(typed_on) == ["Once", " upon", " a time", ", there was"]
+    assert texts(typed_on.undo()) == ["Once", " upon", " a time"]
 
 
 def test_edit_text_across_chunks_merges_just_those(started: Story) -> None:

@@ -13,6 +13,7 @@ from typing import Any
 
 from store import CardFormatError
 from store.cards import CharacterBook, CharacterCard, LoreEntry
+from ui.table_values import as_bool, split_keys, table_rows
 
 TEXT_FIELDS = (
     "name", "nickname", "description", "personality", "scenario", "first_mes", "mes_example",
@@ -31,10 +32,10 @@ def field_values(card: CharacterCard | None) -> list[Any]:
     card = card or CharacterCard()
     texts = [getattr(card, name) or "" for name in TEXT_FIELDS]
     greetings = [[g] for g in card.alternate_greetings]
-    return [*texts, greetings, ", ".join(card.tags), lore_rows(card.character_book)]
+    return [*texts, greetings, ", ".join(card.tags), loretable_rows(card.character_book)]
 
 
-def lore_rows(book: CharacterBook | None) -> list[list[Any]]:
+def loretable_rows(book: CharacterBook | None) -> list[list[Any]]:
     if book is None:
         return []
     return [
@@ -66,11 +67,11 @@ def apply_fields(card: CharacterCard, values: list[Any]) -> CharacterCard:
     if not texts["name"].strip():
         raise CardFormatError("A character needs a name.")
     nickname = texts.pop("nickname").strip() or None
-    greetings = [str(row[0]) for row in _rows(greetings_table) if row and str(row[0]).strip()]
+    greetings = [str(row[0]) for row in table_rows(greetings_table) if row and str(row[0]).strip()]
     tags = [t.strip() for t in str(tags_text or "").split(",") if t.strip()]
     edited = replace(copy.deepcopy(card), **texts, alternate_greetings=greetings, tags=tags)
     edited.nickname = nickname if nickname or card.nickname is not None else None
-    edited.character_book = _apply_lore(card.character_book, _rows(lore_table))
+    edited.character_book = _apply_lore(card.character_book, table_rows(lore_table))
     return edited
 
 
@@ -95,40 +96,19 @@ def _entry(base: LoreEntry, row: list[Any], index: int) -> LoreEntry:
         raise CardFormatError(f"Lorebook row {index + 1}: position must be before_char or after_char.")
     return replace(
         base,
-        keys=_split(keys),
-        secondary_keys=_split(secondary) or (None if base.secondary_keys is None else []),
+        keys=split_keys(keys),
+        secondary_keys=split_keys(secondary) or (None if base.secondary_keys is None else []),
         content=str(content or ""),
-        enabled=_bool(enabled),
-        constant=_bool(constant),
-        selective=_bool(selective),
+        enabled=as_bool(enabled),
+        constant=as_bool(constant),
+        selective=as_bool(selective),
         position=position,
         insertion_order=_number(order, index, "insertion order"),
         priority=_number(priority, index, "priority"),
-        case_sensitive=_bool(case) if case or base.case_sensitive is not None else None,
-        use_regex=_bool(regex) if regex or base.use_regex is not None else None,
+        case_sensitive=as_bool(case) if case or base.case_sensitive is not None else None,
+        use_regex=as_bool(regex) if regex or base.use_regex is not None else None,
         id=base.id if base.id is not None else index,
     )
-
-
-def _rows(table: Any) -> list[list[Any]]:
-    """Dataframe values arrive as a list of rows, or as a pandas DataFrame."""
-    if table is None:
-        return []
-    if hasattr(table, "values") and hasattr(table, "columns"):
-        return [list(row) for row in table.values.tolist()]
-    if isinstance(table, dict) and "data" in table:
-        return [list(row) for row in table["data"]]
-    return [list(row) for row in table]
-
-
-def _split(value: Any) -> list[str]:
-    return [part.strip() for part in str(value or "").split(",") if part.strip()]
-
-
-def _bool(value: Any) -> bool:
-    if isinstance(value, str):
-        return value.strip().lower() in ("true", "1", "yes", "on")
-    return bool(value)
 
 
 def _number(value: Any, index: int, what: str) -> int | float:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import io
-import re
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,7 +10,6 @@ from typing import Any
 
 import gradio as gr
 
-from store import StoreError
 from store.cards import export_json, export_png
 from store.chat_files import export_jsonl, export_text, import_chat
 from ui import character_edit
@@ -22,9 +19,9 @@ from ui.chat_logic import ChatView
 from ui.chat_widgets import EDITS, ChatWidgets
 from ui.context import AppContext
 from ui.errors import notify, shown_errors, warn
+from ui.files import download_file, read_upload
 
 Switch = Callable[[ChatView | None], tuple[Any, ...]]
-MAX_UPLOAD = 64 * 1024 * 1024
 
 
 @dataclass
@@ -173,7 +170,7 @@ def _wire_editor(ctx: AppContext, w: ChatWidgets, switch: Switch) -> None:
             data = export_png(stored.card, stored.avatar_png(), asset_files=stored.asset_files())
         else:
             data = export_json(stored.card)
-        return gr.update(value=str(_download_file(stored.card.name, kind, data)), visible=True)
+        return gr.update(value=str(download_file(stored.card.name, kind, data)), visible=True)
 
     save_inputs = [w.view, p.avatar_upload, *p.fields]
     p.save_character.click(
@@ -231,7 +228,7 @@ def _wire_persona(ctx: AppContext, w: ChatWidgets) -> None:
 
     @shown_errors
     def on_world_upload(upload: str | None) -> Any:
-        summary = ctx.store.worlds.import_book(_read_upload(upload), Path(upload or "").name, enabled=True)
+        summary = ctx.store.worlds.import_book(read_upload(upload), Path(upload or "").name, enabled=True)
         notify(f"Imported the world book {summary.name} ({summary.entries} entries); it is enabled.")
         books = ctx.store.worlds.list()
         return gr.update(choices=[(b.name, b.id) for b in books], value=[b.id for b in books if b.enabled])
@@ -259,12 +256,12 @@ def _wire_files(ctx: AppContext, w: ChatWidgets, switch: Switch) -> None:
             data = export_jsonl(session, messages, user_name=user, character_name=char)
         else:
             data = export_text(messages, user_name=user, character_name=char)
-        return gr.update(value=str(_download_file(session.title, kind, data)), visible=True)
+        return gr.update(value=str(download_file(session.title, kind, data)), visible=True)
 
     @shown_errors
     def on_import(view: ChatView | None, upload: str | None) -> tuple[Any, ...]:
         view = logic.ensure_session(ctx, view)
-        imported = import_chat(_read_upload(upload), Path(upload or "").name)
+        imported = import_chat(read_upload(upload), Path(upload or "").name)
         session = ctx.store.sessions.create(
             title=imported.title or "Imported chat", character_id=view.character_id
         )
@@ -298,15 +295,6 @@ def _avatar(ctx: AppContext, persona_id: str) -> str | None:
     return str(path) if path is not None and path.is_file() else None
 
 
-def _read_upload(upload: str | None) -> bytes:
-    if not upload:
-        raise StoreError("No file was uploaded.")
-    path = Path(upload)
-    if path.stat().st_size > MAX_UPLOAD:
-        raise StoreError("That file is too big (over 64 MB).")
-    return path.read_bytes()
-
-
 def _png_bytes(path: Path) -> bytes:
     """Any picture the browser sends, as PNG bytes (the store keeps avatars as PNG)."""
     from PIL import Image
@@ -315,12 +303,3 @@ def _png_bytes(path: Path) -> bytes:
         buffer = io.BytesIO()
         picture.convert("RGBA").save(buffer, format="PNG")
     return buffer.getvalue()
-
-
-def _download_file(title: str, extension: str, data: bytes) -> Path:
-    """Write `data` to a fresh temp folder under a file name made safe from `title`."""
-    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", title).strip("._-")[:60] or "hearth"
-    folder = Path(tempfile.mkdtemp(prefix="hearth-export-"))
-    path = folder / f"{stem}.{extension}"
-    path.write_bytes(data)
-    return path

@@ -9,8 +9,6 @@ that asked for it goes away.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -23,9 +21,9 @@ from ui.character_logic import prompt_inputs
 from ui.chat_logic import ChatView, active_format, ensure_session, settings_for
 from ui.context import AppContext
 from ui.render import inert_markdown
+from ui.run_stream import STREAM_INTERVAL, run_texts
 
 ReplyMode = Literal["reply", "swipe", "continue", "impersonate"]
-STREAM_INTERVAL = 0.25  # seconds between UI updates while a reply streams
 
 
 @dataclass(frozen=True)
@@ -154,24 +152,12 @@ def came_back_empty(run: Run, mode: ReplyMode) -> bool:
 
 
 async def stream(run: Run, interval: float = STREAM_INTERVAL) -> AsyncIterator[str]:
-    """The generated text as it grows, at most once per `interval`, ready to display.
+    """The reply as it grows, at most once per `interval`, ready to display.
 
     Ends as soon as the run does (after its callbacks have saved the result).
     """
-    loop = asyncio.get_running_loop()
-    finished = asyncio.Event()
-
-    def wake(_run: Run) -> None:
-        loop.call_soon_threadsafe(finished.set)
-
-    run.on_done(wake)
-    shown = ""
-    while not finished.is_set():
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(finished.wait(), timeout=interval)
-        if run.text != shown:
-            shown = run.text
-            yield inert_markdown(clean_reply(shown))
+    async for text in run_texts(run, interval):
+        yield inert_markdown(clean_reply(text))
 
 
 def context_status(ctx: AppContext, view: ChatView) -> str:
@@ -190,7 +176,8 @@ def context_status(ctx: AppContext, view: ChatView) -> str:
         return f"Context: full. {exc}"
     fitted = prepared.fitted
     dropped = f" · {fitted.dropped} older messages left out" if fitted.dropped else ""
-    return f"Context: {fitted.n_tokens} / {n_ctx} tokens{dropped}"
+    estimate = " (estimated)" if ctx.models.backend.token_count_is_estimate else ""
+    return f"Context: {fitted.n_tokens} / {n_ctx} tokens{estimate}{dropped}"
 
 
 def _usage_line(meta: dict[str, Any], n_ctx: int) -> str:

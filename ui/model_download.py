@@ -23,6 +23,16 @@ def owner_of(request: gr.Request | None) -> str:
     return (request.session_hash if request is not None else None) or "anonymous"
 
 
+def cancel_fn(jobs: logic.JobBoard) -> Any:
+    """A Cancel handler for this browser's download. Gradio hands the request only to a
+    parameter annotated `gr.Request`, hence a def and not a lambda."""
+
+    def cancel(request: gr.Request) -> None:
+        jobs.cancel(owner_of(request))
+
+    return cancel
+
+
 def download_and_load(
     ctx: AppContext,
     jobs: logic.JobBoard,

@@ -33,6 +33,8 @@ def facts_markdown(ctx: AppContext, info: ModelInfo | None) -> str:
     if info is None:
         return "### No model loaded\nPick one under **Installed**, or download one, and load it."
     detected = ctx.detected_format()
+    if info.remote:
+        return _remote_facts(ctx, info)
     rows = [
         ("Architecture", info.architecture),
         ("Quantization", info.quant),
@@ -45,6 +47,19 @@ def facts_markdown(ctx: AppContext, info: ModelInfo | None) -> str:
     ]
     table = "\n".join(f"| {k} | {md(str(v))} |" for k, v in rows)
     return f"### {md(info.name)}\n\n| Loaded model | |\n|---|---|\n{table}"
+
+
+def _remote_facts(ctx: AppContext, info: ModelInfo) -> str:
+    backend = ctx.models.backend
+    detected = ctx.detected_format()
+    rows = [
+        ("Served from", info.path),
+        ("Context", f"{backend.n_ctx:,} tokens"),
+        ("Token counts", "estimated" if backend.token_count_is_estimate else "from the server"),
+        ("Prompt format", f"{detected.format.name} ({detected.reason})"),
+    ]
+    table = "\n".join(f"| {k} | {md(str(v))} |" for k, v in rows)
+    return f"### {md(info.name)} (remote)\n\n| Remote model | |\n|---|---|\n{table}"
 
 
 def summary_markdown(ctx: AppContext, info: ModelInfo | None) -> str:
@@ -175,7 +190,7 @@ def _item_note(item: LibraryItem, loaded: Path | None) -> str:
     if item.error:
         return item.error
     if item.needs_conversion:
-        return "legacy GGML: convert it first"
+        return "legacy GGML: select it to convert it to GGUF"
     return "loaded" if loaded is not None and loaded == item.path else ""
 
 
@@ -188,7 +203,7 @@ def library_choices(items: list[LibraryItem]) -> list[tuple[str, str]]:
 
 @dataclass
 class ModelJob:
-    """A download running on its own thread, with progress the UI polls."""
+    """A download (or a conversion) running on its own thread, with progress the UI polls."""
 
     cancel: threading.Event = field(default_factory=threading.Event)
     done: threading.Event = field(default_factory=threading.Event)
@@ -207,14 +222,23 @@ class ModelJob:
             f"of {human_size(progress.bytes_total)} · {human_size(int(progress.rate))}/s{part}"
         )
 
+    def show(self, fraction: float, words: str) -> None:
+        """Progress of work that reports a fraction and words (a conversion, a load)."""
+        self.fraction = fraction
+        self.words = f"{progress_bar(fraction)} {fraction:.0%} · {words}"
+
     def wait(self, interval: float) -> bool:
         return self.done.wait(interval)
 
 
 class JobBoard:
-    """The download each browser session is running, so Cancel stops only that one."""
+    """The job each browser session is running, so Cancel stops only that one.
 
-    def __init__(self) -> None:
+    `what` names the kind of job ("download", "conversion") in messages and thread names.
+    """
+
+    def __init__(self, what: str = "download") -> None:
+        self.what = what
         self._jobs: dict[str, ModelJob] = {}
         self._lock = threading.Lock()
 
@@ -223,7 +247,9 @@ class JobBoard:
         with self._lock:
             running = self._jobs.get(owner)
             if running is not None and not running.done.is_set():
-                raise CatalogError("A download is already running in this window; wait for it or cancel it.")
+                raise CatalogError(
+                    f"A {self.what} is already running in this window; wait for it or cancel it."
+                )
             self._jobs[owner] = job
 
         def run() -> None:
@@ -234,7 +260,7 @@ class JobBoard:
             finally:
                 job.done.set()
 
-        threading.Thread(target=run, name=f"download-{owner[:8]}", daemon=True).start()
+        threading.Thread(target=run, name=f"{self.what}-{owner[:8]}", daemon=True).start()
         return job
 
     def cancel(self, owner: str) -> bool:

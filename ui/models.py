@@ -8,7 +8,7 @@ from typing import Any
 import gradio as gr
 
 from ui import model_logic as logic
-from ui import models_catalog, models_hub, models_library
+from ui import models_catalog, models_hub, models_library, models_remote
 from ui.context import AppContext
 from ui.errors import warn
 
@@ -25,6 +25,7 @@ def build(ctx: AppContext, tabs: gr.Tabs, tab_ids: set[str]) -> ModelsTab:
     """The tab's layout and events. `tabs` is the app's top-level Tabs, so a one-click
     download can open the tab the new model suits."""
     jobs = logic.JobBoard()
+    conversions = logic.JobBoard("conversion")
     summary = gr.Markdown(elem_id="model-summary")
     with gr.Accordion("Details of the loaded model", open=False):
         facts = gr.Markdown(elem_id="model-facts")
@@ -38,7 +39,9 @@ def build(ctx: AppContext, tabs: gr.Tabs, tab_ids: set[str]) -> ModelsTab:
         with gr.Tab("Search Hugging Face", id="models-hub"):
             hub = models_hub.build(ctx, jobs, facts, tabs, tab_ids)
         with gr.Tab("Installed", id="models-installed"):
-            library = models_library.build(ctx, facts)
+            library = models_library.build(ctx, facts, conversions, tabs, tab_ids)
+        with gr.Tab("Remote engine", id="models-remote"):
+            remote = models_remote.build_remote_section(ctx)
 
     def page() -> tuple[Any, ...]:
         ctx.wait_ready()
@@ -53,7 +56,8 @@ def build(ctx: AppContext, tabs: gr.Tabs, tab_ids: set[str]) -> ModelsTab:
         )
 
     outputs = [summary, facts, library.table, library.choice, *catalog.cards, *catalog.buttons]
-    loaded = [*catalog.loaded, hub.loaded, library.loaded]
+    remote_connected = models_remote.wire_remote(ctx, remote, facts)
+    loaded = [*catalog.loaded, hub.loaded, library.loaded, library.converted, remote_connected]
     for event in loaded:
         event.success(page, None, outputs, api_visibility="undocumented")
     return ModelsTab(facts=facts, loaded=loaded, page_outputs=outputs, page_fn=page)

@@ -12,7 +12,7 @@ from catalog.entries import CatalogEntry
 from ui import model_logic as logic
 from ui.context import AppContext
 from ui.errors import shown_errors
-from ui.model_download import download_and_load, loaded_line, owner_of, tab_after_load
+from ui.model_download import cancel_fn, download_and_load, loaded_line, owner_of, tab_after_load
 
 
 @dataclass
@@ -70,7 +70,7 @@ def build(
                 )
             )
     cancel.click(
-        lambda request: jobs.cancel(owner_of(request)) and None,
+        cancel_fn(jobs),
         None,
         None,
         api_visibility="undocumented",

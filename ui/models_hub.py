@@ -12,7 +12,7 @@ from catalog.naming import GgufChoice
 from ui import model_logic as logic
 from ui.context import AppContext
 from ui.errors import shown_errors
-from ui.model_download import download_and_load, owner_of, tab_after_load
+from ui.model_download import cancel_fn, download_and_load, owner_of, tab_after_load
 
 SORTS = [("Most downloaded", "downloads"), ("Most liked", "likes"), ("Recently updated", "recent")]
 
@@ -91,7 +91,7 @@ def build(
         on_get, [results, files], [status, facts, tabs], api_name="hub_download",
         concurrency_id="model-jobs", concurrency_limit=2, show_progress="hidden",
     )  # fmt: skip
-    cancel.click(lambda request: jobs.cancel(owner_of(request)) and None, None, None, **quiet)
+    cancel.click(cancel_fn(jobs), None, None, **quiet)
     return HubSection(status, loaded)
 
 

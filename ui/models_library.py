@@ -1,4 +1,8 @@
-"""The Models tab's Installed section: every local model, loaded, deleted or added by path."""
+"""The Models tab's Installed section: every local model, loaded, deleted or added by path.
+
+A legacy GGML file (added by path, picked in the list, or dropped on the page) opens
+the Convert panel (`ui/models_convert.py`) instead of failing to load.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,9 @@ from typing import Any
 
 import gradio as gr
 
+from catalog.library import LibraryItem
 from engine import LoadOptions
+from ui import convert_logic, models_convert
 from ui import model_logic as logic
 from ui.context import AppContext
 from ui.errors import shown_errors
@@ -20,10 +26,13 @@ class LibrarySection:
     choice: gr.Dropdown
     status: gr.Markdown
     loaded: Any  # the Load event, for chaining what follows a load
+    converted: Any  # the Convert event, which loads the converted model
     refresh_fn: Any  # () -> (table, choice) values
 
 
-def build(ctx: AppContext, facts: gr.Markdown) -> LibrarySection:
+def build(
+    ctx: AppContext, facts: gr.Markdown, convert_jobs: logic.JobBoard, tabs: gr.Tabs, tab_ids: set[str]
+) -> LibrarySection:
     options = ctx.settings.load_options
     table = gr.Dataframe(
         headers=logic.LIBRARY_COLUMNS,
@@ -56,6 +65,13 @@ def build(ctx: AppContext, facts: gr.Markdown) -> LibrarySection:
         add_path = gr.Textbox(label="Add a model file by its path", scale=4, elem_id="model-path")
         add = gr.Button("Add", scale=0, min_width=90, elem_id="library-add")
     status = gr.Markdown(elem_id="load-status")
+    convert = models_convert.build(ctx, convert_jobs, facts, tabs, tab_ids)
+    keep_panel = tuple(gr.skip() for _ in convert.open_outputs)
+
+    def open_convert(item: LibraryItem, previous: convert_logic.PendingConversion | None) -> tuple[Any, ...]:
+        examined = convert_logic.examine(ctx, item.path, "library", item.id)
+        models_convert.discard_upload(previous)  # a dropped file the panel showed before this one
+        return models_convert.open_values(ctx, examined)
 
     def listing() -> tuple[Any, Any]:
         items = ctx.library.items()
@@ -64,16 +80,27 @@ def build(ctx: AppContext, facts: gr.Markdown) -> LibrarySection:
 
     @shown_errors
     def on_load(
-        item_id: str | None, size: float, cpus: float, layers: float, progress: gr.Progress = gr.Progress()
-    ) -> tuple[str, str]:
+        item_id: str | None,
+        size: float,
+        cpus: float,
+        layers: float,
+        previous: convert_logic.PendingConversion | None,
+        progress: gr.Progress = gr.Progress(),
+    ) -> tuple[Any, ...]:
         if not item_id:
             raise gr.Error("Pick a model from the list first.")
         item = ctx.library.get(item_id)
         if item.needs_conversion:
-            raise gr.Error(f"{item.name} is a legacy GGML file: convert it first.")
+            line = f"**{logic.md(item.name)}** is a legacy GGML file: convert it to GGUF below."
+            return gr.skip(), line, *open_convert(item, previous)
         opts = LoadOptions(n_ctx=int(size), threads=int(cpus), n_gpu_layers=int(layers))
         info = ctx.load_model(item.path, opts, lambda f, m: progress(f, desc=m))
-        return logic.facts_markdown(ctx, info), f"Loaded **{logic.md(info.name)}**."
+        return logic.facts_markdown(ctx, info), f"Loaded **{logic.md(info.name)}**.", *keep_panel
+
+    @shown_errors
+    def on_pick(item_id: str | None, previous: convert_logic.PendingConversion | None) -> tuple[Any, ...]:
+        item = ctx.library.get(item_id) if item_id else None
+        return open_convert(item, previous) if item is not None and item.needs_conversion else keep_panel
 
     @shown_errors
     def on_delete(item_id: str | None) -> tuple[Any, ...]:
@@ -88,21 +115,26 @@ def build(ctx: AppContext, facts: gr.Markdown) -> LibrarySection:
         return gr.update(visible=False), rows, choices, f"Deleted **{logic.md(item.name)}**."
 
     @shown_errors
-    def on_add(path: str) -> tuple[Any, ...]:
+    def on_add(path: str, previous: convert_logic.PendingConversion | None) -> tuple[Any, ...]:
         if not path.strip():
             raise gr.Error("Type the path of a .gguf file first.")
         item = ctx.library.add(Path(path.strip()).expanduser())
         rows, _ = listing()
         choices = gr.update(choices=logic.library_choices(ctx.library.items()), value=item.id)
-        return rows, choices, "", f"Added **{logic.md(item.name)}**."
+        if item.needs_conversion:
+            line = f"Added **{logic.md(item.name)}**, a legacy GGML file: convert it to GGUF below."
+            return rows, choices, "", line, *open_convert(item, previous)
+        return rows, choices, "", f"Added **{logic.md(item.name)}**.", *keep_panel
 
+    panel, waiting = convert.open_outputs, convert.pending
     loaded = load.click(
-        on_load, [choice, n_ctx, threads, gpu], [facts, status], api_name="load_model",
+        on_load, [choice, n_ctx, threads, gpu, waiting], [facts, status, *panel], api_name="load_model",
         concurrency_id="model-jobs", concurrency_limit=1,
     )  # fmt: skip
+    choice.input(on_pick, [choice, waiting], panel, api_visibility="undocumented")
     refresh.click(listing, None, [table, choice], api_visibility="undocumented")
     delete.click(lambda: gr.update(visible=True), None, confirm_row, api_visibility="undocumented")
     keep.click(lambda: gr.update(visible=False), None, confirm_row, api_visibility="undocumented")
     confirm.click(on_delete, [choice], [confirm_row, table, choice, status], api_name="delete_model")
-    add.click(on_add, [add_path], [table, choice, add_path, status], api_name="add_model")
-    return LibrarySection(table, choice, status, loaded, listing)
+    add.click(on_add, [add_path, waiting], [table, choice, add_path, status, *panel], api_name="add_model")
+    return LibrarySection(table, choice, status, loaded, convert.loaded, listing)

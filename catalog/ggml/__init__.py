@@ -4,12 +4,17 @@
     options = suggest_options(model, hint)  # the metadata GGML never stored, guessed
     convert_to_gguf(path, dst, options, progress=..., cancel=...)
 
+`advice` adds what the guide's catalog knows: `options_for` (suggestions from the
+matching entry) and `refusal_message` (the explanation plus the catalog's GGUF
+alternative).
+
 Llama-family GGJT v3 files of any quantization convert, and F32/F16 files of the older
 containers (GGJT v1/v2, GGMF, unversioned GGML); GGJT v2 Q5_0/Q5_1 files too. Older
 quantizations, QK_K=64 K-quants, RWKV, GPT-2, GPT-J and GPT-NeoX files are recognised
 and refused with a plain explanation.
 """
 
+from catalog.ggml.advice import catalog_entry, gguf_alternative, options_for, refusal_message
 from catalog.ggml.convert import convert_to_gguf, spm_vocab
 from catalog.ggml.detect import Architecture, LegacyModel, RefusalKind, inspect_legacy
 from catalog.ggml.errors import (
@@ -33,9 +38,13 @@ __all__ = [
     "LlamaFacts",
     "NotALegacyModelError",
     "RefusalKind",
+    "catalog_entry",
     "convert_to_gguf",
     "default_output_name",
+    "gguf_alternative",
     "inspect_legacy",
+    "options_for",
+    "refusal_message",
     "spm_vocab",
     "suggest_options",
 ]

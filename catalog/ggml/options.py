@@ -10,13 +10,15 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from catalog.errors import ConversionError
+from catalog.errors import ConversionError, UnsafeNameError
 from catalog.ggml.detect import LegacyModel
 from catalog.ggml.llama_layout import LlamaFacts
+from catalog.naming import safe_relative_path
 from presets.detect import detect_format
 from presets.formats import load_builtin_formats
 
 MAX_CONTEXT = 1 << 20
+_MAX_STEM = 150
 _LLAMA2 = re.compile(r"llama[-_ ]?2|(^|[^a-z0-9])l2([^a-z0-9]|$)")
 _LLAMA1 = re.compile(r"llama[-_ ]?1|spring[-_ ]?dragon|superhot")
 _CODE_LLAMA = re.compile(r"code[-_ ]?llama")
@@ -155,8 +157,19 @@ def model_name(hint: str) -> str:
 
 
 def default_output_name(legacy_model: LegacyModel) -> str:
-    """A file name for the converted model: the legacy name with a .gguf suffix."""
+    """A safe file name for the converted model: the legacy name with a .gguf suffix.
+
+    The legacy name comes from the user's disk or an upload, so it is reduced to
+    letters, digits, '.', '_' and '-' and checked like a downloaded file's name.
+    """
     stem = legacy_model.path.name
-    stem = re.sub(r"\.bin$", "", stem, flags=re.IGNORECASE)
+    stem = re.sub(r"\.(bin|gguf)$", "", stem, flags=re.IGNORECASE)
     stem = re.sub(r"[._-]ggml(v\d)?(?=[._-]|$)", "", stem, flags=re.IGNORECASE)
-    return f"{stem or 'converted'}.gguf"
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "-", stem).strip("._-")[:_MAX_STEM].rstrip("._-")
+    name = f"{stem or 'converted'}.gguf"
+    try:
+        safe_relative_path("hearth/converted", name)  # the downloads' own check
+    except UnsafeNameError:  # a name Windows reserves, such as CON
+        name = f"converted-{name}"
+    safe_relative_path("hearth/converted", name)
+    return name

@@ -11,6 +11,7 @@ from typing import Any, TypedDict, TypeVar
 
 from store.errors import SchemaTooNewError, StoreCorruptError
 from store.stories.model import (
+    DEPTH_UNITS,
     KOBOLD_SHAPES,
     MODES,
     ORIGINS,
@@ -55,6 +56,7 @@ class StoryRecord(TypedDict):
     authors_note: str
     authors_note_template: str
     authors_note_depth: int
+    authors_note_unit: str
     wi_placement: str
     wi_search_depth: int
     chunks: list[ChunkRecord]
@@ -73,6 +75,7 @@ def story_to_dict(story: Story) -> StoryRecord:
         "authors_note": story.authors_note,
         "authors_note_template": story.authors_note_template,
         "authors_note_depth": story.authors_note_depth,
+        "authors_note_unit": story.authors_note_unit,
         "wi_placement": story.wi_placement,
         "wi_search_depth": story.wi_search_depth,
         "chunks": [_chunk_to_dict(c) for c in story.chunks],
@@ -129,6 +132,10 @@ def story_from_dict(data: Mapping[str, Any]) -> Story:
         authors_note=_get(data, "authors_note", str, "story"),
         authors_note_template=_get(data, "authors_note_template", str, "story"),
         authors_note_depth=_count(data, "authors_note_depth", "story"),
+        # Added after the first stories were saved; those counted characters.
+        authors_note_unit=_choice(
+            {"authors_note_unit": "characters", **data}, "authors_note_unit", DEPTH_UNITS
+        ),
         world_info=tuple(_entry(e) for e in _get(data, "world_info", list, "story")),
         wi_placement=_choice(data, "wi_placement", WI_PLACEMENTS),
         wi_search_depth=_count(data, "wi_search_depth", "story"),

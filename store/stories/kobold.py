@@ -246,7 +246,7 @@ def _export_v1(story: Story) -> dict[str, Any]:
         "worldinfo": [_export_lite_entry(e, own) for e in story.world_info],
         "wifolders_d": extra.get("wifolders_d", {}),
         "wifolders_l": extra.get("wifolders_l", []),
-        "anotestr": restore(extra, "anotestr", story.authors_note_depth, _depth),
+        "anotestr": restore(extra, "anotestr", story.authors_note_depth_chars, _depth),
         "wisearchdepth": restore(extra, "wisearchdepth", story.wi_search_depth, _depth),
         "wiinsertlocation": restore(extra, "wiinsertlocation", location, _location),
         "savedsettings": _saved_settings(story),

@@ -28,15 +28,19 @@ Origin = Literal["prompt", "user", "ai", "edit"]
 Mode = Literal["story", "adventure"]
 WIPlacement = Literal["after_memory", "before_authors_note"]
 KoboldShape = Literal["lite", "united"]
+DepthUnit = Literal["characters", "lines"]
 
 ORIGINS: tuple[Origin, ...] = ("prompt", "user", "ai", "edit")
 MODES: tuple[Mode, ...] = ("story", "adventure")
 WI_PLACEMENTS: tuple[WIPlacement, ...] = ("after_memory", "before_authors_note")
 KOBOLD_SHAPES: tuple[KoboldShape, ...] = ("lite", "united")
+DEPTH_UNITS: tuple[DepthUnit, ...] = ("characters", "lines")
 
 DEFAULT_AN_TEMPLATE = "[Author's note: <|>]"
 DEFAULT_AN_DEPTH = 320
 """Characters from the end of the story where the author's note goes (Lite's "Medium")."""
+CHARS_PER_LINE = 80
+"""How a depth in lines is written to Kobold files, which only know characters."""
 MAX_VERSIONS = 10
 """Versions one chunk keeps (Lite keeps 4: the current one and 3 retries). Oldest go first."""
 
@@ -117,6 +121,7 @@ class Story:
     authors_note: str = ""
     authors_note_template: str = DEFAULT_AN_TEMPLATE
     authors_note_depth: int = DEFAULT_AN_DEPTH
+    authors_note_unit: DepthUnit = "characters"  # Kobold counts characters; AI Dungeon, lines
     world_info: tuple[WorldInfoEntry, ...] = ()
     wi_placement: WIPlacement = "after_memory"
     wi_search_depth: int = 0  # characters from the end that world info scans; 0 = all
@@ -132,6 +137,8 @@ class Story:
             raise ValueError(f"unknown mode {self.mode!r}")
         if self.wi_placement not in WI_PLACEMENTS:
             raise ValueError(f"unknown world-info placement {self.wi_placement!r}")
+        if self.authors_note_unit not in DEPTH_UNITS:
+            raise ValueError(f"unknown author's note depth unit {self.authors_note_unit!r}")
         if self.kobold_shape not in KOBOLD_SHAPES:
             raise ValueError(f"unknown Kobold save shape {self.kobold_shape!r}")
         if self.authors_note_depth < 0 or self.wi_search_depth < 0:
@@ -148,6 +155,13 @@ class Story:
     @property
     def prompt(self) -> str:
         return self.chunks[0].text if self.chunks else ""
+
+    @property
+    def authors_note_depth_chars(self) -> int:
+        """The author's note depth in characters, as Kobold files store it."""
+        if self.authors_note_unit == "lines":
+            return self.authors_note_depth * CHARS_PER_LINE
+        return self.authors_note_depth
 
     @property
     def can_undo(self) -> bool:
@@ -244,7 +258,9 @@ class Story:
     def edit_text(self, new_text: str) -> Story:
         """Apply an edit of the whole story text, keeping chunks the edit did not touch.
 
-        Text added at the very end becomes a new "user" chunk (like `append`). Otherwise the
+        Text added at the very end becomes a new "user" chunk (like `append`), or lengthens
+        the last chunk if that is already the writer's: the editor saves while the writer
+        types, and one typed passage must stay one step for Undo. Otherwise the
         changed span is found (common start and end); if it lies inside one chunk, that
         chunk is edited as by `edit`; if it spans several, they merge into one "edit" chunk
         (their versions are dropped). Undo and redo stacks are kept, as for `edit`.
@@ -253,7 +269,11 @@ class Story:
         if new_text == old:
             return self
         if new_text.startswith(old) and self.chunks:
-            return self.append(new_text[len(old) :], "user")
+            added, end = new_text[len(old) :], self.chunks[-1]
+            if end.origin == "user":
+                chunks = (*self.chunks[:-1], replace(end, text=end.text + added))
+                return replace(self, chunks=chunks, redo_stack=())
+            return self.append(added, "user")
         if not self.chunks:
             return self.append(new_text, "prompt")
         start, old_end, new_end = _changed_span(old, new_text)

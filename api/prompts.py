@@ -1,0 +1,88 @@
+"""Turning API requests into the prompts the engine runs.
+
+A chat request goes through the same prompt model as the Chat tab: the leading system
+messages become the system prompt (the format's default when there is none), the
+user and assistant messages become turns, `chat_parts` lays them out in the loaded
+model's format, and `ModelManager.fit` fits them into the context, dropping the oldest
+messages first when they do not all fit. A system message later in the chat becomes a
+system note where it stands, written the way character chats write one
+(`TurnRenderer.note`). The format's stop strings apply on top of the request's.
+
+A completion request is raw text: no format, only the request's stop strings, and a
+prompt that does not fit is refused rather than cut.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from api.schemas import ChatMessage, ChatRequest, CompletionRequest
+from engine.character_render import TurnRenderer, stop_strings
+from engine.chat_prompt import Turn, chat_parts
+from engine.errors import ContextOverflowError
+from engine.manager import ModelManager
+from engine.prompt import Block, PromptParts
+from engine.types import GenerationRequest
+from presets.formats import PromptFormat, Speakers
+
+# Who `{{user}}` and `{{char}}` are in an API chat: the names the Chat tab uses.
+SPEAKERS = Speakers()
+
+
+def chat_prompt_parts(fmt: PromptFormat, messages: Sequence[ChatMessage]) -> PromptParts:
+    """The prompt parts of a chat request in `fmt`, asking for the assistant's reply."""
+    leading = 0
+    while leading < len(messages) and messages[leading].role == "system":
+        leading += 1
+    system = "\n\n".join(m.content for m in messages[:leading])
+    rest = messages[leading:]
+    turns = [Turn("user" if m.role == "user" else "assistant", m.content) for m in rest if m.role != "system"]
+    parts = chat_parts(fmt, system, turns, SPEAKERS)
+    if len(turns) == len(rest):
+        return parts
+    # Put the later system messages back where they were, between the turn blocks.
+    pinned = len(turns) - len(parts.body)  # turns folded into the head come first
+    blocks = iter(parts.body)
+    renderer = TurnRenderer(fmt, SPEAKERS)
+    body: list[Block] = []
+    seen = 0
+    for message in rest:
+        if message.role == "system":
+            body.append(renderer.note("system", message.content))
+            continue
+        seen += 1
+        if seen > pinned:
+            body.append(next(blocks))
+    return PromptParts(head=parts.head, body=body, tail=parts.tail, keep_last=parts.keep_last)
+
+
+def chat_generation(models: ModelManager, fmt: PromptFormat, request: ChatRequest) -> GenerationRequest:
+    """The generation for a chat request: its fitted prompt, params and stop strings.
+
+    Raises:
+        NoModelLoadedError, ContextOverflowError.
+    """
+    params = request.generation.params
+    fitted = models.fit(chat_prompt_parts(fmt, request.messages), params)
+    stops = (*stop_strings(fmt, SPEAKERS, "reply"), *request.generation.stop)
+    return GenerationRequest(fitted.text, params, tuple(dict.fromkeys(stops)))
+
+
+def completion_generation(models: ModelManager, request: CompletionRequest) -> GenerationRequest:
+    """The generation for a completion request, once its prompt is known to fit.
+
+    Raises:
+        NoModelLoadedError, ContextOverflowError.
+    """
+    backend = models.backend
+    params = request.generation.params
+    room = backend.n_ctx - params.max_new_tokens - (1 if backend.adds_bos else 0)
+    # Counted without the manager's cache: API prompts are one-offs, and can be large.
+    used = backend.count_tokens(request.prompt)
+    if used > room:
+        raise ContextOverflowError(
+            f"The prompt is {used} tokens, but with max_tokens {params.max_new_tokens} only "
+            f"{max(room, 0)} fit in the model's {backend.n_ctx}-token context. Shorten the prompt "
+            "or lower max_tokens."
+        )
+    return GenerationRequest(request.prompt, params, request.generation.stop)

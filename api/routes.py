@@ -1,0 +1,130 @@
+"""The OpenAI-compatible endpoints: GET /models, POST /completions, POST /chat/completions.
+
+Paths here are relative to where the API is mounted (`/v1`). Every generation goes
+through `ModelManager.start`, so API requests wait in the same queue as the UI's
+runs, one at a time per loaded model. Each request is its own owner ("api-<uuid>"),
+so stopping it, or a client that goes away, ends only that request's run.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import APIRouter, Request
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import JSONResponse, Response
+
+from api.deps import ApiDeps
+from api.errors import BadRequestError, error_reply
+from api.prompts import chat_generation, completion_generation
+from api.schemas import Generation, parse_chat_request, parse_completion_request
+from api.shapes import (
+    DONE,
+    Kind,
+    ReplyIds,
+    chunk_body,
+    finish_reason,
+    model_list,
+    reply_body,
+    sse,
+    usage_chunk,
+)
+from api.streaming import ReplyTrim, RunStream, run_finish, text_deltas, wait_for_run
+from engine.chat_prompt import clean_reply
+from engine.errors import GenerationError, NoModelLoadedError
+from engine.run import Run
+from engine.types import GenerationRequest
+
+MAX_BODY_BYTES = 32 * 2**20  # a chat far longer than any context still fits
+
+
+def build_router(deps: ApiDeps) -> APIRouter:
+    """The API's routes, bound to the app's model manager."""
+    router = APIRouter()
+    started = int(time.time())
+
+    @router.get("/models")
+    def list_models() -> dict[str, Any]:
+        return model_list(deps.models.info, started)
+
+    @router.post("/completions")
+    async def completions(request: Request) -> Response:
+        parsed = parse_completion_request(await _json(request), deps.default_params())
+        _require_model(deps)
+        generation = await run_in_threadpool(completion_generation, deps.models, parsed)
+        return await _reply(request, deps, "text_completion", generation, parsed.generation)
+
+    @router.post("/chat/completions")
+    async def chat_completions(request: Request) -> Response:
+        parsed = parse_chat_request(await _json(request), deps.default_params())
+        _require_model(deps)
+        generation = await run_in_threadpool(chat_generation, deps.models, deps.prompt_format(), parsed)
+        return await _reply(request, deps, "chat.completion", generation, parsed.generation)
+
+    return router
+
+
+async def _json(request: Request) -> Any:
+    """The request body as JSON. Only `application/json` is accepted: a web page can
+    send a plain-text body across origins without asking first, but not JSON."""
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type != "application/json":
+        raise BadRequestError("Send the request body as JSON, with Content-Type: application/json.")
+    too_big = BadRequestError(f"The request body is larger than {MAX_BODY_BYTES // 2**20} MiB.")
+    length = request.headers.get("content-length", "")
+    if length.isdigit() and int(length) > MAX_BODY_BYTES:
+        raise too_big
+    body = bytearray()
+    async for piece in request.stream():  # counted as it arrives: a chunked body has no length
+        body += piece
+        if len(body) > MAX_BODY_BYTES:
+            raise too_big
+    try:
+        return json.loads(bytes(body))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BadRequestError(f"The request body is not valid JSON: {exc}.") from exc
+
+
+def _require_model(deps: ApiDeps) -> None:
+    if not deps.models.loaded and deps.loading():
+        raise NoModelLoadedError("The model is still loading. Try again in a moment.")
+    deps.models.backend  # noqa: B018 - raises NoModelLoadedError with a plain message
+
+
+async def _reply(
+    request: Request, deps: ApiDeps, kind: Kind, generation: GenerationRequest, options: Generation
+) -> Response:
+    info = deps.models.info
+    ids = ReplyIds.new(kind, info.name if info else options.model)
+    run = deps.models.start(generation, owner=f"api-{uuid.uuid4().hex}")
+    if options.stream:
+        return RunStream(_events(run, ids, options.include_usage), run)
+    if not await wait_for_run(run, request.is_disconnected):
+        return Response(status_code=204)  # the client has gone; nobody reads this
+    finish = run_finish(run)
+    text = clean_reply(run.text) if ids.chat else run.text
+    return JSONResponse(reply_body(ids, text, finish))
+
+
+async def _events(run: Run, ids: ReplyIds, include_usage: bool) -> AsyncIterator[bytes]:
+    trim = ReplyTrim() if ids.chat else None
+    if ids.chat:
+        yield sse(chunk_body(ids, "", role=True))
+    async for delta in text_deltas(run):
+        text = trim.feed(delta) if trim else delta
+        if text:
+            yield sse(chunk_body(ids, text))
+    try:
+        finish = run_finish(run)
+    except GenerationError as exc:
+        yield sse(error_reply(exc).body())
+        yield DONE
+        return
+    yield sse(chunk_body(ids, "", finish_reason(finish)))
+    if include_usage:
+        yield sse(usage_chunk(ids, finish.usage))
+    yield DONE

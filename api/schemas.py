@@ -1,0 +1,244 @@
+"""Request bodies of the OpenAI-compatible endpoints, parsed into dataclasses.
+
+Parsing checks every field the API uses and names the one at fault in the error
+(`BadRequestError.param`). `null` means "not given", as OpenAI's clients send it.
+
+Fields the API does not know are ignored: clients add their own (`user`, `metadata`,
+`store`, ...). Fields that ask for something Hearth cannot do (several choices,
+logprobs, tools, echo, a suffix, logit bias, JSON mode) are refused unless they hold
+the value that means "off", so a client never gets an answer that silently ignored
+what it asked for.
+
+Sampler fields are OpenAI's (`temperature`, `top_p`, `presence_penalty`,
+`frequency_penalty`, `seed`, `max_tokens`) plus the rest of `SamplerParams` under
+their own names (`top_k`, `min_p`, `typical_p`, `repeat_penalty`, `repeat_last_n`,
+`mirostat_mode`, `mirostat_tau`, `mirostat_eta`), as llama.cpp's server accepts them.
+Anything not given comes from the default sampler preset.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from api.errors import BadRequestError
+from presets.errors import SamplerError
+from presets.samplers import SamplerParams
+
+Role = Literal["system", "user", "assistant"]
+
+MAX_STOPS = 16  # OpenAI allows 4; llama.cpp's server has no limit
+
+# Request field -> SamplerParams field. Later entries win (max_completion_tokens over max_tokens).
+SAMPLER_FIELDS: dict[str, str] = {
+    "temperature": "temperature",
+    "top_p": "top_p",
+    "top_k": "top_k",
+    "min_p": "min_p",
+    "typical_p": "typical_p",
+    "repeat_penalty": "repeat_penalty",
+    "repeat_last_n": "repeat_last_n",
+    "presence_penalty": "presence_penalty",
+    "frequency_penalty": "frequency_penalty",
+    "mirostat_mode": "mirostat_mode",
+    "mirostat_tau": "mirostat_tau",
+    "mirostat_eta": "mirostat_eta",
+    "seed": "seed",
+    "max_tokens": "max_new_tokens",
+    "max_completion_tokens": "max_new_tokens",
+}
+
+# Fields Hearth cannot honour, with the test for the one value that means "off".
+_ONLY_OFF: dict[str, Callable[[Any], bool]] = {
+    "n": lambda v: v == 1,
+    "best_of": lambda v: v == 1,
+    "echo": lambda v: v is False,
+    "logprobs": lambda v: v is False,
+    "top_logprobs": lambda v: v == 0,
+    "suffix": lambda v: v == "",
+    "logit_bias": lambda v: v == {},
+    "tools": lambda v: v == [],
+    "functions": lambda v: v == [],
+    "tool_choice": lambda v: v == "none",
+    "function_call": lambda v: v == "none",
+    "response_format": lambda v: isinstance(v, Mapping) and v.get("type") == "text",
+}
+
+_ROLES: dict[str, Role] = {
+    "system": "system",
+    "developer": "system",
+    "user": "user",
+    "assistant": "assistant",
+}
+
+
+@dataclass(frozen=True)
+class ChatMessage:
+    """One message of a chat request. OpenAI's `developer` role arrives as `system`."""
+
+    role: Role
+    content: str
+
+
+@dataclass(frozen=True)
+class Generation:
+    """What every generating request shares: sampling, stop strings and streaming."""
+
+    model: str  # as the client named it; "" when it did not
+    params: SamplerParams
+    stop: tuple[str, ...]
+    stream: bool
+    include_usage: bool  # stream_options.include_usage: a last chunk carries the token counts
+
+
+@dataclass(frozen=True)
+class CompletionRequest:
+    """POST /v1/completions: raw text the model continues, with no prompt format."""
+
+    prompt: str
+    generation: Generation
+
+
+@dataclass(frozen=True)
+class ChatRequest:
+    """POST /v1/chat/completions: messages rendered in the loaded model's prompt format."""
+
+    messages: tuple[ChatMessage, ...]
+    generation: Generation
+
+
+def parse_completion_request(body: Any, defaults: SamplerParams) -> CompletionRequest:
+    """Check a completion body and build the request.
+
+    Raises:
+        BadRequestError: naming the field at fault.
+    """
+    fields = _object(body)
+    return CompletionRequest(_prompt(fields.get("prompt")), _generation(fields, defaults))
+
+
+def parse_chat_request(body: Any, defaults: SamplerParams) -> ChatRequest:
+    """Check a chat completion body and build the request.
+
+    Raises:
+        BadRequestError: naming the field at fault.
+    """
+    fields = _object(body)
+    return ChatRequest(_messages(fields.get("messages")), _generation(fields, defaults))
+
+
+def _object(body: Any) -> Mapping[str, Any]:
+    if not isinstance(body, Mapping):
+        raise BadRequestError("The request body must be a JSON object.")
+    return body
+
+
+def _generation(fields: Mapping[str, Any], defaults: SamplerParams) -> Generation:
+    for name, is_off in _ONLY_OFF.items():
+        value = fields.get(name)
+        if value is not None and not is_off(value):
+            raise BadRequestError(
+                f"Hearth's API does not support '{name}'; leave it out.", name, "unsupported"
+            )
+    model = fields.get("model")
+    if model is not None and not isinstance(model, str):
+        raise BadRequestError("'model' must be a string.", "model")
+    stream = _flag(fields, "stream")
+    options = fields.get("stream_options")
+    if options is not None and not isinstance(options, Mapping):
+        raise BadRequestError("'stream_options' must be an object.", "stream_options")
+    include_usage = _flag(options or {}, "include_usage", "stream_options.include_usage")
+    return Generation(
+        model=model or "",
+        params=_params(fields, defaults),
+        stop=_stop(fields.get("stop")),
+        stream=stream,
+        include_usage=stream and include_usage,
+    )
+
+
+def _flag(fields: Mapping[str, Any], name: str, param: str | None = None) -> bool:
+    value = fields.get(name)
+    if value is None:
+        return False
+    if not isinstance(value, bool):
+        raise BadRequestError(f"'{param or name}' must be true or false.", param or name)
+    return value
+
+
+def _params(fields: Mapping[str, Any], defaults: SamplerParams) -> SamplerParams:
+    params = defaults
+    for name, target in SAMPLER_FIELDS.items():
+        value = fields.get(name)
+        if value is None:
+            continue
+        try:
+            params = SamplerParams.from_mapping({target: value}, base=params)
+        except SamplerError as exc:
+            raise BadRequestError(f"Invalid '{name}': {exc}", name, "invalid_value") from exc
+    return params
+
+
+def _stop(value: Any) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    stops = [value] if isinstance(value, str) else value
+    if not isinstance(stops, list) or not all(isinstance(s, str) for s in stops):
+        raise BadRequestError("'stop' must be a string or a list of strings.", "stop")
+    if len(stops) > MAX_STOPS:
+        raise BadRequestError(f"'stop' may hold at most {MAX_STOPS} strings.", "stop")
+    return tuple(dict.fromkeys(s for s in stops if s))
+
+
+def _prompt(value: Any) -> str:
+    if isinstance(value, list) and len(value) == 1:
+        value = value[0]
+    if isinstance(value, list):
+        raise BadRequestError("'prompt' must be one string; send one request per prompt.", "prompt")
+    if not isinstance(value, str):
+        raise BadRequestError("'prompt' must be a string (token ids are not supported).", "prompt")
+    if not value:
+        raise BadRequestError("'prompt' must not be empty.", "prompt")
+    return value
+
+
+def _messages(value: Any) -> tuple[ChatMessage, ...]:
+    if not isinstance(value, list) or not value:
+        raise BadRequestError("'messages' must be a non-empty list of messages.", "messages")
+    return tuple(_message(item, f"messages[{index}]") for index, item in enumerate(value))
+
+
+def _message(item: Any, where: str) -> ChatMessage:
+    if not isinstance(item, Mapping):
+        raise BadRequestError(f"'{where}' must be an object with a role and content.", where)
+    raw_role = item.get("role")
+    role = _ROLES.get(raw_role) if isinstance(raw_role, str) else None
+    if role is None:
+        raise BadRequestError(
+            f"'{where}.role' must be system, developer, user or assistant (tools are not supported).",
+            f"{where}.role",
+        )
+    if item.get("tool_calls") or item.get("function_call"):
+        raise BadRequestError(f"'{where}' holds tool calls, which are not supported.", where, "unsupported")
+    content = item.get("content")
+    if content is None and role == "assistant":
+        content = ""
+    return ChatMessage(role, _content(content, f"{where}.content"))
+
+
+def _content(value: Any, where: str) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list):
+        texts = []
+        for part in value:
+            if (
+                not isinstance(part, Mapping)
+                or part.get("type") != "text"
+                or not isinstance(part.get("text"), str)
+            ):
+                raise BadRequestError(f"'{where}' may only hold text parts.", where, "unsupported")
+            texts.append(part["text"])
+        return "\n".join(texts)
+    raise BadRequestError(f"'{where}' must be a string or a list of text parts.", where)

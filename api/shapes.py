@@ -1,0 +1,109 @@
+"""The JSON shapes the API answers with, as OpenAI defines them.
+
+A reply is a `text_completion` (POST /v1/completions) or a `chat.completion`
+(POST /v1/chat/completions). Streamed, each becomes Server-Sent Events: chunks of
+text, a last chunk with the finish reason, optionally one with the token counts
+(`stream_options.include_usage`), then `data: [DONE]`.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from engine.types import Finish, FinishReason, ModelInfo, Usage
+
+Kind = Literal["text_completion", "chat.completion"]
+
+DONE = b"data: [DONE]\n\n"
+
+
+@dataclass(frozen=True)
+class ReplyIds:
+    """What every body and chunk of one reply repeats."""
+
+    kind: Kind
+    id: str
+    created: int
+    model: str
+
+    @classmethod
+    def new(cls, kind: Kind, model: str) -> ReplyIds:
+        prefix = "cmpl" if kind == "text_completion" else "chatcmpl"
+        return cls(kind, f"{prefix}-{uuid.uuid4().hex}", int(time.time()), model)
+
+    @property
+    def chat(self) -> bool:
+        return self.kind == "chat.completion"
+
+
+def finish_reason(finish: Finish) -> str:
+    """OpenAI's finish reason: "length" at max_tokens or a full context, else "stop"."""
+    return "length" if finish.reason is FinishReason.LENGTH else "stop"
+
+
+def usage_body(usage: Usage) -> dict[str, int]:
+    total = usage.prompt_tokens + usage.completion_tokens
+    return {
+        "prompt_tokens": usage.prompt_tokens,
+        "completion_tokens": usage.completion_tokens,
+        "total_tokens": total,
+    }
+
+
+def reply_body(ids: ReplyIds, text: str, finish: Finish) -> dict[str, Any]:
+    """The whole reply of a request that did not stream."""
+    choice: dict[str, Any] = {"index": 0, "logprobs": None, "finish_reason": finish_reason(finish)}
+    if ids.chat:
+        choice["message"] = {"role": "assistant", "content": text}
+    else:
+        choice["text"] = text
+    return {**_envelope(ids, ids.kind), "choices": [choice], "usage": usage_body(finish.usage)}
+
+
+def chunk_body(ids: ReplyIds, text: str, reason: str | None = None, *, role: bool = False) -> dict[str, Any]:
+    """One streamed chunk: a piece of text, or (with `reason`) the end of the reply.
+
+    A chat stream opens with a chunk whose delta names the role (`role=True`) and
+    closes with an empty delta carrying the finish reason.
+    """
+    choice: dict[str, Any] = {"index": 0, "logprobs": None, "finish_reason": reason}
+    if ids.chat:
+        delta: dict[str, str] = {"role": "assistant", "content": ""} if role else {}
+        if text:
+            delta["content"] = text
+        choice["delta"] = delta
+    else:
+        choice["text"] = text
+    return {**_envelope(ids, _chunk_kind(ids)), "choices": [choice]}
+
+
+def usage_chunk(ids: ReplyIds, usage: Usage) -> dict[str, Any]:
+    """The chunk after the last one that carries the token counts, with no choices."""
+    return {**_envelope(ids, _chunk_kind(ids)), "choices": [], "usage": usage_body(usage)}
+
+
+def model_list(info: ModelInfo | None, created: int) -> dict[str, Any]:
+    """GET /v1/models: the loaded model, or an empty list."""
+    models = (
+        []
+        if info is None
+        else [{"id": info.name, "object": "model", "created": created, "owned_by": "hearth"}]
+    )
+    return {"object": "list", "data": models}
+
+
+def sse(data: dict[str, Any]) -> bytes:
+    """One Server-Sent Event holding `data` as JSON."""
+    return b"data: " + json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode() + b"\n\n"
+
+
+def _chunk_kind(ids: ReplyIds) -> str:
+    return "chat.completion.chunk" if ids.chat else "text_completion"
+
+
+def _envelope(ids: ReplyIds, kind: str) -> dict[str, Any]:
+    return {"id": ids.id, "object": kind, "created": ids.created, "model": ids.model}

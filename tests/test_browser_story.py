@@ -1,0 +1,175 @@
+"""The Story and Adventure tabs in a real browser, on the tiny model."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from browser import chromium, hearth_server, open_app
+from store import Store
+
+pytestmark = pytest.mark.browser
+
+OPENING = "The lighthouse keeper counted the ships every night."
+ENDING = " The end."
+IDLE = "() => /Story [1-9]/.test(document.querySelector('#story-tokens')?.innerText ?? '')"
+
+
+def open_tab(page: Page, name: str, tokens: str) -> None:
+    """Select a tab and wait for its first load (which fills the token line)."""
+    page.get_by_role("tab", name=name).click()
+    expect(page.locator(tokens)).to_contain_text("Prompt", timeout=60_000)
+
+
+def story_text(page: Page) -> str:
+    return page.input_value("#story-text textarea")
+
+
+def wait_story_saved(page: Page, longer_than: int) -> str:
+    """Wait until the reply is in the box and the run's follow-up has shown the saved story."""
+    page.wait_for_function(
+        f"() => document.querySelector('#story-text textarea').value.length > {longer_than}", timeout=60_000
+    )
+    page.wait_for_function(IDLE, timeout=60_000)
+    expect(page.locator("#story-generate")).to_be_enabled()
+    return story_text(page)
+
+
+def wait_until_stored(data_dir: Path, text: str) -> None:
+    """Wait for the server to have saved `text` as the only story's text."""
+    deadline = time.monotonic() + 30
+    while True:
+        [summary] = Store(data_dir).stories.list_stories("story")
+        if Store(data_dir).stories.get(summary.id).story.full_text() == text:
+            return
+        assert time.monotonic() < deadline, "the typed text was not saved"
+        time.sleep(0.1)
+
+
+def test_story_generate_retry_undo_and_kobold_files(
+    tmp_path: Path, artifacts: Path, tiny_gguf: Path, third_party: Path
+) -> None:
+    data_dir = tmp_path / "data"
+    with chromium() as browser, hearth_server(data_dir, "--model", str(tiny_gguf)) as url:
+        page = open_app(browser, url)
+        open_tab(page, "Story", "#story-tokens")
+        page.fill("#story-text textarea", OPENING)
+        page.click("#story-generate")
+        first = wait_story_saved(page, len(OPENING))
+        assert first.startswith(OPENING) and len(first) > len(OPENING)
+
+        page.click("#story-retry")
+        expect(page.locator("#story-versions")).to_be_visible(timeout=60_000)
+        expect(page.locator("#story-versions input")).to_have_value(re.compile(r"^Version 2 of 2"))
+        second = story_text(page)
+        assert second.startswith(OPENING)
+
+        page.click("#story-undo")  # back to the first continuation
+        expect(page.locator("#story-text textarea")).to_have_value(first, timeout=30_000)
+        page.click("#story-undo")  # and to the opening alone
+        expect(page.locator("#story-text textarea")).to_have_value(OPENING, timeout=30_000)
+        page.click("#story-redo")
+        expect(page.locator("#story-text textarea")).to_have_value(first, timeout=30_000)
+        page.screenshot(path=str(artifacts / "story-tab.png"), full_page=True)
+
+        # What the writer types is saved as they type: closing the page at once loses nothing.
+        page.locator("#story-text textarea").press_sequentially(ENDING)
+        wait_until_stored(data_dir, first + ENDING)
+        page.reload()
+        page.get_by_role("tab", name="Story").click()
+        expect(page.locator("#story-text textarea")).to_have_value(first + ENDING, timeout=30_000)
+
+        # A KoboldAI save opens as a new story, and exports again as a Kobold Lite save.
+        page.get_by_text("Files", exact=True).first.click()
+        with page.expect_file_chooser() as chooser:
+            page.click("#story-import")
+        chooser.value.set_files(str(third_party / "stories" / "sample_story.json"))
+        expect(page.locator("#story-text textarea")).to_have_value(
+            re.compile(r"^Niko the kobold"), timeout=30_000
+        )
+        expect(page.locator("#story-list input")).to_have_value("sample_story")
+        page.click("#story-export")
+        link = page.locator("#story-download a").first
+        expect(link).to_be_visible(timeout=30_000)
+        with page.expect_download() as download_info:
+            link.click()
+        saved = json.loads(Path(download_info.value.path()).read_text())
+        original = json.loads((third_party / "stories" / "sample_story.json").read_text())
+        assert saved["prompt"] == original["prompt"] and saved["memory"] == original["memory"]
+        assert [a for a in saved["actions"]] == original["actions"]
+
+    [summary] = [s for s in Store(data_dir).stories.list_stories("story") if s.title != "sample_story"]
+    story = Store(data_dir).stories.get(summary.id).story
+    assert story.full_text() == first + ENDING
+    assert [c.origin for c in story.chunks] == ["prompt", "ai", "user"]
+    assert second[len(OPENING) :] in story.chunks[1].later  # the retry waits for a redo
+
+
+def transcript(page: Page) -> str:
+    return page.inner_text("#adventure-transcript")
+
+
+def wait_turn_done(page: Page) -> None:
+    """Send is disabled from the moment an action is taken until its reply is saved."""
+    expect(page.locator("#adventure-send")).to_be_enabled(timeout=60_000)
+    expect(page.locator("#adventure-input textarea")).to_have_value("")
+
+
+def test_adventure_scenario_do_say_undo_and_reload(tmp_path: Path, artifacts: Path, tiny_gguf: Path) -> None:
+    data_dir = tmp_path / "data"
+    with chromium() as browser, hearth_server(data_dir, "--model", str(tiny_gguf)) as url:
+        page = open_app(browser, url)
+        open_tab(page, "Adventure", "#adventure-tokens")
+        page.locator("#scenario input").click()
+        page.get_by_role("option", name="The Night Train to Wintermoor").click()
+        answer = page.locator(".scenario-answer textarea")
+        expect(answer).to_have_count(1, timeout=30_000)
+        page.get_by_label("your name").fill("Inspector Quill")
+        page.click("#scenario-start")
+        expect(page.locator("#adventure-transcript")).to_contain_text(
+            "You are Inspector Quill", timeout=30_000
+        )
+
+        page.fill("#adventure-input textarea", "open the door")
+        page.click("#adventure-send")
+        expect(page.locator("#adventure-transcript")).to_contain_text("You open the door.", timeout=30_000)
+        wait_turn_done(page)
+
+        page.get_by_text("Say", exact=True).click()
+        page.fill("#adventure-input textarea", "is anyone there?")
+        page.keyboard.press("Enter")
+        expect(page.locator("#adventure-transcript")).to_contain_text(
+            'You say "Is anyone there?"', timeout=30_000
+        )
+        wait_turn_done(page)
+        page.screenshot(path=str(artifacts / "adventure-tab.png"), full_page=True)
+
+        # Undo the reply, then the Say; the Do stays.
+        before = transcript(page)
+        page.click("#adventure-undo")
+        page.wait_for_function(
+            f"() => document.querySelector('#adventure-transcript').innerText.length < {len(before)}"
+        )
+        page.click("#adventure-undo")
+        expect(page.locator("#adventure-transcript")).not_to_contain_text("Is anyone there", timeout=30_000)
+        expect(page.locator("#adventure-transcript")).to_contain_text("You open the door.")
+        kept = transcript(page)
+
+        page.reload()
+        page.get_by_role("tab", name="Adventure").click()
+        expect(page.locator("#adventure-transcript")).to_contain_text("You open the door.", timeout=30_000)
+        expect(page.locator("#adventure-list input")).to_have_value("The Night Train to Wintermoor")
+        assert transcript(page) == kept
+
+    store = Store(data_dir)
+    [summary] = [s for s in store.stories.list_stories("adventure") if s.title.startswith("The Night Train")]
+    story = store.stories.get(summary.id).story
+    assert "> You open the door." in story.full_text()
+    assert "Is anyone there" not in story.full_text()
+    assert story.redo_stack  # the undone Say can come back
+    assert "Inspector Quill" in story.memory

@@ -98,13 +98,16 @@ def reply(ctx: AppContext, clock: FirstTokenClock, session_id: str, turn: int) -
 def new_tokens(backend: LlamaCppBackend, previous: str, prompt: str) -> int:
     """Tokens of `prompt` whose text the previous prompt did not have: the previous
     reply, the new message and the reply prefix. When old messages were dropped, the
-    old prompt's text from the first kept message on counts as not new."""
+    old prompt's text from the first kept message on counts as not new: of every place
+    the text after the shared start occurs in the old prompt, the longest match wins."""
     keep = len(os.path.commonprefix([previous, prompt]))
-    carried = prompt[:keep]
-    probe = prompt[keep : keep + 64]
-    at = previous.find(probe, keep + 1) if probe else -1
-    if at > 0:
-        carried = os.path.commonprefix([prompt[:keep] + previous[at:], prompt])
+    cut = prompt.rfind("\n", 0, keep) + 1  # a line start: the probe is never a message's tail
+    probe, carried = prompt[cut : cut + 32], prompt[:keep]
+    at = previous.find(probe, cut + 1) if probe else -1
+    while at > 0:
+        candidate = os.path.commonprefix([prompt[:cut] + previous[at:], prompt])
+        carried = max(carried, candidate, key=len)
+        at = previous.find(probe, at + 1)
     return len(backend.prompt_tokens(prompt)) - len(backend.prompt_tokens(carried))
 
 

@@ -115,9 +115,11 @@ def transcript(page: Page) -> str:
 
 
 def wait_turn_done(page: Page) -> None:
-    """Send is disabled from the moment an action is taken until its reply is saved."""
+    """Send is disabled from the moment an action is taken until its reply is saved.
+    The box empties when the action is taken, so wait for that first: Send is still
+    enabled before the action reaches the server."""
+    expect(page.locator("#adventure-input textarea")).to_have_value("", timeout=30_000)
     expect(page.locator("#adventure-send")).to_be_enabled(timeout=60_000)
-    expect(page.locator("#adventure-input textarea")).to_have_value("")
 
 
 def test_adventure_scenario_do_say_undo_and_reload(tmp_path: Path, artifacts: Path, tiny_gguf: Path) -> None:

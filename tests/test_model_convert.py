@@ -125,8 +125,10 @@ def test_convert_and_load_from_an_upload(ctx: AppContext, tmp_path: Path) -> Non
     pending = logic.examine(ctx, dropped, "upload").pending
     assert pending is not None
     options = logic.options_from_form(ctx, pending, form(pending, prompt_format_id="vicuna-1.1"))
-    lines = list(logic.convert_and_load(ctx, JobBoard("conversion"), "alice", pending, options))
+    outcome = logic.ConversionOutcome()
+    lines = list(logic.convert_and_load(ctx, JobBoard("conversion"), "alice", pending, options, outcome))
     converted = ctx.library.converted_dir / "mythomax-l2-13b.q8_0.gguf"
+    assert outcome.loaded is not None and outcome.loaded.path == str(converted)
     assert lines[0] == f"Converting **{MYTHO_BIN}**…"
     assert lines[-1].startswith("Converted to **mythomax-l2-13b.q8_0.gguf** ████████████████████ 100%.")
     assert "Loaded **MythoMax-L2-13B** with the Vicuna 1.1 format (chosen when converting)" in lines[-1]
@@ -260,3 +262,18 @@ def test_progress_lines_carry_a_bar_and_the_tensor_being_copied(
     assert moving, lines
     assert any(re.search(r"█+░+ \d+% · Copying tensor \d+ of 21 \(", line) for line in moving), moving
     assert lines[-1].startswith("Converted to")
+
+
+def test_leftovers_of_a_cut_short_conversion_go_at_start(tmp_path: Path) -> None:
+    folder = tmp_path / "data" / "models" / "converted"
+    folder.mkdir(parents=True)
+    leftover = folder / ".mythomax.gguf.0123abcd.converting"
+    leftover.write_bytes(b"half a model")
+    finished = folder / "mythomax.gguf"
+    finished.write_bytes(b"GGUF")
+    context = create_context(Settings(data_dir=tmp_path / "data", load_model=False))
+    try:
+        assert context.library.converted_dir == folder
+        assert not leftover.exists() and finished.read_bytes() == b"GGUF"
+    finally:
+        context.store.close()

@@ -17,6 +17,7 @@ from catalog import bundled_model_path
 from catalog.detect import FormatDetection, detect_model_format
 from catalog.download import Downloader
 from catalog.entries import Catalog, load_catalog
+from catalog.ggml import remove_interrupted
 from catalog.hub import HubClient
 from catalog.library import Library
 from engine import LoadOptions, ModelInfo, ModelManager, llama_factory
@@ -142,6 +143,8 @@ def create_context(settings: Settings, factory: BackendFactory = llama_factory) 
         downloader=Downloader(hub, store.models_dir),
         library=Library(store.models_dir, store.data_dir / "library.json", catalog=catalog),
     )
+    for leftover in remove_interrupted(ctx.library.converted_dir):
+        log.info("removed %s, left by a conversion that was cut short", leftover.name)
     if not settings.load_model:
         ctx._ready.set()
     return ctx

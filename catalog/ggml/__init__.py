@@ -15,7 +15,7 @@ and refused with a plain explanation.
 """
 
 from catalog.ggml.advice import catalog_entry, gguf_alternative, options_for, refusal_message
-from catalog.ggml.convert import convert_to_gguf, spm_vocab
+from catalog.ggml.convert import convert_to_gguf, remove_interrupted, spm_vocab
 from catalog.ggml.detect import Architecture, LegacyModel, RefusalKind, inspect_legacy
 from catalog.ggml.errors import (
     ConversionCancelledError,
@@ -40,6 +40,7 @@ __all__ = [
     "RefusalKind",
     "catalog_entry",
     "convert_to_gguf",
+    "remove_interrupted",
     "default_output_name",
     "gguf_alternative",
     "inspect_legacy",

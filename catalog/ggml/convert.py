@@ -14,6 +14,7 @@ declared with `quant_shape_to_byte_shape`; F32/F16 tensors with their element sh
 
 from __future__ import annotations
 
+import contextlib
 import mmap
 import os
 import re
@@ -42,6 +43,9 @@ _HEADER_SHARE = 0.02  # of the progress bar, for the header and vocabulary
 _ADDED_TOKEN = re.compile(r"<[^<>\s]+>")
 _SPM_VOCAB = 32000  # LLaMA's SentencePiece vocabulary; ids past it were added by fine-tuners
 _UNQUANTIZED_DTYPES: dict[int, np.dtype[Any]] = {0: np.dtype(np.float32), 1: np.dtype(np.float16)}
+
+
+_TEMP_SUFFIX = ".converting"  # a conversion in progress writes `.<name>.<id>.converting`
 
 
 def convert_to_gguf(
@@ -80,7 +84,7 @@ def convert_to_gguf(
     assert facts is not None and model.layout is not None  # convertible Llama files have both
     n_head_kv = _head_count_kv(facts, options)
     _check_destination(src, dst, model)
-    temp = dst.with_name(f".{dst.name}.{uuid.uuid4().hex[:8]}.converting")
+    temp = dst.with_name(f".{dst.name}.{uuid.uuid4().hex[:8]}{_TEMP_SUFFIX}")
     try:
         with open_map(src) as buf:
             plan = _tensor_plan(model.tensors)
@@ -96,6 +100,17 @@ def convert_to_gguf(
         temp.unlink(missing_ok=True)
     report(1.0, f"Converted to {dst.name}")
     return dst
+
+
+def remove_interrupted(folder: Path) -> list[Path]:
+    """Delete what conversions cut short by a crash left in `folder`: their temp files
+    can be gigabytes, and no conversion is running when the app starts. Returns them."""
+    removed = []
+    for temp in folder.glob(f".*{_TEMP_SUFFIX}") if folder.is_dir() else ():
+        with contextlib.suppress(OSError):
+            temp.unlink()
+            removed.append(temp)
+    return removed
 
 
 def _ignore(_fraction: float, _words: str) -> None:

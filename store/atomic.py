@@ -11,9 +11,12 @@ import errno
 import json
 import os
 import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from tinydb import TinyDB
 from tinydb.storages import Storage
 
 from store.errors import StoreCorruptError, StoreError, StoreFullError
@@ -102,3 +105,13 @@ class AtomicJSONStorage(Storage):
 
     def close(self) -> None:
         """Nothing stays open between operations."""
+
+
+@contextmanager
+def open_db(path: Path) -> Iterator[TinyDB]:
+    """A TinyDB on `path` with atomic writes, closed when the block ends."""
+    db = TinyDB(path, storage=AtomicJSONStorage)
+    try:
+        yield db
+    finally:
+        db.close()

@@ -15,15 +15,13 @@ from __future__ import annotations
 import shutil
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from tinydb import Query, TinyDB
+from tinydb import Query
 
-from store.atomic import AtomicJSONStorage
+from store.atomic import AtomicJSONStorage, open_db
 from store.errors import NotFoundError, StoreError
 from store.records import Message, Session, check_id, new_id
 
@@ -75,7 +73,7 @@ class SessionStore:
         path = self._dir(session_id) / "session.json"
         if not path.is_file():
             raise NotFoundError("That chat no longer exists.")
-        with _db(path) as db:
+        with open_db(path) as db:
             docs = db.table(_SESSION_TABLE).all()
         if not docs:
             raise NotFoundError("That chat no longer exists.")
@@ -121,7 +119,7 @@ class SessionStore:
                 page = [
                     m.with_seq(first + i).to_dict() for i, m in enumerate(messages[first : first + PAGE_SIZE])
                 ]
-                with _db(self._page_path(session.id, first // PAGE_SIZE)) as db:
+                with open_db(self._page_path(session.id, first // PAGE_SIZE)) as db:
                     db.table(_MESSAGE_TABLE).insert_multiple(dict(d) for d in page)
             self._counts[session.id] = len(messages)
             self._write_session(session)
@@ -144,7 +142,7 @@ class SessionStore:
                 if not pages:
                     self._counts[session_id] = 0
                 else:
-                    with _db(pages[-1]) as db:
+                    with open_db(pages[-1]) as db:
                         last = len(db.table(_MESSAGE_TABLE))
                     self._counts[session_id] = (len(pages) - 1) * PAGE_SIZE + last
             return self._counts[session_id]
@@ -158,7 +156,7 @@ class SessionStore:
             session = self.get(session_id)
             seq = self.count(session_id)
             stored = message.with_seq(seq)
-            with _db(self._page_path(session_id, seq // PAGE_SIZE)) as db:
+            with open_db(self._page_path(session_id, seq // PAGE_SIZE)) as db:
                 db.table(_MESSAGE_TABLE).insert(stored.to_dict())
             self._counts[session_id] = seq + 1
             self._write_session(replace(session, updated=time.time()))
@@ -168,7 +166,7 @@ class SessionStore:
         """Replace the stored message that has the same `seq`."""
         with self._lock:
             self._check_seq(session_id, message.seq)
-            with _db(self._page_path(session_id, message.seq // PAGE_SIZE)) as db:
+            with open_db(self._page_path(session_id, message.seq // PAGE_SIZE)) as db:
                 db.table(_MESSAGE_TABLE).update(message.to_dict(), Query().seq == message.seq)
 
     def truncate(self, session_id: str, keep: int) -> None:
@@ -183,7 +181,7 @@ class SessionStore:
                 if first >= keep:
                     page.unlink()
                 elif first + PAGE_SIZE > keep:
-                    with _db(page) as db:
+                    with open_db(page) as db:
                         db.table(_MESSAGE_TABLE).remove(Query().seq >= keep)
             self._counts[session_id] = keep
 
@@ -225,7 +223,7 @@ class SessionStore:
             first = 0 if last is None else max(0, total - last)
             found: list[Message] = []
             for page_no in range(first // PAGE_SIZE, (total + PAGE_SIZE - 1) // PAGE_SIZE):
-                with _db(self._page_path(session_id, page_no)) as db:
+                with open_db(self._page_path(session_id, page_no)) as db:
                     docs = db.table(_MESSAGE_TABLE).all()
                 found.extend(Message.from_dict(dict(d)) for d in docs)
         found.sort(key=lambda m: m.seq)
@@ -234,7 +232,7 @@ class SessionStore:
     def message(self, session_id: str, seq: int) -> Message:
         with self._lock:
             self._check_seq(session_id, seq)
-            with _db(self._page_path(session_id, seq // PAGE_SIZE)) as db:
+            with open_db(self._page_path(session_id, seq // PAGE_SIZE)) as db:
                 doc = db.table(_MESSAGE_TABLE).get(Query().seq == seq)
         if doc is None or isinstance(doc, list):
             raise NotFoundError(f"Message {seq} does not exist.")
@@ -256,15 +254,6 @@ class SessionStore:
             raise NotFoundError(f"Message {seq} does not exist.")
 
     def _write_session(self, session: Session) -> None:
-        with _db(self._dir(session.id) / "session.json") as db:
+        with open_db(self._dir(session.id) / "session.json") as db:
             # One upsert is one atomic write; truncate-then-insert would be two.
             db.table(_SESSION_TABLE).upsert(dict(session.to_dict()), Query().id == session.id)
-
-
-@contextmanager
-def _db(path: Path) -> Iterator[TinyDB]:
-    db = TinyDB(path, storage=AtomicJSONStorage)
-    try:
-        yield db
-    finally:
-        db.close()

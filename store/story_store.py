@@ -14,15 +14,14 @@ from __future__ import annotations
 import re
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from tinydb import Query, TinyDB
+from tinydb import Query
 
-from store.atomic import AtomicJSONStorage
+from store.atomic import open_db
 from store.errors import NotFoundError, StoreCorruptError, StoreError
 from store.records import check_id, new_id
 from store.stories import Mode, Story
@@ -77,7 +76,7 @@ class StoryStore:
         path = self._path(story_id)
         if not path.is_file():
             raise NotFoundError(_NOT_FOUND)
-        with _db(path) as db:
+        with open_db(path) as db:
             docs = db.table(_TABLE).all()
         if not docs:
             raise NotFoundError(_NOT_FOUND)
@@ -167,7 +166,7 @@ class StoryStore:
             "updated": stored.updated,
             "record": dict(stored.story.to_dict()),
         }
-        with _db(self._path(stored.id)) as db:
+        with open_db(self._path(stored.id)) as db:
             # One upsert is one atomic write; truncate-then-insert would be two.
             db.table(_TABLE).upsert(doc, Query().id == stored.id)
 
@@ -180,12 +179,3 @@ def _titled(story: Story) -> Story:
     if not title:
         title = "Untitled adventure" if story.mode == "adventure" else "Untitled story"
     return replace(story, title=title)
-
-
-@contextmanager
-def _db(path: Path) -> Iterator[TinyDB]:
-    db = TinyDB(path, storage=AtomicJSONStorage)
-    try:
-        yield db
-    finally:
-        db.close()

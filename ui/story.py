@@ -70,14 +70,7 @@ def build(ctx: AppContext) -> StoryTab:
     w.sampler.preset.input(
         lambda name: slider_values(ctx.presets()[name].params), [w.sampler.preset], w.sampler.sliders
     )
-
-    @shown_errors
-    def on_load(view: StoryView | None) -> tuple[Any, ...]:
-        ctx.wait_ready()
-        view, stored = logic.reopen(ctx, view, MODE)
-        return show(view, stored)
-
-    return StoryTab(on_load, w.state, w.outputs)
+    return StoryTab(story_list.load_fn(ctx, MODE, show), w.state, w.outputs)
 
 
 def _layout(ctx: AppContext) -> StoryWidgets:

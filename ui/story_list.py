@@ -197,3 +197,15 @@ def warn_about(run: Run) -> None:
         warn(f"The reply could not be saved: {problem}")
     if run.error is not None:
         warn(f"The model failed while writing: {run.error}")
+
+
+def load_fn(ctx: AppContext, mode: Mode, show: Show) -> Callable[[StoryView | None], tuple[Any, ...]]:
+    """The tab's page-load handler: the story this window had open, else the newest."""
+
+    @shown_errors
+    def on_load(view: StoryView | None) -> tuple[Any, ...]:
+        ctx.wait_ready()
+        view, stored = logic.reopen(ctx, view, mode)
+        return show(view, stored)
+
+    return on_load

@@ -317,7 +317,8 @@ def _plain_http_error(exc: HfHubHTTPError, repo_id: str | None, filename: str | 
     status = exc.response.status_code if exc.response is not None else 0
     if isinstance(exc, GatedRepoError):
         return HubError(
-            f"{repo} is gated: accept its terms on huggingface.co and add an access token in Settings."
+            f"{repo} is gated: accept its terms on huggingface.co, then start Hearth with your access "
+            "token in HF_TOKEN (or after `hf auth login`)."
         )
     if isinstance(exc, RemoteEntryNotFoundError):
         return HubError(f"{repo} has no file named '{filename}'.")
@@ -326,7 +327,9 @@ def _plain_http_error(exc: HfHubHTTPError, repo_id: str | None, filename: str | 
     if isinstance(exc, RepositoryNotFoundError) or status == 404:
         return HubError(f"There is no model repository {repo} on Hugging Face, or it is private.")
     if status in (401, 403):
-        return HubError(f"Hugging Face refused access to {repo}; check the access token in Settings.")
+        return HubError(
+            f"Hugging Face refused access to {repo}; check the access token in HF_TOKEN (or `hf auth login`)."
+        )
     if status == 429:
         return HubError("Hugging Face is rate-limiting requests; wait a minute and try again.")
     if status >= 500:

@@ -24,7 +24,7 @@ from typing import Literal
 from engine.prompt import Block, Counter, FittedPrompt, Injection, PromptParts
 from engine.worldinfo import Placement, Roll, WorldInfoLike, WorldInfoScan, activate, roll_d100
 
-DepthUnit = Literal["characters", "lines"]
+DepthUnit = Literal["characters", "lines", "tokens"]
 NOTE_SLOT = "<|>"
 DEFAULT_WI_SHARE = 0.25
 """World info may take this share of the prompt budget; entries past it are left out."""
@@ -84,11 +84,14 @@ def story_lines(text: str) -> list[str]:
     return text.splitlines(keepends=True)
 
 
-def note_depth_in_lines(lines: Sequence[str], depth: int, unit: DepthUnit) -> int:
+def note_depth_in_lines(
+    lines: Sequence[str], depth: int, unit: DepthUnit, count: Counter | None = None
+) -> int:
     """How many lines from the end the author's note goes.
 
-    In characters, the note goes before the line holding the point `depth` characters
-    from the end, so it never splits a line (Kobold nudges it to a line start too).
+    In characters (or tokens, counted with `count`), the note goes before the line
+    holding the point `depth` characters (tokens) from the end, so it never splits a
+    line (Kobold nudges it to a line start too).
     At depth 0 it goes after the text, unless the last line is unfinished: there the
     model must go on with the writer's sentence, so the note goes before that line.
     """
@@ -96,9 +99,10 @@ def note_depth_in_lines(lines: Sequence[str], depth: int, unit: DepthUnit) -> in
         return 1 if lines and not lines[-1].endswith("\n") else 0
     if unit == "lines":
         return min(depth, len(lines))
+    size = count if unit == "tokens" and count is not None else len
     seen = 0
     for back, line in enumerate(reversed(lines), start=1):
-        seen += len(line)
+        seen += size(line)
         if seen >= depth:
             return back
     return len(lines)
@@ -132,7 +136,7 @@ def story_parts(
         count=count,
     )
     note = render_note(steering.authors_note_template, steering.authors_note)
-    depth = note_depth_in_lines(lines, steering.authors_note_depth, steering.authors_note_unit)
+    depth = note_depth_in_lines(lines, steering.authors_note_depth, steering.authors_note_unit, count)
     injections: list[Injection] = []
     after_memory = scan.text("after_memory")
     if after_memory:

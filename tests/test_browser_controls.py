@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import time
 from pathlib import Path
 
 import pytest
@@ -81,6 +80,24 @@ def test_installed_models_load_and_bad_files_are_explained(
         assert (data_dir / "models" / "second-model.gguf").is_file()
         page.screenshot(path=str(artifacts / "models-loaded.png"), full_page=True)
 
+        page.click("#unload-model")
+        expect(page.locator("#load-status")).to_contain_text("Unloaded second-model", timeout=30_000)
+        expect(page.locator("#model-summary")).to_contain_text("No model loaded")
+        page.click("#library-delete")
+        page.click("#library-confirm")  # no longer loaded: it can go
+        expect(page.locator("#load-status")).to_contain_text("Deleted second-model", timeout=30_000)
+        assert not (data_dir / "models" / "second-model.gguf").exists()
+        # A story model loaded from the list opens the Story tab (named as the catalog's file).
+        write_tiny_llama(data_dir / "models" / "LLAMA2-13B-Holodeck-1.Q4_K_M.gguf", name="holodeck", seed=2)
+        page.click("#library-refresh")
+        pick(page, "#library-choice", "Holodeck")
+        page.click("#load-model")
+        expect(page.get_by_role("tab", name="Story")).to_have_attribute(
+            "aria-selected", "true", timeout=30_000
+        )
+        page.get_by_role("tab", name="Models").click()
+        expect(page.locator("#model-summary")).to_contain_text("suits the Story tab")
+
         page.get_by_role("tab", name="Chat").click()
         send_and_wait(page, "hello world")
         assert chat_texts(page)[0] == "hello world"
@@ -105,11 +122,11 @@ def test_chat_controls(tmp_path: Path, artifacts: Path, tiny_gguf: Path) -> None
         assert session["sampler"]["preset"] == "Deterministic"  # type: ignore[index]
         assert session["title"] == "first question"
 
-        # Regenerate replaces the reply; with the Deterministic preset it is the same text.
+        # Regenerate makes a new version of the reply (kept as a swipe); with the
+        # Deterministic preset it is the same text.
         first_reply = chat_texts(page)[1]
         page.click("#regenerate")
-        page.wait_for_function(LIVE_HIDDEN)
-        time.sleep(0.5)
+        expect(page.locator("#swipe-label")).to_contain_text("Reply 2 of 2", timeout=60_000)
         page.wait_for_function(LIVE_HIDDEN)
         assert len(chat_texts(page)) == 2
         assert chat_texts(page)[1] == first_reply

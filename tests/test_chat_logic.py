@@ -246,3 +246,17 @@ def test_an_empty_reply_saves_nothing_and_is_reported(
     run.wait(timeout=10)
     assert not chat_reply.came_back_empty(run, "reply")
     assert texts(fake_ctx, view)[-1] == ("assistant", "Hello there.")
+
+
+def test_estimated_token_counts_are_labelled_before_and_after_a_reply(
+    fake_ctx: AppContext, fake_backend: FakeBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    view = logic.send(fake_ctx, logic.new_chat(fake_ctx), "Hi", SETTINGS)
+    fake_backend.enqueue(["Hello there."])
+    chat_reply.start(fake_ctx, view, "me").wait(timeout=10)
+    assert "(estimated)" not in chat_reply.context_status(fake_ctx, view)  # exact counts
+    monkeypatch.setattr(FakeBackend, "token_count_is_estimate", property(lambda _self: True))
+    assert chat_reply.context_status(fake_ctx, view).startswith("Context: ")
+    assert " tokens (estimated)" in chat_reply.context_status(fake_ctx, view)  # the reply's record
+    view = logic.send(fake_ctx, view, "And now?", SETTINGS)
+    assert " tokens (estimated)" in chat_reply.context_status(fake_ctx, view)  # the next prompt's estimate

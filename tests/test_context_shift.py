@@ -256,6 +256,7 @@ def numbered_parts(n: int) -> PromptParts:
 
 def test_an_overflow_evaluates_only_the_new_block(backends: Callable[[], LlamaCppBackend]) -> None:
     backend = backends()
+    assert backend.can_shift  # llama.cpp says a plain transformer's cache can shift
     previous, step = run_until_a_drop(backend, numbered_parts)
     start, newest = step.fitted.start, step.n - 1
     assert step.fitted.text == HEAD + "".join(BLOCKS[start : newest + 1]) + ">>"
@@ -463,10 +464,9 @@ def test_gemma_shifted_top_token_matches_a_fresh_evaluation() -> None:
         fresh_logits = prompt_logits(fresh, step.fitted.text)
         # Moved tokens keep values computed with the dropped messages in view, so the two
         # distributions differ a little (measured here: the top token's log-probability
-        # by about 1e-5). Mid-reply, where the model weighs several words, the
-        # difference is larger: that is the price of shifting instead of reading again.
+        # by about 1e-5): the same top token, with its probability within a tolerance.
         top = int(fresh_logits.argmax())
-        assert top in np.argsort(-shifted_logits)[:3]
+        assert int(shifted_logits.argmax()) == top
         assert abs(log_softmax(shifted_logits)[top] - log_softmax(fresh_logits)[top]) < 0.1
     finally:
         shifted.close()

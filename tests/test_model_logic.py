@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from pathlib import Path
@@ -13,6 +14,7 @@ from catalog.errors import CatalogError
 from catalog.hub import HubClient
 from engine import LoadOptions
 from hf_server import MYTHO, MYTHO_Q4, FakeHub, hub_quiet, hub_server  # noqa: F401
+from ui import chat_logic
 from ui import model_logic as logic
 from ui.context import AppContext, Settings, create_context
 
@@ -89,6 +91,31 @@ def test_downloaded_model_loads_with_the_catalog_format(ctx: AppContext) -> None
     assert "Alpaca" in logic.summary_markdown(ctx, info)
     rows = logic.library_rows(ctx.library.items())
     assert any(row[0] == "MythoMax L2 13B" and row[1] == "downloaded" for row in rows)
+    # The facts table, and the Chat tab's format list, name what was detected.
+    facts = logic.facts_markdown(ctx, info)
+    for fact in ("Architecture", "Quantization", "File size", "Trained context", "Loaded context", "512"):
+        assert fact in facts
+    assert (
+        chat_logic.format_choices(ctx)[0][0]
+        == "Auto: Alpaca (the catalog's recommendation for MythoMax L2 13B)"
+    )
+
+
+def test_the_bundled_model_shows_as_installed(ctx: AppContext) -> None:
+    gemma = ctx.catalog.get("gemma-3-270m")
+    item = logic.installed_for(ctx, gemma)
+    assert item is not None and item.source == "bundled"
+    assert "installed" in logic.catalog_card(ctx, gemma, None, installed=True)
+
+
+def test_installed_models_show_their_fit_at_the_load_context(ctx: AppContext, tiny_gguf: Path) -> None:
+    item = ctx.library.add(tiny_gguf)
+    small, large = logic.item_fit(item, 512), logic.item_fit(item, 1_000_000)
+    assert re.fullmatch(r"~\d+\.\d GB needed of \d+\.\d GB free — fits", small), small
+    assert "rough" not in small  # from the file's own metadata
+    assert small != large  # the KV cache grows with the context
+    row = logic.library_rows([item], None, 512)[0]
+    assert row[logic.LIBRARY_COLUMNS.index("Fit")] == small
 
 
 def test_load_options_respect_the_model_context(ctx: AppContext) -> None:

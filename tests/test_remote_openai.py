@@ -18,6 +18,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -37,14 +38,17 @@ from engine import (
     RemoteConnectError,
     RemoteEngineError,
 )
+from engine.adventure import InputKind
 from engine.llama import LlamaCppBackend
 from engine.remote import RemoteSpec, connect, estimate_tokens, server_root, without_credentials
 from engine.remote_openai import OpenAIBackend, completion_body
 from presets import SamplerParams
+from store.stories import Story
+from ui import adventure_logic, chat_reply, models_remote, story_logic
 from ui import chat_logic as logic
-from ui import chat_reply, models_remote
 from ui.chat_logic import ChatSettings
 from ui.context import AppContext, Settings, create_context
+from ui.story_logic import StoryView
 
 GREEDY = SamplerParams(temperature=0.0, repeat_penalty=1.0, max_new_tokens=24)
 
@@ -266,6 +270,36 @@ def test_chat_reply_end_to_end_through_the_remote_engine(
         prompt = chat_reply.build_prompt(ctx, view).request.prompt  # the next turn's prompt holds this reply
         assert prompt.count("Hello there") == 1 and reply.text in prompt
         assert chat_reply.context_status(ctx, view).startswith("Context: ")
+    finally:
+        ctx.models.unload()
+        ctx.store.close()
+
+
+def test_story_and_adventure_run_and_stop_through_the_remote_engine(
+    llama_server: str, tmp_path: Path
+) -> None:
+    ctx = create_context(Settings(data_dir=tmp_path / "data", load_model=False))
+    try:
+        models_remote.connect(ctx, RemoteSpec("openai", llama_server, api_key="unused", n_ctx=512))
+        story = story_logic.stories(ctx).create(Story().append("The lighthouse keeper", "prompt"))
+        view = StoryView(story.id)
+        story_logic.start(ctx, view, "story", GREEDY, "me", "generate")[1].wait(60)
+        written = story_logic.stories(ctx).get(story.id).story
+        assert [c.origin for c in written.chunks] == ["prompt", "ai"] and written.chunks[1].text
+
+        own = adventure_logic.scenario_by_id(adventure_logic.CUSTOM, "${your name} stands at a door.", "")
+        begun = adventure_logic.begin(ctx, own, {"your name": "Quill"})
+        play = StoryView(begun.id)
+        adventure_logic.act(ctx, play, InputKind.DO, "open the door")
+        long = replace(GREEDY, max_new_tokens=300)
+        run = story_logic.start(ctx, play, "adventure", long, "me", "generate")[1]
+        deadline = time.monotonic() + 30
+        while not run.text and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert ctx.models.stop("me")  # Stop, as the tab's button does
+        assert run.wait(60).reason is FinishReason.CANCELLED
+        turns = story_logic.stories(ctx).get(begun.id).story.chunks
+        assert turns[-2].text.strip() == "> You open the door." and turns[-1].origin == "ai"
     finally:
         ctx.models.unload()
         ctx.store.close()

@@ -3,6 +3,7 @@ Do/Say input, scenarios, and what the model is sent."""
 
 from __future__ import annotations
 
+import time
 from dataclasses import replace
 
 import pytest
@@ -185,3 +186,45 @@ def test_edits_wait_for_the_run_and_a_deleted_story_is_never_replaced(
         logic.current(fake_ctx, view, "story")
     reopened, stored = logic.reopen(fake_ctx, view, "story")  # a page load moves on
     assert reopened.story_id == other.story_id and stored.story.full_text() == "A different tale"
+
+
+def test_an_unrelated_edit_leaves_every_world_info_entry_as_imported() -> None:
+    unused_secondary = WorldInfoEntry(
+        keys=("castle",), secondary_keys=("night",), content="Dark.", selective=False
+    )
+    story = Story(world_info=(unused_secondary,))
+    widget_values = story_steering.values(story)
+    widget_values[0] = "New memory."  # the writer edits memory only
+    after = story_steering.apply(story, widget_values)
+    assert after.memory == "New memory." and after.world_info == story.world_info
+    widget_values[5][0][1] = "night, storm"  # changing the secondary keys turns selection on
+    assert story_steering.apply(story, widget_values).world_info[0].selective
+
+
+def test_stop_keeps_the_partial_reply_as_the_models_part(
+    fake_ctx: AppContext, fake_backend: FakeBackend
+) -> None:
+    view = new_view(fake_ctx, Story().append("The storm came", "prompt"))
+    fake_backend.delay = 0.2
+    fake_backend.enqueue([" at", " night", " and", " the", " boats", " came", " home", "."])
+    _view, run = logic.start(fake_ctx, view, "story", PARAMS, "me", "generate")
+    deadline = time.monotonic() + 10
+    while not run.text and time.monotonic() < deadline:  # stop once some of the reply has arrived
+        time.sleep(0.01)
+    assert fake_ctx.models.stop("me")
+    finish(run)
+    story = logic.stories(fake_ctx).get(view.story_id or "").story
+    assert [c.origin for c in story.chunks] == ["prompt", "ai"]
+    assert story.chunks[1].text == run.text and run.text != " at night and the boats came home."
+
+
+def test_editing_the_last_adventure_turn(fake_ctx: AppContext, fake_backend: FakeBackend) -> None:
+    view = new_view(fake_ctx, Story(mode="adventure").append("You wake in a cave.\n", "prompt"))
+    acted = play.act(fake_ctx, view, InputKind.DO, "look around").story.full_text()
+    fake_backend.enqueue(["It is dark."])
+    finish(logic.start(fake_ctx, view, "adventure", PARAMS, "me", "generate")[1])
+    stored = play.edit_last_turn(fake_ctx, view, "It is dark, and water drips.")
+    assert stored.story.full_text() == acted + "It is dark, and water drips."
+    assert play.last_turn(stored.story) == "It is dark, and water drips."
+    stored = play.edit_last_turn(fake_ctx, view, "")  # emptied: the reply is gone, the action stays
+    assert stored.story.full_text() == acted and acted.rstrip().endswith("> You look around.")

@@ -8,7 +8,7 @@ from dataclasses import replace
 import pytest
 
 from store.errors import SchemaTooNewError, StoreCorruptError
-from store.stories import MAX_VERSIONS, Chunk, Story, WorldInfoEntry
+from store.stories import MAX_VERSIONS, Chunk, DepthUnit, Story, WorldInfoEntry
 
 
 def texts(story: Story) -> list[str]:
@@ -309,3 +309,8 @@ def test_story_rejects_impossible_values() -> None:
         Story(chunks=(Chunk("x", "bot"),))  # type: ignore[arg-type]
     with pytest.raises(ValueError):
         Story(wi_search_depth=-1)
+
+
+@pytest.mark.parametrize(("unit", "chars"), [("characters", 320), ("lines", 320 * 80), ("tokens", 320 * 4)])
+def test_kobold_files_get_the_note_depth_in_characters(unit: DepthUnit, chars: int) -> None:
+    assert Story(authors_note_depth=320, authors_note_unit=unit).authors_note_depth_chars == chars

@@ -56,6 +56,24 @@ def test_a_depth_in_characters_snaps_back_to_the_start_of_a_line() -> None:
     assert note_depth_in_lines(story_lines("Done.\n"), 0, "lines") == 0
 
 
+def words(text: str) -> int:
+    """One token per word: unlike characters, so a test can tell which counter was used."""
+    return len(text.split())
+
+
+def test_a_depth_in_tokens_counts_with_the_models_tokenizer() -> None:
+    lines = story_lines(STORY)  # from the end: 4 words, then 2, then 2
+    assert note_depth_in_lines(lines, 4, "tokens", words) == 1
+    assert note_depth_in_lines(lines, 5, "tokens", words) == 2
+    assert note_depth_in_lines(lines, 6, "tokens", words) == 2
+    assert note_depth_in_lines(lines, 7, "tokens", words) == 3
+    steering = StorySteering(authors_note="grim", authors_note_depth=5, authors_note_unit="tokens")
+    prompt = story_parts(STORY, steering, budget=10_000, count=words, roll=lambda: 1)
+    assert fit_prompt(prompt.parts, 10_000, words).text == (
+        "Line one.\nLine two.\nLine three.\n[Author's note: grim]\nLine four.\nThe end is nigh"
+    )
+
+
 def test_a_note_at_depth_zero_never_splits_the_writers_line() -> None:
     steering = StorySteering(authors_note="now", authors_note_depth=0, authors_note_template="[<|>]")
     # The model goes on with an unfinished sentence, so the note goes before its line.

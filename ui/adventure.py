@@ -261,11 +261,8 @@ def _wire_edits(ctx: AppContext, w: AdventureWidgets, show: story_list.Show) -> 
     @shown_errors
     def on_save_turn(request: gr.Request, view: StoryView | None, text: str) -> tuple[Any, ...]:
         logic.ensure_idle(ctx, owner_of(request), "edit the last turn")
-        view, stored = logic.current(ctx, view, MODE)
-        if not stored.story.chunks:
-            return show(view, stored)
-        last = len(stored.story.chunks) - 1
-        return show(view, logic.update(ctx, view, MODE, lambda s: s.edit(last, text or "")))
+        view, _ = logic.current(ctx, view, MODE)
+        return show(view, play.edit_last_turn(ctx, view, text or ""))
 
     w.save_turn.click(on_save_turn, [w.state, w.last_turn], w.outputs, **QUIET)
 

@@ -87,6 +87,15 @@ def transcript(story: Story, window: int = TRANSCRIPT_WINDOW) -> str:
     return note + inert_markdown(text) if text else "*The adventure has not started yet.*"
 
 
+def edit_last_turn(ctx: AppContext, view: StoryView, text: str) -> StoredStory:
+    """Replace the newest part's text (emptying it removes the part; the opening stays)."""
+
+    def edit(story: Story) -> Story:
+        return story.edit(len(story.chunks) - 1, text) if story.chunks else story
+
+    return logic.update(ctx, view, MODE, edit)
+
+
 def last_turn(story: Story) -> str:
     """The text of the newest part, for the edit box."""
     return story.chunks[-1].text if story.chunks else ""

@@ -166,8 +166,9 @@ def context_status(ctx: AppContext, view: ChatView) -> str:
         return ctx.startup_error or "No model loaded."
     n_ctx = ctx.models.backend.n_ctx
     latest = ctx.store.sessions.messages(view.session_id, last=1)
+    estimate = " (estimated)" if ctx.models.backend.token_count_is_estimate else ""
     if latest and latest[0].role == "assistant" and "prompt_tokens" in latest[0].meta:
-        return _usage_line(latest[0].meta, n_ctx)
+        return _usage_line(latest[0].meta, n_ctx, estimate)
     try:
         prepared = build_prompt(ctx, view)
     except StoreError:
@@ -176,15 +177,14 @@ def context_status(ctx: AppContext, view: ChatView) -> str:
         return f"Context: full. {exc}"
     fitted = prepared.fitted
     dropped = f" · {fitted.dropped} older messages left out" if fitted.dropped else ""
-    estimate = " (estimated)" if ctx.models.backend.token_count_is_estimate else ""
     return f"Context: {fitted.n_tokens} / {n_ctx} tokens{estimate}{dropped}"
 
 
-def _usage_line(meta: dict[str, Any], n_ctx: int) -> str:
+def _usage_line(meta: dict[str, Any], n_ctx: int, estimate: str) -> str:
     used = int(meta["prompt_tokens"]) + int(meta.get("completion_tokens", 0))
     reused = int(meta.get("prompt_reused", 0))
     seconds = float(meta.get("seconds", 0.0))
-    parts = [f"Context: {used} / {n_ctx} tokens"]
+    parts = [f"Context: {used} / {n_ctx} tokens{estimate}"]
     if reused:
         parts.append(f"{reused} reused from cache")
     if seconds > 0:

@@ -15,7 +15,14 @@ from pathlib import Path
 from catalog.download import DownloadProgress, human_size
 from catalog.entries import CatalogEntry
 from catalog.errors import CatalogError, HubError
-from catalog.fit import BITS_PER_WEIGHT, FitResult, check_fit, estimate_for_entry, rough_estimate
+from catalog.fit import (
+    BITS_PER_WEIGHT,
+    FitResult,
+    check_fit,
+    estimate_for_entry,
+    estimate_for_model,
+    rough_estimate,
+)
 from catalog.hub import RepoSummary
 from catalog.library import LibraryItem
 from catalog.naming import GgufChoice, group_gguf_files
@@ -166,11 +173,14 @@ def choice_label(ctx: AppContext, repo_id: str, choice: GgufChoice) -> str:
 
 # -- the library -----------------------------------------------------------------------------
 
-LIBRARY_COLUMNS = ["Name", "Source", "Architecture", "Quant", "Size", "Context", "Template", "Notes"]
+LIBRARY_COLUMNS = ["Name", "Source", "Architecture", "Quant", "Size", "Context", "Template", "Fit", "Notes"]
 
 
-def library_rows(items: list[LibraryItem], loaded: Path | None = None) -> list[list[str]]:
-    """Table rows for the Installed list; the loaded model is marked in its notes."""
+def library_rows(
+    items: list[LibraryItem], loaded: Path | None = None, n_ctx: int | None = None
+) -> list[list[str]]:
+    """Table rows for the Installed list; the loaded model is marked in its notes. The
+    fit is at `n_ctx` (the context models are loaded with), from each file's metadata."""
     return [
         [
             item.name,
@@ -180,10 +190,21 @@ def library_rows(items: list[LibraryItem], loaded: Path | None = None) -> list[l
             human_size(item.size),
             f"{item.context_length:,}" if item.context_length else "?",
             "yes" if item.has_chat_template else "no",
+            item_fit(item, n_ctx),
             _item_note(item, loaded),
         ]
         for item in items
     ]
+
+
+def item_fit(item: LibraryItem, n_ctx: int | None) -> str:
+    """The memory badge of a local model: weights plus the KV cache at `n_ctx`."""
+    if item.info is None or not item.usable:
+        return "?"
+    try:
+        return check_fit(estimate_for_model(item.info, n_ctx, total_size=item.size)).badge
+    except CatalogError:
+        return "?"  # free memory cannot be read here
 
 
 def _item_note(item: LibraryItem, loaded: Path | None) -> str:

@@ -57,7 +57,15 @@ def build(ctx: AppContext, tabs: gr.Tabs, tab_ids: set[str]) -> ModelsTab:
 
     outputs = [summary, facts, library.table, library.choice, *catalog.cards, *catalog.buttons]
     remote_connected = models_remote.wire_remote(ctx, remote, facts)
-    loaded = [*catalog.loaded, hub.loaded, library.loaded, library.converted, remote_connected]
+    # Every event that changes the model; the other tabs refresh after each.
+    loaded = [
+        *catalog.loaded,
+        hub.loaded,
+        library.loaded,
+        library.unloaded,
+        library.converted,
+        remote_connected,
+    ]
     for event in loaded:
         event.success(page, None, outputs, api_visibility="undocumented")
     return ModelsTab(facts=facts, loaded=loaded, page_outputs=outputs, page_fn=page)

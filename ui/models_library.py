@@ -1,4 +1,4 @@
-"""The Models tab's Installed section: every local model, loaded, deleted or added by path.
+"""The Models tab's Installed section: every local model, loaded, unloaded, deleted or added by path.
 
 A legacy GGML file (added by path, picked in the list, or dropped on the page) opens
 the Convert panel (`ui/models_convert.py`) instead of failing to load.
@@ -18,6 +18,7 @@ from ui import convert_logic, models_convert
 from ui import model_logic as logic
 from ui.context import AppContext
 from ui.errors import shown_errors
+from ui.model_download import tab_after_load
 
 
 @dataclass
@@ -26,6 +27,7 @@ class LibrarySection:
     choice: gr.Dropdown
     status: gr.Markdown
     loaded: Any  # the Load event, for chaining what follows a load
+    unloaded: Any  # the Unload event
     converted: Any  # the Convert event, which loads the converted model
     refresh_fn: Any  # () -> (table, choice) values
 
@@ -57,6 +59,7 @@ def build(
         gpu = gr.Number(options.n_gpu_layers, label="GPU layers", precision=0, minimum=-1, elem_id="load-gpu")
     with gr.Row():
         load = gr.Button("Load model", variant="primary", elem_id="load-model")
+        unload = gr.Button("Unload", elem_id="unload-model")
         delete = gr.Button("Delete", variant="stop", elem_id="library-delete")
     with gr.Row(visible=False) as confirm_row:
         confirm = gr.Button("Delete the file for good", variant="stop", size="sm", elem_id="library-confirm")
@@ -76,7 +79,8 @@ def build(
     def listing() -> tuple[Any, Any]:
         items = ctx.library.items()
         loaded = Path(ctx.models.info.path) if ctx.models.info else None
-        return logic.library_rows(items, loaded), gr.update(choices=logic.library_choices(items))
+        rows = logic.library_rows(items, loaded, ctx.settings.n_ctx)
+        return rows, gr.update(choices=logic.library_choices(items))
 
     @shown_errors
     def on_load(
@@ -92,10 +96,19 @@ def build(
         item = ctx.library.get(item_id)
         if item.needs_conversion:
             line = f"**{logic.md(item.name)}** is a legacy GGML file: convert it to GGUF below."
-            return gr.skip(), line, *open_convert(item, previous)
+            return gr.skip(), line, gr.skip(), *open_convert(item, previous)
         opts = LoadOptions(n_ctx=int(size), threads=int(cpus), n_gpu_layers=int(layers))
         info = ctx.load_model(item.path, opts, lambda f, m: progress(f, desc=m))
-        return logic.facts_markdown(ctx, info), f"Loaded **{logic.md(info.name)}**.", *keep_panel
+        # A story or adventure model opens its tab; a chat model leaves you here.
+        suited = tab_after_load(ctx, tab_ids) if ctx.detected_format().default_tab != "chat" else gr.skip()
+        facts_now = logic.facts_markdown(ctx, info)
+        return facts_now, f"Loaded **{logic.md(info.name)}**.", suited, *keep_panel
+
+    def on_unload() -> tuple[Any, ...]:
+        info = ctx.models.info
+        ctx.models.unload()  # runs already queued finish first
+        line = f"Unloaded **{logic.md(info.name)}**." if info else "No model was loaded."
+        return logic.facts_markdown(ctx, None), line
 
     @shown_errors
     def on_pick(item_id: str | None, previous: convert_logic.PendingConversion | None) -> tuple[Any, ...]:
@@ -128,13 +141,16 @@ def build(
 
     panel, waiting = convert.open_outputs, convert.pending
     loaded = load.click(
-        on_load, [choice, n_ctx, threads, gpu, waiting], [facts, status, *panel], api_name="load_model",
+        on_load, [choice, n_ctx, threads, gpu, waiting], [facts, status, tabs, *panel], api_name="load_model",
         concurrency_id="model-jobs", concurrency_limit=1,
     )  # fmt: skip
+    unloaded = unload.click(
+        on_unload, None, [facts, status], api_name="unload_model", concurrency_id="model-jobs"
+    )
     choice.input(on_pick, [choice, waiting], panel, api_visibility="undocumented")
     refresh.click(listing, None, [table, choice], api_visibility="undocumented")
     delete.click(lambda: gr.update(visible=True), None, confirm_row, api_visibility="undocumented")
     keep.click(lambda: gr.update(visible=False), None, confirm_row, api_visibility="undocumented")
     confirm.click(on_delete, [choice], [confirm_row, table, choice, status], api_name="delete_model")
     add.click(on_add, [add_path, waiting], [table, choice, add_path, status, *panel], api_name="add_model")
-    return LibrarySection(table, choice, status, loaded, convert.loaded, listing)
+    return LibrarySection(table, choice, status, loaded, unloaded, convert.loaded, listing)

@@ -14,7 +14,7 @@ from typing import Any
 import gradio as gr
 
 from store.errors import StoreError
-from store.stories import Mode, Story, WorldInfoEntry
+from store.stories import DEPTH_UNITS, Mode, Story, WorldInfoEntry
 from ui import story_logic as logic
 from ui.context import AppContext
 from ui.errors import shown_errors
@@ -33,7 +33,7 @@ WI_COLUMNS = [
 ]
 WI_TYPES: Any = ["str", "str", "str", "str", "str", "bool", "number", "bool"]
 PLACEMENTS = [("After memory", "after_memory"), ("Before the author's note", "before_authors_note")]
-UNITS = [("characters", "characters"), ("lines", "lines")]
+UNITS = [("characters", "characters"), ("lines", "lines"), ("tokens", "tokens")]
 
 
 @dataclass
@@ -129,7 +129,7 @@ def apply(story: Story, widget_values: list[Any]) -> Story:
         authors_note=str(note or ""),
         authors_note_template=str(template or ""),
         authors_note_depth=_count(depth, "The note depth"),
-        authors_note_unit="lines" if unit == "lines" else "characters",
+        authors_note_unit=unit if unit in DEPTH_UNITS else "characters",
         world_info=entries,
         wi_placement="before_authors_note" if placement == "before_authors_note" else "after_memory",
         wi_search_depth=_count(search_depth, "The scan depth"),
@@ -143,12 +143,20 @@ def _bases(stored: tuple[WorldInfoEntry, ...], rows: list[list[Any]]) -> list[Wo
     unused = list(stored)
     bases = []
     for i, row in enumerate(rows):
-        shown = _entry(WorldInfoEntry(), row, i)
-        match = next((e for e in unused if replace(e, group="", extra={}) == shown), None)
+        shown = _shown(_entry(WorldInfoEntry(), row, i))
+        match = next((e for e in unused if _shown(e) == shown), None)
         if match is not None:
             unused.remove(match)
         bases.append(match or WorldInfoEntry())
     return bases
+
+
+def _shown(entry: WorldInfoEntry) -> tuple[Any, ...]:
+    """What a row of the table shows of an entry."""
+    return (
+        entry.keys, entry.secondary_keys, entry.anti_keys, entry.content, entry.comment,
+        entry.constant, entry.probability, entry.enabled,
+    )  # fmt: skip
 
 
 def _entry(base: WorldInfoEntry, row: list[Any], index: int) -> WorldInfoEntry:
@@ -164,7 +172,13 @@ def _entry(base: WorldInfoEntry, row: list[Any], index: int) -> WorldInfoEntry:
         anti_keys=anti_keys,
         content=str(content or ""),
         comment=str(comment or ""),
-        selective=bool(secondary_keys or anti_keys),
+        # An imported entry may hold secondary keys it does not use; only a change to them
+        # here turns selection on or off.
+        selective=(
+            bool(secondary_keys or anti_keys)
+            if (secondary_keys, anti_keys) != (base.secondary_keys, base.anti_keys)
+            else base.selective
+        ),
         constant=as_bool(constant),
         probability=chance,
         enabled=as_bool(enabled) if enabled is not None else True,

@@ -12,6 +12,7 @@ from store.stories.kobold import (
 from store.stories.model import (
     DEFAULT_AN_DEPTH,
     DEFAULT_AN_TEMPLATE,
+    DEPTH_UNITS,
     MAX_VERSIONS,
     Chunk,
     DepthUnit,
@@ -25,6 +26,7 @@ from store.stories.model import (
 
 __all__ = [
     "DEFAULT_AN_DEPTH",
+    "DEPTH_UNITS",
     "DEFAULT_AN_TEMPLATE",
     "MAX_VERSIONS",
     "STORY_SCHEMA",

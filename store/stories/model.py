@@ -28,19 +28,21 @@ Origin = Literal["prompt", "user", "ai", "edit"]
 Mode = Literal["story", "adventure"]
 WIPlacement = Literal["after_memory", "before_authors_note"]
 KoboldShape = Literal["lite", "united"]
-DepthUnit = Literal["characters", "lines"]
+DepthUnit = Literal["characters", "lines", "tokens"]
 
 ORIGINS: tuple[Origin, ...] = ("prompt", "user", "ai", "edit")
 MODES: tuple[Mode, ...] = ("story", "adventure")
 WI_PLACEMENTS: tuple[WIPlacement, ...] = ("after_memory", "before_authors_note")
 KOBOLD_SHAPES: tuple[KoboldShape, ...] = ("lite", "united")
-DEPTH_UNITS: tuple[DepthUnit, ...] = ("characters", "lines")
+DEPTH_UNITS: tuple[DepthUnit, ...] = ("characters", "lines", "tokens")
 
 DEFAULT_AN_TEMPLATE = "[Author's note: <|>]"
 DEFAULT_AN_DEPTH = 320
 """Characters from the end of the story where the author's note goes (Lite's "Medium")."""
 CHARS_PER_LINE = 80
 """How a depth in lines is written to Kobold files, which only know characters."""
+CHARS_PER_TOKEN = 4
+"""How a depth in tokens is written to Kobold files (English text averages about 4)."""
 MAX_VERSIONS = 10
 """Versions one chunk keeps (Lite keeps 4: the current one and 3 retries). Oldest go first."""
 
@@ -161,6 +163,8 @@ class Story:
         """The author's note depth in characters, as Kobold files store it."""
         if self.authors_note_unit == "lines":
             return self.authors_note_depth * CHARS_PER_LINE
+        if self.authors_note_unit == "tokens":
+            return self.authors_note_depth * CHARS_PER_TOKEN
         return self.authors_note_depth
 
     @property

@@ -1,0 +1,25 @@
+"""Streaming cost must not grow with history: every model run streams into a small live
+box, never into the windowed history or a transcript (the page re-renders whatever a
+streamed update names, once per update)."""
+
+from __future__ import annotations
+
+import ui
+from ui.chat_widgets import LLM_QUEUE
+from ui.context import AppContext
+
+# Impersonate streams your next message into the message box.
+LIVE_BOXES = {"live-reply", "adventure-live", "story-text", "message"}
+
+
+def test_model_runs_stream_only_into_a_live_box(fake_ctx: AppContext) -> None:
+    demo = ui.build(fake_ctx)
+    runs = [
+        (fn.name, [getattr(out, "elem_id", None) for out in fn.outputs])
+        for fn in demo.fns.values()
+        if fn.concurrency_id == LLM_QUEUE
+    ]
+    # Chat: reply, continue, regenerate, swipe, impersonate; Story: 2; Adventure: 4.
+    assert len(runs) >= 11
+    for name, outputs in runs:
+        assert set(outputs) <= LIVE_BOXES, (name, outputs)

@@ -25,6 +25,10 @@ from engine.types import Chunk, Finish, FinishReason, GenerationRequest, LoadOpt
 log = logging.getLogger(__name__)
 
 
+LEARNED_POSITIONS = frozenset({"gpt2", "starcoder"})
+"""Architectures with a learned position embedding: a fixed longest context, and no shift."""
+
+
 class LlamaCppBackend(Backend):
     """A GGUF model loaded into this process with llama-cpp-python."""
 
@@ -38,10 +42,14 @@ class LlamaCppBackend(Backend):
         """
         header = read_header(path)
         info = model_info(path, header)
+        n_ctx = options.n_ctx
+        if info.architecture in LEARNED_POSITIONS and info.context_length:
+            # Past its last position embedding llama.cpp aborts the whole process.
+            n_ctx = min(n_ctx, info.context_length)
         try:
             self._llm = Llama(
                 model_path=str(path),
-                n_ctx=options.n_ctx,
+                n_ctx=n_ctx,
                 n_threads=options.threads,
                 n_threads_batch=options.threads,
                 n_gpu_layers=options.n_gpu_layers,
@@ -55,12 +63,18 @@ class LlamaCppBackend(Backend):
                 "The file may be damaged, or its architecture may be newer than this "
                 f"llama.cpp build. Details: {exc}"
             ) from exc
-        super().__init__(info, self._llm.n_ctx())
+        usable = self._llm.n_ctx()  # llama.cpp rounds up to a multiple of 256
+        super().__init__(info, min(usable, n_ctx) if info.architecture in LEARNED_POSITIONS else usable)
         self.options = options
         self.cache = KVCacheView()
-        # Recurrent and some hybrid models keep a state that cannot be cut and moved.
+        # Recurrent and some hybrid models keep a state that cannot be cut and moved; a
+        # model without rope has its positions baked into the cached values.
         memory = self._llm._ctx.memory
-        self.can_shift = memory is not None and bool(llama_cpp.llama_memory_can_shift(memory))
+        self.can_shift = (
+            memory is not None
+            and bool(llama_cpp.llama_memory_can_shift(memory))
+            and info.architecture not in LEARNED_POSITIONS
+        )
         self.shift_enabled = True
         self._said_no_shift = False
         self._bos = self._llm.token_bos() if self._llm._model.add_bos_token() else None
@@ -125,7 +139,9 @@ class LlamaCppBackend(Backend):
         self._llm.last_n_tokens_size = params.repeat_last_n
         stream = self._llm.create_completion(
             prompt=tokens,
-            max_tokens=params.max_new_tokens,
+            # Never past this backend's context, which can be shorter than llama.cpp's
+            # (a model with learned positions): the run ends with "length" there.
+            max_tokens=max(1, min(params.max_new_tokens, self.n_ctx - len(tokens))),
             temperature=params.temperature,
             top_p=params.top_p,
             top_k=params.top_k,

@@ -2,8 +2,10 @@
 
 It writes llama.cpp's containers (unversioned GGML, GGMF v1, GGJT v1-v3) from the
 weights of a known tiny Llama (the shapes of `tiny_model.py`), encoded as F32, F16,
-Q4_0, Q5_0, Q8_0 or Q6_K, and the look-alikes the converter must refuse: ggml's gpt-2,
-gpt-j and gpt-neox example files, rwkv.cpp files and QK_K=64 K-quants.
+Q4_0, Q5_0, Q8_0 or Q6_K; a complete tiny GPT-2 in ggml's gpt-2 layout, with a
+byte-level BPE vocabulary trained here (`write_gpt2_model`); and the look-alikes the
+converter must refuse: ggml's gpt-2, gpt-j and gpt-neox example files with made-up
+token lists, rwkv.cpp files and QK_K=64 K-quants.
 
 Layout (all little-endian): magic, [u32 version], u32 hyperparameters, the vocabulary
 (u32 length, bytes, [f32 score]), then tensor records until the end: u32 n_dims,
@@ -13,6 +15,7 @@ zero padding to an absolute offset that is a multiple of 32], the data.
 
 from __future__ import annotations
 
+import re
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -235,7 +238,11 @@ def _bpe_vocab(n_vocab: int) -> list[tuple[bytes, float]]:
 
 
 def write_gpt2(path: Path, n_vocab: int = 300, n_embd: int = 32, n_ctx: int = 64) -> Path:
-    """ggml's examples/gpt-2 layout (AI Dungeon 2 Classic): n_vocab repeated, no scores, no padding."""
+    """ggml's examples/gpt-2 layout (AI Dungeon 2 Classic): n_vocab repeated, no scores, no padding.
+
+    A look-alike that must be refused: its made-up token list ("t0", "t1", ...) is not
+    GPT-2's, and it holds only a few tensors. `write_gpt2_model` writes a complete one.
+    """
     specs: list[tuple[str, tuple[int, ...]]] = [
         ("model/ln_f/g", (n_embd,)),
         ("model/ln_f/b", (n_embd,)),
@@ -309,4 +316,152 @@ def write_rwkv(path: Path, n_vocab: int = 300, n_embd: int = 32) -> Path:
         scores=False,
         records=_f32_records(specs),
         aligned=False,
+    )
+
+
+# -- a complete tiny GPT-2 in ggml's examples/gpt-2 layout ------------------------------
+
+END_OF_TEXT = b"<|endoftext|>"
+# The text the tiny tokenizer is trained on: enough repetition for a few dozen merges.
+GPT2_CORPUS = (
+    "You are standing in an open field west of a white house. The house has a boarded front door. "
+    "You open the door and enter the house. There is a lamp here. You take the lamp and light it. "
+    "The dragon is sleeping in the cave. You attack the dragon with the sword. The dragon wakes. "
+    "You are in the kitchen of the white house. A table seems to have been used recently. 2019 2020"
+)
+_GPT2_WORD = re.compile(rb" ?[A-Za-z]+| ?[0-9]+| ?[^\sA-Za-z0-9]+|\s+")
+
+
+@dataclass(frozen=True)
+class Gpt2Shape:
+    n_embd: int = 64
+    n_head: int = 4
+    n_layer: int = 2
+    n_ctx: int = 64
+
+    @property
+    def n_ff(self) -> int:
+        return 4 * self.n_embd
+
+
+GPT2_SMALL = Gpt2Shape()
+
+
+def gpt2_byte_order() -> list[int]:
+    """The bytes in the order GPT-2 numbers them: the printable Latin-1 ones, then the rest."""
+    printable = [*range(0x21, 0x7F), *range(0xA1, 0xAD), *range(0xAE, 0x100)]
+    return printable + [b for b in range(256) if b not in printable]
+
+
+def train_gpt2_vocab(
+    n_merges: int = 40, corpus: str = GPT2_CORPUS
+) -> tuple[list[bytes], list[tuple[bytes, bytes]]]:
+    """A rank-ordered byte-level BPE vocabulary, trained plainly on `corpus`.
+
+    Returns the tokens in id order (256 bytes, one token per merge, <|endoftext|>) and
+    the merges in rank order: token 256 + i is merge i joined, as in GPT-2.
+    """
+    words: dict[tuple[bytes, ...], int] = {}
+    for word in _GPT2_WORD.findall(corpus.encode()):
+        key = tuple(word[i : i + 1] for i in range(len(word)))
+        words[key] = words.get(key, 0) + 1
+    merges: list[tuple[bytes, bytes]] = []
+    for _ in range(n_merges):
+        pairs: dict[tuple[bytes, bytes], int] = {}
+        for parts, count in words.items():
+            for pair in zip(parts, parts[1:], strict=False):
+                pairs[pair] = pairs.get(pair, 0) + count
+        best = max(pairs, key=lambda pair: (pairs[pair], pair))
+        merges.append(best)
+        words = {_join(parts, best): count for parts, count in words.items()}
+    tokens = [bytes([b]) for b in gpt2_byte_order()] + [a + b for a, b in merges] + [END_OF_TEXT]
+    assert len(set(tokens)) == len(tokens), "the corpus made one token twice; change it"
+    return tokens, merges
+
+
+def _join(parts: tuple[bytes, ...], pair: tuple[bytes, bytes]) -> tuple[bytes, ...]:
+    out: list[bytes] = []
+    i = 0
+    while i < len(parts):
+        if i + 1 < len(parts) and (parts[i], parts[i + 1]) == pair:
+            out.append(parts[i] + parts[i + 1])
+            i += 2
+        else:
+            out.append(parts[i])
+            i += 1
+    return tuple(out)
+
+
+def gpt2_weights(
+    shape: Gpt2Shape, n_vocab: int, *, lm_head: bool = False, seed: int = 0
+) -> dict[str, np.ndarray]:
+    """Random GPT-2 weights under ggml's names, in numpy shapes (ggml sizes reversed).
+
+    The projection matrices are stored as ggml's converter left them: (outputs, inputs).
+    """
+    rng = np.random.default_rng(seed)
+    e, f = shape.n_embd, shape.n_ff
+
+    def weight(*dims: int) -> np.ndarray:
+        return (rng.standard_normal(dims) * 0.2).astype(np.float32)
+
+    def gain() -> np.ndarray:
+        return (1.0 + 0.1 * rng.standard_normal(e)).astype(np.float32)
+
+    weights = {"model/ln_f/g": gain(), "model/ln_f/b": weight(e), "model/wte": weight(n_vocab, e)}
+    weights["model/wpe"] = weight(shape.n_ctx, e)
+    if lm_head:
+        weights["model/lm_head"] = weight(n_vocab, e)
+    for i in range(shape.n_layer):
+        prefix = f"model/h{i}/"
+        weights[prefix + "ln_1/g"], weights[prefix + "ln_1/b"] = gain(), weight(e)
+        weights[prefix + "attn/c_attn/w"], weights[prefix + "attn/c_attn/b"] = weight(3 * e, e), weight(3 * e)
+        weights[prefix + "attn/c_proj/w"], weights[prefix + "attn/c_proj/b"] = weight(e, e), weight(e)
+        weights[prefix + "ln_2/g"], weights[prefix + "ln_2/b"] = gain(), weight(e)
+        weights[prefix + "mlp/c_fc/w"], weights[prefix + "mlp/c_fc/b"] = weight(f, e), weight(f)
+        weights[prefix + "mlp/c_proj/w"], weights[prefix + "mlp/c_proj/b"] = weight(e, f), weight(e)
+    return weights
+
+
+def gpt2_tensor_type(name: str, array: np.ndarray, weight_type: T) -> T:
+    """As ggml's gpt-2 tools stored them: vectors and the position embedding in F32."""
+    return T.F32 if array.ndim == 1 or name == "model/wpe" else weight_type
+
+
+def write_gpt2_model(
+    path: Path,
+    shape: Gpt2Shape = GPT2_SMALL,
+    *,
+    weight_type: T = T.F32,
+    lm_head: bool = False,
+    seed: int = 0,
+    tokens: Sequence[bytes] | None = None,
+    drop: Sequence[str] = (),
+    file_type: int | None = None,
+) -> Path:
+    """A complete tiny GPT-2 in ggml's gpt-2 layout, as AI Dungeon 2 Classic is stored.
+
+    `tokens` replaces the trained vocabulary; `drop` leaves tensors out. The file type
+    carries ggml's quantization version (2) for quantized files, as ggml's quantize
+    tool wrote it, unless `file_type` gives the header value.
+    """
+    vocab = list(tokens) if tokens is not None else train_gpt2_vocab()[0]
+    records = []
+    for name, array in gpt2_weights(shape, len(vocab), lm_head=lm_head, seed=seed).items():
+        if name in drop:
+            continue
+        kind = gpt2_tensor_type(name, array, weight_type)
+        records.append(Record(name, tuple(reversed(array.shape)), int(kind), encode(array, kind).tobytes()))
+    if file_type is None:
+        file_type = FILE_TYPE_OF[weight_type] + (0 if weight_type in (T.F32, T.F16) else 2000)
+    return write_legacy(
+        path,
+        magic=MAGICS["GGML"],
+        version=None,
+        hparams=[len(vocab), shape.n_ctx, shape.n_embd, shape.n_head, shape.n_layer, file_type],
+        vocab=[(token, 0.0) for token in vocab],
+        scores=False,
+        records=records,
+        aligned=False,
+        repeat_vocab_count=True,
     )

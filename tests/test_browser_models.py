@@ -73,6 +73,13 @@ def test_search_download_load_and_chat(
             re.compile(r"^Q4_K_M · 438\.7 kB · fits · mythomax-l2-13b\.Q4_K_M\.gguf"), timeout=30_000
         )
         expect(page.locator("#hub-fit")).to_contain_text("GB free")
+        # Pick another file, then the one to download: the choice and its fit follow.
+        page.locator("#hub-files input").click()
+        page.get_by_role("option", name=re.compile(r"^Q2_K · 150\.0 kB")).click()
+        expect(page.locator("#hub-files input")).to_have_value(re.compile(r"^Q2_K · 150\.0 kB · fits"))
+        page.locator("#hub-files input").click()
+        page.get_by_role("option", name=re.compile(r"^Q4_K_M · ")).click()
+        expect(page.locator("#hub-files input")).to_have_value(re.compile(r"^Q4_K_M · 438\.7 kB"))
         page.click("#hub-download")
         seen = watch_status(page, "#hub-status", "/s")
         page.screenshot(path=str(artifacts / "models-hub-downloading.png"), full_page=True)

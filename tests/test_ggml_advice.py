@@ -60,8 +60,8 @@ def test_old_quant_of_a_catalog_model_points_at_its_own_gguf(tmp_path: Path, cat
 
 
 def test_gpt2_is_explained_with_spring_dragon_once(tmp_path: Path, catalog: Catalog) -> None:
-    # No installed package ships GPT-2's BPE merges, so AI Dungeon Classic cannot convert;
-    # its catalog entry points at Spring Dragon, and the message names it once.
+    # write_gpt2's token list is not GPT-2's, so its merge rules cannot be rebuilt and the
+    # file is refused; the AI Dungeon entry points at Spring Dragon, and the message names it once.
     for name in ("AI-Dungeon-2-Classic.bin", "aid2-q4_0.bin"):
         model = inspect_legacy(write_gpt2(tmp_path / name))
         found = gguf_alternative(catalog, model)

@@ -19,12 +19,17 @@ from gguf import GGMLQuantizationType as T
 
 from catalog.errors import ConversionError
 from catalog.ggml import ConvertOptions, NotALegacyModelError, convert_to_gguf
+from engine.adventure import InputKind
 from engine.gguf_meta import model_info
-from ggml_writer import write_gpt2, write_llama
+from ggml_writer import GPT2_SMALL, write_gpt2, write_gpt2_model, write_llama
+from presets import SamplerParams
+from ui import adventure_logic as play
 from ui import convert_logic as logic
+from ui import story_logic
 from ui.context import AppContext, Settings, create_context
 from ui.model_logic import JobBoard, library_rows
 from ui.models_convert import discard_upload
+from ui.story_logic import StoryView
 
 MYTHO_BIN = "mythomax-l2-13b.ggmlv3.q8_0.bin"
 
@@ -277,3 +282,33 @@ def test_leftovers_of_a_cut_short_conversion_go_at_start(tmp_path: Path) -> None
         assert not leftover.exists() and finished.read_bytes() == b"GGUF"
     finally:
         context.store.close()
+
+
+def test_ai_dungeon_classic_converts_and_plays_in_adventure(ctx: AppContext, tmp_path: Path) -> None:
+    folder = tmp_path / "gradio-cache" / "4567cdef"
+    folder.mkdir(parents=True)
+    dropped = write_gpt2_model(folder / "AI-Dungeon-2-Classic.bin")
+    examined = logic.examine(ctx, dropped, "upload")
+    pending = examined.pending
+    assert pending is not None and pending.gpt2
+    assert logic.architecture_text(examined.model).startswith("GPT-2: ")
+    assert pending.suggested.context_length == GPT2_SMALL.n_ctx  # fixed by its position embeddings
+    with pytest.raises(ConversionError, match="cannot be raised"):
+        logic.options_from_form(ctx, pending, form(pending, context_length=4096))
+    options = logic.options_from_form(ctx, pending, form(pending))
+    outcome = logic.ConversionOutcome()
+    list(logic.convert_and_load(ctx, JobBoard("conversion"), "alice", pending, options, outcome))
+    assert outcome.loaded is not None and outcome.loaded.architecture == "gpt2"
+    detected = ctx.detected_format()
+    assert (detected.catalog_id, detected.default_tab) == ("ai-dungeon-classic", "adventure")
+    # A turn of play on the converted model.
+    own = play.scenario_by_id(play.CUSTOM, "${your name} wakes in a cave.", "")
+    view = StoryView(play.begin(ctx, own, {"your name": "Quill"}).id)
+    play.act(ctx, view, InputKind.DO, "light a torch")
+    params = SamplerParams(max_new_tokens=8, temperature=0.0, top_k=1)
+    run = story_logic.start(ctx, view, "adventure", params, "alice", "generate")[1]
+    finish = run.wait(60)
+    assert run.error is None and finish.usage.completion_tokens > 0  # random weights: any words
+    assert "> You light a torch." in run.request.prompt
+    story = story_logic.stories(ctx).get(view.story_id or "").story
+    assert "> You light a torch." in story.full_text()

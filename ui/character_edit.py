@@ -3,11 +3,19 @@
 Every V2 field has a widget. The lorebook is a table, one row per entry; a row keeps
 the unknown fields and extensions of the entry it came from (matched by position), so
 editing a card from another app and exporting it again keeps what that app wrote.
+
+A widget or cell that still shows what `field_values` put there keeps the card's own
+value: a field the card left out (None) is shown as its default (priority 0, position
+after_char, unchecked boxes) and stays left out, and text the editor would normalise
+(keys or tags with commas, blank greetings, CRLF line ends) stays as it was. So saving
+an unchanged card gives back exactly the same card.
 """
 
 from __future__ import annotations
 
 import copy
+import math
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
@@ -25,6 +33,7 @@ LORE_COLUMNS = [
 ]  # fmt: skip
 LORE_TYPES: Any = ["str", "str", "str", "bool", "bool", "bool", "str", "number", "number", "bool", "bool"]
 POSITIONS = ("before_char", "after_char")
+Number = int | float
 
 
 def field_values(card: CharacterCard | None) -> list[Any]:
@@ -36,84 +45,149 @@ def field_values(card: CharacterCard | None) -> list[Any]:
 
 
 def loretable_rows(book: CharacterBook | None) -> list[list[Any]]:
-    if book is None:
-        return []
+    return [] if book is None else [_shown_row(entry) for entry in book.entries]
+
+
+def _shown_row(e: LoreEntry) -> list[Any]:
+    """An entry's cells; a field the entry leaves out shows the value the engine uses for it."""
     return [
-        [
-            ", ".join(e.keys),
-            ", ".join(e.secondary_keys or []),
-            e.content,
-            e.enabled,
-            bool(e.constant),
-            bool(e.selective),
-            e.position or "after_char",
-            e.insertion_order,
-            e.priority if e.priority is not None else 0,
-            bool(e.case_sensitive),
-            bool(e.use_regex),
-        ]  # fmt: skip
-        for e in book.entries
-    ]
+        ", ".join(e.keys), ", ".join(e.secondary_keys or []), e.content, e.enabled, bool(e.constant),
+        bool(e.selective), e.position or "after_char", e.insertion_order,
+        e.priority if e.priority is not None else 0, bool(e.case_sensitive), bool(e.use_regex),
+    ]  # fmt: skip
 
 
 def apply_fields(card: CharacterCard, values: list[Any]) -> CharacterCard:
-    """The card with the editor's values in it.
+    """The card with the editor's values in it; unchanged widgets keep the card's exact values.
 
     Raises:
         CardFormatError: the name is empty, or a lorebook row is malformed.
     """
-    texts: dict[str, Any] = {name: str(value or "") for name, value in zip(TEXT_FIELDS, values, strict=False)}
+    shown = field_values(card)
+    texts: dict[str, Any] = {}
+    for name, value, before in zip(TEXT_FIELDS, values, shown, strict=False):
+        if not _same_text(value, before):
+            texts[name] = _text(value)
     greetings_table, tags_text, lore_table = values[len(TEXT_FIELDS) :]
-    if not texts["name"].strip():
+    edited = replace(copy.deepcopy(card), **texts)
+    if not edited.name.strip():
         raise CardFormatError("A character needs a name.")
-    nickname = texts.pop("nickname").strip() or None
-    greetings = [str(row[0]) for row in table_rows(greetings_table) if row and str(row[0]).strip()]
-    tags = [t.strip() for t in str(tags_text or "").split(",") if t.strip()]
-    edited = replace(copy.deepcopy(card), **texts, alternate_greetings=greetings, tags=tags)
-    edited.nickname = nickname if nickname or card.nickname is not None else None
+    if "nickname" in texts:
+        edited.nickname = texts["nickname"].strip() or (None if card.nickname is None else "")
+    greetings = [_text(row[0]) if row else "" for row in table_rows(greetings_table)]
+    if [_comparable(g) for g in greetings] != [_comparable(g) for g in card.alternate_greetings]:
+        edited.alternate_greetings = [g for g in greetings if g.strip()]
+    if not _same_text(tags_text, shown[len(TEXT_FIELDS) + 1]):
+        edited.tags = split_keys(tags_text)
     edited.character_book = _apply_lore(card.character_book, table_rows(lore_table))
     return edited
 
 
 def _apply_lore(book: CharacterBook | None, rows: list[list[Any]]) -> CharacterBook | None:
-    rows = [row for row in rows if any(str(cell).strip() for cell in row[:3])]
-    if not rows:
-        return None if book is None else replace(copy.deepcopy(book), entries=[])
-    book = copy.deepcopy(book) if book is not None else CharacterBook()
-    old = book.entries
-    book.entries = [_entry(old[i] if i < len(old) else LoreEntry(), row, i) for i, row in enumerate(rows)]
-    return book
+    """Row i edits entry i; a row whose keys and content are blank is left out (or deletes its entry)."""
+    old = book.entries if book is not None else []
+    fresh_id = 1 + max(
+        (e.id for e in old if isinstance(e.id, int) and not isinstance(e.id, bool)), default=-1
+    )
+    entries = []
+    for index, row in enumerate(rows):
+        base = old[index] if index < len(old) else None
+        blank = not any(_text(cell).strip() for cell in row[:3])
+        if blank and base is None:
+            continue
+        entry = _entry(base if base is not None else LoreEntry(id=fresh_id), row, index)
+        if blank and entry != base:
+            continue
+        if base is None:
+            fresh_id += 1
+        entries.append(entry)
+    if not entries and book is None:
+        return None
+    return replace(copy.deepcopy(book) if book is not None else CharacterBook(), entries=entries)
 
 
 def _entry(base: LoreEntry, row: list[Any], index: int) -> LoreEntry:
     if len(row) < len(LORE_COLUMNS):
         raise CardFormatError(f"Lorebook row {index + 1} is missing columns.")
-    keys, secondary, content, enabled, constant, selective, position, order, priority, case, regex = row[
-        : len(LORE_COLUMNS)
-    ]
-    position = str(position or "").strip() or "after_char"
-    if position not in POSITIONS:
-        raise CardFormatError(f"Lorebook row {index + 1}: position must be before_char or after_char.")
-    return replace(
-        base,
-        keys=split_keys(keys),
-        secondary_keys=split_keys(secondary) or (None if base.secondary_keys is None else []),
-        content=str(content or ""),
-        enabled=as_bool(enabled),
-        constant=as_bool(constant),
-        selective=as_bool(selective),
-        position=position,
-        insertion_order=_number(order, index, "insertion order"),
-        priority=_number(priority, index, "priority"),
-        case_sensitive=as_bool(case) if case or base.case_sensitive is not None else None,
-        use_regex=as_bool(regex) if regex or base.use_regex is not None else None,
-        id=base.id if base.id is not None else index,
+    changes: dict[str, Any] = {}
+    cells = zip(_COLUMNS, LORE_COLUMNS, LORE_TYPES, row, _shown_row(base), strict=False)
+    for (name, parse), column, kind, cell, before in cells:
+        if _same_cell(kind, cell, before):
+            continue
+        try:
+            changes[name] = parse(cell)
+        except CardFormatError as err:
+            raise CardFormatError(f"Lorebook row {index + 1}: {column} {err}") from err
+    return replace(copy.deepcopy(base), **changes)
+
+
+def _same_cell(kind: str, cell: Any, before: Any) -> bool:
+    if kind == "bool":
+        return _flag(cell) == _flag(before)
+    if kind == "number":
+        try:
+            return _number(cell) == _number(before)
+        except CardFormatError:
+            return False
+    return _same_text(cell, before)
+
+
+def _same_text(value: Any, before: Any) -> bool:
+    return _comparable(_text(value)) == _comparable(_text(before))
+
+
+def _comparable(text: str) -> str:
+    # A browser's text area may hand CRLF line ends back as LF; that alone is no edit.
+    return text.replace("\r\n", "\n")
+
+
+def _missing(value: Any) -> bool:
+    """An empty cell: None, or the NaN (or pandas NA) a DataFrame holds for one."""
+    return (
+        value is None or type(value).__name__ == "NAType" or (isinstance(value, float) and math.isnan(value))
     )
 
 
-def _number(value: Any, index: int, what: str) -> int | float:
+def _text(value: Any) -> str:
+    return "" if _missing(value) else str(value)
+
+
+def _flag(value: Any) -> bool:
+    return False if _missing(value) else as_bool(value)
+
+
+def _number(value: Any) -> Number | None:
+    """A number cell; blank is None."""
+    if _missing(value) or not str(value).strip():
+        return None
     try:
-        number = float(value if value not in (None, "") else 0)
-    except (TypeError, ValueError) as exc:
-        raise CardFormatError(f"Lorebook row {index + 1}: {what} must be a number.") from exc
+        number = float(value)
+    except (TypeError, ValueError):
+        raise CardFormatError("must be a number.") from None
+    if not math.isfinite(number):
+        raise CardFormatError("must be a finite number.")
     return int(number) if number.is_integer() else number
+
+
+def _order(value: Any) -> Number:
+    number = _number(value)
+    return 0 if number is None else number
+
+
+def _position(value: Any) -> str | None:
+    position = _text(value).strip()
+    if position and position not in POSITIONS:
+        raise CardFormatError("must be before_char or after_char.")
+    return position or None
+
+
+def _keys(value: Any) -> list[str]:
+    return split_keys(_text(value))
+
+
+# The entry field behind each column, and how a changed cell becomes that field's value.
+_COLUMNS: list[tuple[str, Callable[[Any], Any]]] = [
+    ("keys", _keys), ("secondary_keys", _keys), ("content", _text), ("enabled", _flag),
+    ("constant", _flag), ("selective", _flag), ("position", _position), ("insertion_order", _order),
+    ("priority", _number), ("case_sensitive", _flag), ("use_regex", _flag),
+]  # fmt: skip

@@ -140,13 +140,33 @@ def start_character_chat(ctx: AppContext, character_id: str | None, **settings: 
 def lock_persona(ctx: AppContext, session_id: str, persona_id: str | None) -> Session:
     """Lock a persona to a chat (None unlocks it: the default persona speaks)."""
     session = ctx.store.sessions.get(session_id)
+    before = chat_persona(ctx, session).name
     extra = dict(session.extra)
     if persona_id:
         ctx.store.personas.get(persona_id)  # raises NotFoundError for an unknown id
         extra["persona_id"] = persona_id
     else:
         extra.pop("persona_id", None)
-    return ctx.store.sessions.save(replace(session, extra=extra))
+    saved = ctx.store.sessions.save(replace(session, extra=extra))
+    _greet_again(ctx, saved, before, chat_persona(ctx, saved).name)
+    return saved
+
+
+def _greet_again(ctx: AppContext, session: Session, before: str, now: str) -> None:
+    """A chat that holds only its greeting, as written for `before`, gets it written for
+    `now`: {{user}} in the greeting names whoever the chat's persona is. An edited
+    greeting, or a chat already under way, is left alone."""
+    if before == now or not session.character_id or ctx.store.sessions.count(session.id) != 1:
+        return
+    card = ctx.store.characters.get(session.character_id).card
+    first = ctx.store.sessions.messages(session.id)[0]
+    old, new = greeting(card, before), greeting(card, now)
+    if old is None or new is None or (first.swipes or (first.text,)) != (old.swipes or (old.text,)):
+        return
+    texts = new.swipes or (new.text,)
+    ctx.store.sessions.update_message(
+        session.id, replace(first, text=texts[first.swipe_index], swipes=new.swipes)
+    )
 
 
 def set_lore_placement(ctx: AppContext, session_id: str, placement: str) -> Session:

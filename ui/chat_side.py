@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -11,7 +12,8 @@ import gradio as gr
 
 from presets import SamplerPreset
 from store import CardFormatError
-from store.cards import import_card
+from store.cards import import_card, plain_png
+from store.characters import CharacterSummary
 from ui import chat_logic as logic
 from ui.chat_logic import ChatView
 from ui.chat_widgets import EDITS, ChatWidgets, SideWidgets, read_settings
@@ -23,6 +25,7 @@ from ui.sampler_panel import params_from, preset_choices
 NO_CHARACTER = ""  # the dropdown value for the plain assistant
 CARD_TYPES = [".png", ".json", ".charx", ".yaml", ".yml"]
 MAX_UPLOAD = 32 * 1024 * 1024
+PLACEHOLDER_GREY = (0x9A, 0x94, 0x8F)  # a neutral warm grey, for characters without a picture
 
 Switch = Callable[[ChatView | None], tuple[Any, ...]]
 
@@ -48,13 +51,16 @@ def layout(ctx: AppContext) -> SideWidgets:
             "Delete for good", size="sm", variant="stop", elem_id="confirm-delete-character"
         )
         keep_character = gr.Button("Keep", size="sm", elem_id="keep-character")
-    with gr.Accordion("Gallery", open=False):
+    with gr.Accordion("Gallery", open=False) as gallery_panel:
         search = gr.Textbox(
             label="Search characters", placeholder="name, tag or creator", elem_id="character-search"
         )
         gallery = gr.Gallery(
-            show_label=False, columns=3, height=300, allow_preview=False, elem_id="character-gallery"
-        )
+            value=lambda: gallery_items(ctx, ""),  # a callable value is filled on every page load
+            show_label=False, columns=3, height=300, allow_preview=False, elem_id="character-gallery",
+        )  # fmt: skip
+    # Opening the gallery shows the characters as they are now (edits, other windows).
+    gallery_panel.expand(lambda q: gallery_items(ctx, q), [search], [gallery], api_visibility="undocumented")
     new_chat = gr.Button("New chat", variant="secondary", elem_id="new-chat")
     sessions = gr.Dropdown(
         label="Chats", choices=[], filterable=True, allow_custom_value=True, elem_id="session-list"
@@ -97,12 +103,39 @@ def sessions_update(ctx: AppContext, view: ChatView) -> Any:
     return gr.update(choices=logic.session_choices(ctx, view.character_id), value=view.session_id)
 
 
-def gallery_items(ctx: AppContext, query: str) -> list[tuple[str | None, str]]:
+def gallery_characters(ctx: AppContext, query: str) -> list[CharacterSummary]:
+    """The characters the gallery shows for `query`, in its order (a selection's index points here)."""
+    return ctx.store.characters.list(query or "")
+
+
+def gallery_items(ctx: AppContext, query: str) -> list[tuple[str, str]]:
+    """(picture path, caption) for every character matching `query`; no avatar gets the placeholder.
+
+    Captions are plain text: the gallery shows them as text, never as HTML or Markdown.
+    """
     items = []
-    for summary in ctx.store.characters.list(query):
+    for summary in gallery_characters(ctx, query):
         caption = summary.name + (f" · {', '.join(summary.tags[:3])}" if summary.tags else "")
-        items.append((str(summary.avatar_path) if summary.avatar_path else None, caption))
-    return [item for item in items if item[0] is not None]
+        picture = summary.avatar_path if summary.avatar_path is not None else placeholder_avatar()
+        items.append((str(picture), caption))
+    return items
+
+
+_placeholder: dict[str, Path] = {}
+
+
+def placeholder_avatar() -> Path:
+    """A small neutral PNG for characters without a picture, written once per run.
+
+    It goes to a fresh temp folder (gradio serves files from the temp dir), and is
+    written again if something cleaned that folder up meanwhile.
+    """
+    path = _placeholder.get("path")
+    if path is None or not path.is_file():
+        path = Path(tempfile.mkdtemp(prefix="hearth-gallery-")) / "no-avatar.png"
+        path.write_bytes(plain_png(120, 180, PLACEHOLDER_GREY))
+        _placeholder["path"] = path
+    return path
 
 
 def wire(ctx: AppContext, w: ChatWidgets, switch: Switch) -> None:
@@ -149,25 +182,40 @@ def wire(ctx: AppContext, w: ChatWidgets, switch: Switch) -> None:
         ctx.store.characters.delete(view.character_id)
         return (gr.update(visible=False), *switch(ChatView()))
 
+    side.character.input(on_character, [side.character], outputs, **quiet)
+    # Each event that adds or removes a character; the gallery is refreshed after it.
+    changes = [
+        side.import_card.upload(on_import, [side.import_card], outputs, api_name="import_card", **EDITS),
+        side.new_character.click(on_new_character, None, outputs, **quiet),
+        side.duplicate.click(on_duplicate, [w.view], outputs, **quiet),
+        side.confirm_character.click(
+            on_delete_character, [w.view], [side.confirm_character_row, *outputs], **quiet
+        ),
+    ]
+    side.delete_character.click(lambda: gr.update(visible=True), None, side.confirm_character_row, **quiet)
+    side.keep_character.click(lambda: gr.update(visible=False), None, side.confirm_character_row, **quiet)
+    _wire_gallery(ctx, w, switch, changes)
+    _wire_chats(ctx, w, switch)
+
+
+def _wire_gallery(ctx: AppContext, w: ChatWidgets, switch: Switch, changes: list[Any]) -> None:
+    side = w.side
+    quiet: dict[str, Any] = {"api_visibility": "undocumented", **EDITS}
+
+    def refresh(query: str) -> list[tuple[str, str]]:
+        return gallery_items(ctx, query)
+
     @shown_errors
     def on_gallery(query: str, evt: gr.SelectData) -> tuple[Any, ...]:
-        listed = [s for s in ctx.store.characters.list(query) if s.avatar_path]
+        listed = gallery_characters(ctx, query)
         if not 0 <= evt.index < len(listed):
             raise gr.Error("That character is no longer there.")
         return switch(logic.ensure_session(ctx, ChatView(character_id=listed[evt.index].id)))
 
-    side.character.input(on_character, [side.character], outputs, **quiet)
-    side.import_card.upload(on_import, [side.import_card], outputs, api_name="import_card", **EDITS)
-    side.new_character.click(on_new_character, None, outputs, **quiet)
-    side.duplicate.click(on_duplicate, [w.view], outputs, **quiet)
-    side.delete_character.click(lambda: gr.update(visible=True), None, side.confirm_character_row, **quiet)
-    side.keep_character.click(lambda: gr.update(visible=False), None, side.confirm_character_row, **quiet)
-    side.confirm_character.click(
-        on_delete_character, [w.view], [side.confirm_character_row, *outputs], **quiet
-    )
-    side.search.change(lambda q: gallery_items(ctx, q), [side.search], [side.gallery], **quiet)
-    side.gallery.select(on_gallery, [side.search], outputs, **quiet)
-    _wire_chats(ctx, w, switch)
+    for event in changes:
+        event.then(refresh, [side.search], [side.gallery], **quiet)
+    side.search.change(refresh, [side.search], [side.gallery], **quiet)
+    side.gallery.select(on_gallery, [side.search], w.switch_outputs, **quiet)
 
 
 def _wire_chats(ctx: AppContext, w: ChatWidgets, switch: Switch) -> None:

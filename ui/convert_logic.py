@@ -60,6 +60,7 @@ class PendingConversion:
     suggested: ConvertOptions
     output_name: str  # a checked file name for <models>/converted/
     library_id: str | None = None  # the registered legacy file, forgotten once converted
+    gpt2: bool = False  # a GPT-2 file: no Llama metadata to ask for, and a fixed context
 
 
 @dataclass(frozen=True)
@@ -103,7 +104,9 @@ def examine(ctx: AppContext, path: Path, origin: Origin, library_id: str | None 
     if not model.convertible:
         return Examined(model, refusal_message(ctx.catalog, model), None)
     suggested = options_for(model, ctx.catalog)
-    pending = PendingConversion(path, origin, suggested, default_output_name(model), library_id)
+    pending = PendingConversion(
+        path, origin, suggested, default_output_name(model), library_id, gpt2=model.gpt2 is not None
+    )
     message = model.explanation
     alternative = gguf_alternative(ctx.catalog, model)
     if alternative is not None and alternative == catalog_entry(ctx.catalog, model):
@@ -137,6 +140,12 @@ def quant_label(file_type_name: str) -> str:
 
 
 def architecture_text(model: LegacyModel) -> str:
+    if model.gpt2 is not None:
+        g = model.gpt2
+        return (
+            f"GPT-2: {g.n_layer} layers, {g.n_embd} wide, {g.n_head} heads, feed-forward {g.n_ff}, "
+            f"{g.n_vocab:,} tokens, {g.n_ctx:,}-token context"
+        )
     facts = model.llama
     if facts is None:
         return {"gpt2": "GPT-2", "rwkv": "RWKV", "gpt-j": "GPT-J", "neox": "GPT-NeoX"}.get(
@@ -184,6 +193,12 @@ def options_from_form(ctx: AppContext, pending: PendingConversion, values: FormV
     if values.context_length is None:
         raise ConversionError(
             "Type the context length the model was trained on (Llama 2: 4096, LLaMA 1: 2048)."
+        )
+    if pending.gpt2 and int(values.context_length) > pending.suggested.context_length:
+        # Its position embeddings end there; llama.cpp would crash on a longer prompt.
+        raise ConversionError(
+            f"This GPT-2 model reads at most {pending.suggested.context_length:,} tokens; "
+            "its context length cannot be raised."
         )
     rope = values.rope_freq_base
     return replace(

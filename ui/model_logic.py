@@ -95,7 +95,9 @@ def catalog_card(ctx: AppContext, entry: CatalogEntry, quant: str | None, instal
     if not entry.runnable:
         alternative = ctx.catalog.find(entry.alternative or "")
         instead = f" Try **{md(alternative.name)}** instead." if alternative else ""
-        lines.append(f"**Cannot run in Hearth:** {md(entry.why_not or '')}{instead}")
+        # A GPT-2 ggml file converts (catalog.ggml.gpt2); other unrunnable ones never will.
+        verdict = "Convert it to run it" if entry.architecture == "gpt2" else "Cannot run in Hearth"
+        lines.append(f"**{verdict}:** {md(entry.why_not or '')}{instead}")
     facts = [
         f"{entry.parameters / 1e9:g}B parameters",
         f"format: {ctx.formats[entry.format_id].name}",

@@ -201,14 +201,15 @@ def open_values(ctx: AppContext, examined: logic.Examined, *, dropped: bool = Fa
         form: tuple[Any, ...] = (gr.update(visible=False), *(gr.skip() for _ in range(6)))
     else:
         values = logic.form_values(waiting)
+        llama_only = not waiting.gpt2  # GPT-2 files hold their own sizes; only Llama needs these
         form = (
             gr.update(visible=True),
             values.name,
             values.prompt_format_id,
             values.context_length,
-            values.rms_epsilon,
-            values.gqa,
-            values.rope_freq_base,
+            gr.update(value=values.rms_epsilon, visible=llama_only),
+            gr.update(value=values.gqa, visible=llama_only),
+            gr.update(value=values.rope_freq_base, visible=llama_only),
         )
     return waiting, gr.update(visible=True), about, *form, "", drop
 

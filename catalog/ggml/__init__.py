@@ -9,9 +9,11 @@ matching entry) and `refusal_message` (the explanation plus the catalog's GGUF
 alternative).
 
 Llama-family GGJT v3 files of any quantization convert, and F32/F16 files of the older
-containers (GGJT v1/v2, GGMF, unversioned GGML); GGJT v2 Q5_0/Q5_1 files too. Older
-quantizations, QK_K=64 K-quants, RWKV, GPT-2, GPT-J and GPT-NeoX files are recognised
-and refused with a plain explanation.
+containers (GGJT v1/v2, GGMF, unversioned GGML); GGJT v2 Q5_0/Q5_1 files too. GPT-2
+files in ggml's gpt-2 layout (AI Dungeon 2 Classic) convert to a `gpt2` GGUF, with the
+tokenizer's merge rules rebuilt from the token list (`recover_merges`). Older
+quantizations, QK_K=64 K-quants, RWKV, GPT-J and GPT-NeoX files, and GPT-2 files whose
+token list is not GPT-2's, are recognised and refused with a plain explanation.
 """
 
 from catalog.ggml.advice import catalog_entry, gguf_alternative, options_for, refusal_message
@@ -24,6 +26,7 @@ from catalog.ggml.errors import (
     LegacyRefusalError,
     NotALegacyModelError,
 )
+from catalog.ggml.gpt2 import Gpt2Facts, recover_merges
 from catalog.ggml.llama_layout import LlamaFacts
 from catalog.ggml.options import ConvertOptions, default_output_name, suggest_options
 
@@ -31,6 +34,7 @@ __all__ = [
     "Architecture",
     "ConversionCancelledError",
     "ConvertOptions",
+    "Gpt2Facts",
     "LegacyFileDamagedError",
     "LegacyFileTruncatedError",
     "LegacyModel",
@@ -45,6 +49,7 @@ __all__ = [
     "gguf_alternative",
     "inspect_legacy",
     "options_for",
+    "recover_merges",
     "refusal_message",
     "spm_vocab",
     "suggest_options",

@@ -78,7 +78,8 @@ def options_for(model: LegacyModel, catalog: Catalog | None) -> ConvertOptions:
         return options
     notes = [note for note in options.notes if not note.startswith("Prompt format")]
     context = options.context_length
-    if entry.context_length and options.rope_linear_scale is None:
+    # A GPT-2 file's context is fixed by its position embeddings; nothing may raise it.
+    if entry.context_length and options.rope_linear_scale is None and model.gpt2 is None:
         context = entry.context_length
         notes.append(f"{context:,}-token context: what the catalog says {entry.name} was trained on.")
     notes.append(f"Prompt format {entry.format_id}: the catalog's recommendation for {entry.name}.")

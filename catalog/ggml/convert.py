@@ -1,4 +1,4 @@
-"""Converting a legacy Llama GGML/GGMF/GGJT file to GGUF, streaming and safely.
+"""Converting a legacy GGML/GGMF/GGJT file (Llama, or ggml's GPT-2) to GGUF, streaming and safely.
 
 The tensor data is copied byte for byte: quantized blocks are never decoded, so the
 converted model computes exactly what the legacy one did. Only the container, the
@@ -10,6 +10,7 @@ failed or cancelled conversion leaves nothing behind.
 gguf-py's writer does the header, metadata and tensor table. Given a uint8 array and
 a quantized type it treats the shape as a *byte* shape, so quantized tensors are
 declared with `quant_shape_to_byte_shape`; F32/F16 tensors with their element shape.
+The GPT-2 metadata and tokenizer come from `gpt2.py`; the copying is the same.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from gguf import GGML_QUANT_VERSION, GGMLQuantizationType, GGUFWriter, RopeScali
 from gguf.quants import quant_shape_to_byte_shape
 
 from catalog.errors import ConversionError
+from catalog.ggml import gpt2
 from catalog.ggml.detect import LegacyModel, inspect_legacy
 from catalog.ggml.errors import ConversionCancelledError
 from catalog.ggml.llama_layout import LlamaFacts, gguf_tensor_name
@@ -37,9 +39,12 @@ from catalog.ggml.options import ConvertOptions
 from catalog.ggml.reader import LegacyTensor, open_map, read_vocab
 
 Progress = Callable[[float, str], None]
+Vocab = list[tuple[bytes, float]]  # the legacy token list: (bytes, score)
+AddKeys = Callable[[GGUFWriter, Vocab], None]  # writes an architecture's metadata and tokenizer
 CHUNK_BYTES = 16 << 20
 SPACE_MARGIN = 64 << 20
 _HEADER_SHARE = 0.02  # of the progress bar, for the header and vocabulary
+_MERGES_SHARE = 0.08  # of the progress bar, for rebuilding a GPT-2 file's merges
 _ADDED_TOKEN = re.compile(r"<[^<>\s]+>")
 _SPM_VOCAB = 32000  # LLaMA's SentencePiece vocabulary; ids past it were added by fine-tuners
 _UNQUANTIZED_DTYPES: dict[int, np.dtype[Any]] = {0: np.dtype(np.float32), 1: np.dtype(np.float16)}
@@ -56,12 +61,14 @@ def convert_to_gguf(
     progress: Progress | None = None,
     cancel: threading.Event | None = None,
 ) -> Path:
-    """Convert a legacy Llama model file to a GGUF file.
+    """Convert a legacy Llama or GPT-2 model file to a GGUF file.
 
     Args:
         src: the GGML, GGMF or GGJT file; it is only read.
         dst: the GGUF file to create; its folder must exist and the file must not.
-        options: the metadata GGML never stored (see `suggest_options`).
+        options: the metadata GGML never stored (see `suggest_options`). A GPT-2 file
+            uses only the name and description: its context length is fixed by its
+            position embedding, and it has no RMS norm, rope or grouped-query attention.
         progress: called with (fraction 0..1, words) as the work advances; ends at 1.0.
         cancel: set it to stop; the conversion then raises and leaves no output.
 
@@ -78,20 +85,26 @@ def convert_to_gguf(
     stop = cancel or threading.Event()
     _check_cancel(stop)
     report(0.0, f"Reading {src.name}")
-    model = inspect_legacy(src)
+    model = inspect_legacy(src, progress=_scaled(report, stop, 0.0, _MERGES_SHARE))
     model.require_convertible()
-    facts = model.llama
-    assert facts is not None and model.layout is not None  # convertible Llama files have both
-    n_head_kv = _head_count_kv(facts, options)
+    assert model.layout is not None  # a convertible file has one
+    if model.gpt2 is not None:
+        arch, start = "gpt2", _MERGES_SHARE + _HEADER_SHARE
+        plan = gpt2.tensor_plan(model.tensors)
+        add_keys = _gpt2_keys(model, model.gpt2, options)
+    else:
+        assert model.llama is not None  # a convertible file that is not GPT-2 is a Llama
+        arch, start = "llama", _HEADER_SHARE
+        plan = _tensor_plan(model.tensors)
+        add_keys = _llama_keys(model, model.llama, _head_count_kv(model.llama, options), options)
     _check_destination(src, dst, model)
     temp = dst.with_name(f".{dst.name}.{uuid.uuid4().hex[:8]}{_TEMP_SUFFIX}")
     try:
         with open_map(src) as buf:
-            plan = _tensor_plan(model.tensors)
-            _write_header(temp, buf, model, facts, n_head_kv, options, plan)
+            _write_header(temp, arch, add_keys, read_vocab(buf, model.layout), plan)
             _check_cancel(stop)
-            report(_HEADER_SHARE, "Wrote the GGUF header and vocabulary")
-            _copy_tensor_data(buf, temp, plan, report, stop)
+            report(start, "Wrote the GGUF header and vocabulary")
+            _copy_tensor_data(buf, temp, plan, _scaled(report, stop, start, 1 - _HEADER_SHARE), stop)
         os.replace(temp, dst)
         _sync_folder(dst.parent)
     except OSError as exc:
@@ -115,6 +128,17 @@ def remove_interrupted(folder: Path) -> list[Path]:
 
 def _ignore(_fraction: float, _words: str) -> None:
     return None
+
+
+def _scaled(report: Progress, stop: threading.Event, low: float, high: float) -> Progress:
+    """A progress callback for one stage: its 0..1 becomes `low`..`high` of the whole, and
+    each report is a point where the stage can be cancelled."""
+
+    def scaled(fraction: float, words: str) -> None:
+        _check_cancel(stop)
+        report(low + (high - low) * fraction, words)
+
+    return scaled
 
 
 def _check_cancel(stop: threading.Event) -> None:
@@ -160,20 +184,11 @@ def _tensor_plan(tensors: tuple[LegacyTensor, ...]) -> list[tuple[str, LegacyTen
 
 
 def _write_header(
-    temp: Path,
-    buf: mmap.mmap,
-    model: LegacyModel,
-    facts: LlamaFacts,
-    n_head_kv: int,
-    options: ConvertOptions,
-    plan: list[tuple[str, LegacyTensor]],
+    temp: Path, arch: str, add_keys: AddKeys, vocab: Vocab, plan: list[tuple[str, LegacyTensor]]
 ) -> None:
-    writer = GGUFWriter(str(temp), "llama")
+    writer = GGUFWriter(str(temp), arch)
     try:
-        _add_model_keys(writer, model, facts, n_head_kv, options)
-        assert model.layout is not None
-        tokens, scores, types = spm_vocab(read_vocab(buf, model.layout), has_scores=model.layout.vocab_scores)
-        _add_tokenizer_keys(writer, tokens, scores, types)
+        add_keys(writer, vocab)
         for name, tensor in plan:
             _add_tensor_info(writer, name, tensor)
         writer.write_header_to_file()
@@ -183,9 +198,26 @@ def _write_header(
         writer.close()
 
 
-def _add_model_keys(
-    writer: GGUFWriter, model: LegacyModel, facts: LlamaFacts, n_head_kv: int, options: ConvertOptions
-) -> None:
+def _llama_keys(model: LegacyModel, facts: LlamaFacts, n_head_kv: int, options: ConvertOptions) -> AddKeys:
+    def add(writer: GGUFWriter, vocab: Vocab) -> None:
+        _add_general_keys(writer, model, options)
+        _add_model_keys(writer, facts, n_head_kv, options)
+        assert model.layout is not None
+        tokens, scores, types = spm_vocab(vocab, has_scores=model.layout.vocab_scores)
+        _add_tokenizer_keys(writer, tokens, scores, types)
+
+    return add
+
+
+def _gpt2_keys(model: LegacyModel, facts: gpt2.Gpt2Facts, options: ConvertOptions) -> AddKeys:
+    def add(writer: GGUFWriter, vocab: Vocab) -> None:
+        _add_general_keys(writer, model, options)
+        gpt2.add_gpt2_keys(writer, facts, [raw for raw, _ in vocab])
+
+    return add
+
+
+def _add_general_keys(writer: GGUFWriter, model: LegacyModel, options: ConvertOptions) -> None:
     writer.add_name(options.name)
     writer.add_description(
         options.description
@@ -195,6 +227,9 @@ def _add_model_keys(
         writer.add_file_type(model.file_type)  # llama.cpp's file type numbering did not change
     if any(t.ggml_type not in _UNQUANTIZED_DTYPES for t in model.tensors):
         writer.add_quantization_version(GGML_QUANT_VERSION)
+
+
+def _add_model_keys(writer: GGUFWriter, facts: LlamaFacts, n_head_kv: int, options: ConvertOptions) -> None:
     writer.add_context_length(options.context_length)
     writer.add_embedding_length(facts.n_embd)
     writer.add_block_count(facts.n_layer)
@@ -273,7 +308,8 @@ def _add_tensor_info(writer: GGUFWriter, name: str, tensor: LegacyTensor) -> Non
 def _copy_tensor_data(
     buf: mmap.mmap, temp: Path, plan: list[tuple[str, LegacyTensor]], report: Progress, stop: threading.Event
 ) -> None:
-    """Append every tensor's bytes, each starting at a 32-byte boundary, as GGUF requires."""
+    """Append every tensor's bytes, each starting at a 32-byte boundary, as GGUF requires.
+    `report` gets the fraction of the bytes copied."""
     total = sum(t.n_bytes for _, t in plan) or 1
     done = 0
     alignment = 32  # GGUFWriter's default; `general.alignment` is not written
@@ -288,7 +324,7 @@ def _copy_tensor_data(
                 with view[start:end] as chunk:
                     out.write(chunk)
                 done += end - start
-                report(_HEADER_SHARE + (1 - 2 * _HEADER_SHARE) * done / total, words)
+                report(done / total, words)
             out.write(b"\0" * (-tensor.n_bytes % alignment))
         out.flush()
         os.fsync(out.fileno())

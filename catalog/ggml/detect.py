@@ -21,6 +21,7 @@ from catalog.ggml.errors import (
     LegacyRefusalError,
     NotALegacyModelError,
 )
+from catalog.ggml.gpt2 import Gpt2Facts, Progress, convertible_text, gpt2_facts, refusal_text
 from catalog.ggml.llama_layout import LlamaFacts, llama_facts
 from catalog.ggml.reader import (
     K_QUANT_TYPES,
@@ -31,6 +32,7 @@ from catalog.ggml.reader import (
     open_map,
     peek_record,
     read_layout,
+    read_vocab,
     walk_tensors,
 )
 
@@ -83,7 +85,7 @@ class RefusalKind(StrEnum):
     OLD_QUANT = "old-quant"  # quantized before the block layouts settled (before GGJT v3)
     QK_K_64 = "qk-k-64"  # K-quants from a QK_K=64 build
     RWKV = "rwkv"
-    GPT2 = "gpt2"
+    GPT2 = "gpt2"  # a GPT-2 file whose token list or tensors do not make a working GGUF
     OTHER_ARCH = "other-arch"  # GPT-J, GPT-NeoX or something unknown
     ALREADY_GGUF = "already-gguf"
 
@@ -94,7 +96,8 @@ class LegacyModel:
 
     `hparams` holds the header values under the names the writing program used
     (`n_vocab`, `n_embd`, `n_head`, `n_layer`, `ftype`, ...). `llama` holds what was
-    inferred from the tensors of a convertible Llama file. `explanation` is one or two
+    inferred from the tensors of a convertible Llama file, `gpt2` the same for a GPT-2
+    file (with the merges rebuilt from its token list). `explanation` is one or two
     plain sentences for the UI: what will happen, or why it cannot; `alternative_id`
     names a catalog entry to offer instead where one fits.
     """
@@ -112,6 +115,7 @@ class LegacyModel:
     file_type: int | None = None
     tensors: tuple[LegacyTensor, ...] = ()
     llama: LlamaFacts | None = None
+    gpt2: Gpt2Facts | None = None
     alternative_id: str | None = None  # a catalog entry to offer instead, when one fits
     layout: Layout | None = field(default=None, repr=False, compare=False)
 
@@ -130,22 +134,24 @@ class LegacyModel:
             raise LegacyRefusalError(self.explanation, kind=str(self.refusal or RefusalKind.OTHER_ARCH))
 
 
-def inspect_legacy(path: Path) -> LegacyModel:
+def inspect_legacy(path: Path, progress: Progress | None = None) -> LegacyModel:
     """Identify a model file and decide whether it can be converted to GGUF.
 
     Args:
         path: a GGML, GGMF, GGJT (or GGUF) file; it is only read.
+        progress: called with (fraction 0..1, words) while a GPT-2 file's merges are rebuilt.
 
     Returns:
         The description; `convertible` False with an `explanation` for kinds that
-        cannot convert (old quantizations, QK_K=64 K-quants, RWKV, GPT-2, other
-        architectures, files that are GGUF already).
+        cannot convert (old quantizations, QK_K=64 K-quants, RWKV, GPT-2 files whose
+        token list is not GPT-2's, other architectures, files that are GGUF already).
 
     Raises:
         ConversionError: there is no file at `path`.
         NotALegacyModelError: the file is not a GGML-family model at all.
         LegacyFileTruncatedError: the file ends before its data does.
         LegacyFileDamagedError: the header or tensor table cannot be right.
+        ConversionCancelledError: raised by `progress` to stop.
     """
     if not path.is_file():
         raise ConversionError(f"There is no file at {path}.")
@@ -165,7 +171,7 @@ def inspect_legacy(path: Path) -> LegacyModel:
     label = {b"lmgg": "GGML", b"fmgg": "GGMF", b"tjgg": "GGJT"}[head[:4]]
     try:
         with open_map(path) as buf:
-            return _inspect_mapped(path, size, buf)
+            return _inspect_mapped(path, size, buf, progress)
     except ShortRead as exc:
         raise LegacyFileTruncatedError(
             f"{path.name} is cut short: it ends inside {exc}. The download was probably "
@@ -177,7 +183,7 @@ def inspect_legacy(path: Path) -> LegacyModel:
         ) from exc
 
 
-def _inspect_mapped(path: Path, size: int, buf: mmap.mmap) -> LegacyModel:
+def _inspect_mapped(path: Path, size: int, buf: mmap.mmap, progress: Progress | None) -> LegacyModel:
     layout = read_layout(buf)
     names: list[str] = []
     tensors: list[LegacyTensor] = []
@@ -196,6 +202,8 @@ def _inspect_mapped(path: Path, size: int, buf: mmap.mmap) -> LegacyModel:
         if _is_qk_k_64(buf, layout):
             return _refuse(base, RefusalKind.QK_K_64, _qk_k_64_text(path))
         raise walk_failure
+    if base.architecture is Architecture.GPT2:
+        return _gpt2_verdict(base, buf, layout, progress)
     problem = _old_quant_tensors(layout, tensors)
     if problem is not None:
         return _refuse(base, RefusalKind.OLD_QUANT, _old_quant_text(base, problem))
@@ -281,21 +289,21 @@ def _refusal(base: LegacyModel, tensors: list[LegacyTensor]) -> LegacyModel | No
             "RWKV-6 and RWKV-7, so no conversion can make this one load. Choose an RWKV-6 or RWKV-7 "
             "GGUF, or another model from the catalog.",
         )
-    if arch is Architecture.GPT2:
-        gpt2 = replace(base, alternative_id=SPRING_DRAGON_ID)
-        return _refuse(
-            gpt2,
-            RefusalKind.GPT2,
-            f"{name} is a GPT-2 model in the old ggml gpt-2 layout (such as AI Dungeon 2 Classic). "
-            "llama.cpp can run GPT-2, but a GPT-2 GGUF must carry the tokenizer's BPE merge rules; "
-            "this file holds only the token list, and no package installed with Hearth ships GPT-2's "
-            f"merges offline. For the AI Dungeon feel, use {SPRING_DRAGON} from the catalog.",
-        )
-    if arch is not Architecture.LLAMA:
+    if arch not in (Architecture.LLAMA, Architecture.GPT2):  # GPT-2: see `_gpt2_verdict`
         return _refuse(base, RefusalKind.OTHER_ARCH, _other_arch_text(base, tensors))
-    if base.file_type in (5, 6) or _old_file_type(base):  # 5, 6: Q4_2 and Q4_3, since removed
+    if arch is Architecture.LLAMA and (base.file_type in (5, 6) or _old_file_type(base)):  # 5, 6: Q4_2, Q4_3
         return _refuse(base, RefusalKind.OLD_QUANT, _old_quant_text(base, base.file_type_name))
     return None
+
+
+def _gpt2_verdict(base: LegacyModel, buf: mmap.mmap, layout: Layout, report: Progress | None) -> LegacyModel:
+    tokens = [raw for raw, _ in read_vocab(buf, layout)]
+    try:
+        facts = gpt2_facts(base.path.name, layout.hparams, base.tensors, tokens, report)
+    except LegacyRefusalError as exc:
+        text = refusal_text(base.path.name, str(exc), SPRING_DRAGON)
+        return _refuse(replace(base, alternative_id=SPRING_DRAGON_ID), RefusalKind(exc.kind), text)
+    return replace(base, convertible=True, gpt2=facts, explanation=convertible_text(base.file_type_name))
 
 
 def _old_file_type(base: LegacyModel) -> bool:

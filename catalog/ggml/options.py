@@ -79,8 +79,10 @@ def suggest_options(legacy_model: LegacyModel, catalog_hint: str | None) -> Conv
         LegacyRefusalError: the model cannot be converted at all.
     """
     legacy_model.require_convertible()
+    if legacy_model.gpt2 is not None:
+        return _gpt2_options(legacy_model, catalog_hint)
     facts = legacy_model.llama
-    assert facts is not None  # a convertible model always has them
+    assert facts is not None  # a convertible Llama model always has them
     text = (catalog_hint or legacy_model.path.name).lower()
     name = model_name(catalog_hint or legacy_model.path.name)
     size = size_label(facts)
@@ -112,6 +114,22 @@ def suggest_options(legacy_model: LegacyModel, catalog_hint: str | None) -> Conv
         rope_linear_scale=scale,
         prompt_format_id=fmt.format_id,
         notes=tuple(notes),
+    )
+
+
+def _gpt2_options(legacy_model: LegacyModel, catalog_hint: str | None) -> ConvertOptions:
+    """A GPT-2 file holds everything but a name: its context is fixed by its position embeddings."""
+    facts = legacy_model.gpt2
+    assert facts is not None
+    hint = catalog_hint or legacy_model.path.name
+    fmt = detect_format(load_builtin_formats(), "", hint.lower())
+    notes = (
+        f"GPT-2 model: {facts.n_layer} layers, {facts.n_embd} wide. Its {facts.n_ctx:,}-token context "
+        "is fixed by its position embeddings.",
+        f"Prompt format {fmt.format_id}: {fmt.reason}.",
+    )
+    return ConvertOptions(
+        name=model_name(hint), context_length=facts.n_ctx, prompt_format_id=fmt.format_id, notes=notes
     )
 
 

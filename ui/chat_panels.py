@@ -12,7 +12,7 @@ import gradio as gr
 
 from store.cards import export_json, export_png
 from store.chat_files import export_jsonl, export_text, import_chat
-from ui import character_edit
+from ui import character_edit, chat_side
 from ui import chat_logic as logic
 from ui.character_logic import chat_persona, lock_persona, speaker_names
 from ui.chat_logic import ChatView
@@ -173,8 +173,15 @@ def _wire_editor(ctx: AppContext, w: ChatWidgets, switch: Switch) -> None:
         return gr.update(value=str(download_file(stored.card.name, kind, data)), visible=True)
 
     save_inputs = [w.view, p.avatar_upload, *p.fields]
-    p.save_character.click(
+    saved = p.save_character.click(
         on_save, save_inputs, [p.avatar_upload, *w.switch_outputs], api_name="save_character", **EDITS
+    )
+    # A new name or picture shows in an open gallery at once.
+    saved.then(
+        lambda query: chat_side.gallery_items(ctx, query),
+        [w.side.search],
+        [w.side.gallery],
+        api_visibility="undocumented",
     )
     p.export_png.click(lambda v: on_export(v, "png"), [w.view], [p.download], api_name="export_card_png")
     p.export_json.click(lambda v: on_export(v, "json"), [w.view], [p.download], api_name="export_card_json")

@@ -214,8 +214,14 @@ def update_section(path: Path, heading: str, section: str) -> None:
     intro = "# Benchmarks\n\nAll ratios are measured side by side in one run.\n"
     text = path.read_text() if path.exists() else intro
     parts = text.split("\n## ")
-    kept = [parts[0]] + [p for p in parts[1:] if not ("## " + p).startswith(heading)]
-    path.write_text("\n## ".join(kept).rstrip() + "\n\n" + section)
+    sections = ["## " + p.rstrip() for p in parts[1:]]
+    mine = [i for i, p in enumerate(sections) if p.startswith(heading)]
+    if mine:  # in place, so the page keeps its order
+        sections[mine[0]] = section.rstrip()
+        sections = [p for i, p in enumerate(sections) if i not in mine[1:]]
+    else:
+        sections.append(section.rstrip())
+    path.write_text(parts[0].rstrip() + "\n\n" + "\n\n".join(sections) + "\n")
 
 
 if __name__ == "__main__":

@@ -217,6 +217,16 @@ def test_rows_add_and_delete_entries() -> None:
     )  # untouched optional cells stay unset
 
 
+def test_deleting_a_row_keeps_every_other_entry_whole(third_party: Path) -> None:
+    card = load(third_party, "cards/contest_Assistant_Sakana.png")
+    assert card.character_book is not None and len(card.character_book.entries) > 4
+    values = field_values(card)
+    del values[LORE][1]  # the table's own row deletion: one row fewer
+    book = apply_fields(card, through_widgets(values)).character_book
+    assert book is not None
+    assert book.entries == card.character_book.entries[:1] + card.character_book.entries[2:]
+
+
 def test_malformed_rows_are_refused_with_the_row_named() -> None:
     card = sparse_card()
     for column, value, message in [

@@ -84,14 +84,14 @@ def apply_fields(card: CharacterCard, values: list[Any]) -> CharacterCard:
 
 
 def _apply_lore(book: CharacterBook | None, rows: list[list[Any]]) -> CharacterBook | None:
-    """Row i edits entry i; a row whose keys and content are blank is left out (or deletes its entry)."""
+    """Each row edits the entry it came from (see `_bases`); a row whose keys and content
+    are blank is left out (or deletes its entry)."""
     old = book.entries if book is not None else []
     fresh_id = 1 + max(
         (e.id for e in old if isinstance(e.id, int) and not isinstance(e.id, bool)), default=-1
     )
     entries = []
-    for index, row in enumerate(rows):
-        base = old[index] if index < len(old) else None
+    for index, (row, base) in enumerate(zip(rows, _bases(old, rows), strict=True)):
         blank = not any(_text(cell).strip() for cell in row[:3])
         if blank and base is None:
             continue
@@ -104,6 +104,29 @@ def _apply_lore(book: CharacterBook | None, rows: list[list[Any]]) -> CharacterB
     if not entries and book is None:
         return None
     return replace(copy.deepcopy(book) if book is not None else CharacterBook(), entries=entries)
+
+
+def _bases(old: list[LoreEntry], rows: list[list[Any]]) -> list[LoreEntry | None]:
+    """The entry each row came from (None for a new row). While the number of rows is
+    unchanged, row i is entry i (an edit). When a row was added or deleted, a row is the
+    entry it shows unchanged, so the entries after it keep their own hidden fields."""
+    if len(rows) == len(old):
+        return list(old)
+    unused = list(old)
+    bases: list[LoreEntry | None] = []
+    for row in rows:
+        match = next((e for e in unused if _shows(row, e)), None)
+        if match is not None:
+            unused.remove(match)
+        bases.append(match)
+    return bases
+
+
+def _shows(row: list[Any], entry: LoreEntry) -> bool:
+    cells = zip(LORE_TYPES, row, _shown_row(entry), strict=False)
+    return len(row) >= len(LORE_COLUMNS) and all(
+        _same_cell(kind, cell, before) for kind, cell, before in cells
+    )
 
 
 def _entry(base: LoreEntry, row: list[Any], index: int) -> LoreEntry:

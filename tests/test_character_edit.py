@@ -241,3 +241,18 @@ def test_malformed_rows_are_refused_with_the_row_named() -> None:
     values[TEXT_FIELDS.index("name")] = "  "
     with pytest.raises(CardFormatError, match="needs a name"):
         apply_fields(card, values)
+
+
+def test_deleting_one_row_and_adding_another_in_one_save(third_party: Path) -> None:
+    card = load(third_party, "cards/contest_Assistant_Sakana.png")
+    assert card.character_book is not None
+    old = card.character_book.entries
+    values = field_values(card)
+    del values[LORE][1]
+    values[LORE].append(["fresh key", "", "fresh lore", True, False, False, "after_char", 0, 0, False, False])
+    values[LORE][0][2] = "changed content"  # and one edit, all in the same save
+    book = apply_fields(card, through_widgets(values)).character_book
+    assert book is not None
+    assert book.entries[1:-1] == old[2:]  # untouched entries keep every hidden field
+    assert book.entries[0] == replace(old[0], content="changed content")
+    assert book.entries[-1].content == "fresh lore" and book.entries[-1].id not in {e.id for e in old}

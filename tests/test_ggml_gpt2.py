@@ -342,3 +342,13 @@ def test_a_converted_gpt2_never_runs_past_its_last_position(tmp_path: Path) -> N
             list(backend.generate(GenerationRequest("ab " * 200, params), threading.Event()))
     finally:
         backend.close()
+
+
+def test_a_header_claiming_far_more_layers_than_tensors_is_refused_at_once(tmp_path: Path) -> None:
+    legacy = write_gpt2_model(tmp_path / "aid2.bin")
+    data = bytearray(legacy.read_bytes())
+    # The gpt-2 header: magic, then n_vocab, n_ctx, n_embd, n_head, n_layer (int32 each).
+    data[20:24] = (1_000_000).to_bytes(4, "little")
+    legacy.write_bytes(bytes(data))
+    model = inspect_legacy(legacy)
+    assert model.refusal is RefusalKind.GPT2 and "1000000 layers" in model.explanation

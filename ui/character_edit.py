@@ -21,7 +21,7 @@ from typing import Any
 
 from store import CardFormatError
 from store.cards import CharacterBook, CharacterCard, LoreEntry
-from ui.table_values import as_bool, split_keys, table_rows
+from ui.table_values import as_bool, match_rows, split_keys, table_rows
 
 TEXT_FIELDS = (
     "name", "nickname", "description", "personality", "scenario", "first_mes", "mes_example",
@@ -107,19 +107,15 @@ def _apply_lore(book: CharacterBook | None, rows: list[list[Any]]) -> CharacterB
 
 
 def _bases(old: list[LoreEntry], rows: list[list[Any]]) -> list[LoreEntry | None]:
-    """The entry each row came from (None for a new row). While the number of rows is
-    unchanged, row i is entry i (an edit). When a row was added or deleted, a row is the
-    entry it shows unchanged, so the entries after it keep their own hidden fields."""
-    if len(rows) == len(old):
-        return list(old)
-    unused = list(old)
-    bases: list[LoreEntry | None] = []
-    for row in rows:
-        match = next((e for e in unused if _shows(row, e)), None)
-        if match is not None:
-            unused.remove(match)
-        bases.append(match)
-    return bases
+    """The entry each row came from (None for a new row): see `match_rows`."""
+    return match_rows(rows, old, _shows, _related)
+
+
+def _related(row: list[Any], entry: LoreEntry) -> bool:
+    """The row still has the entry's keys or its content: an edit of that entry."""
+    keys = len(row) > 0 and _same_cell("str", row[0], _shown_row(entry)[0])
+    content = len(row) > 2 and _same_cell("str", row[2], _shown_row(entry)[2])
+    return keys or content
 
 
 def _shows(row: list[Any], entry: LoreEntry) -> bool:

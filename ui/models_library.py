@@ -104,6 +104,7 @@ def build(
         facts_now = logic.facts_markdown(ctx, info)
         return facts_now, f"Loaded **{logic.md(info.name)}**.", suited, *keep_panel
 
+    @shown_errors
     def on_unload() -> tuple[Any, ...]:
         info = ctx.models.info
         ctx.models.unload()  # runs already queued finish first

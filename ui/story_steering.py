@@ -19,7 +19,7 @@ from ui import story_logic as logic
 from ui.context import AppContext
 from ui.errors import shown_errors
 from ui.story_logic import StoryView
-from ui.table_values import as_bool, split_keys, table_rows
+from ui.table_values import as_bool, match_rows, split_keys, table_rows
 
 WI_COLUMNS = [
     "Keys",
@@ -122,7 +122,10 @@ def apply(story: Story, widget_values: list[Any]) -> Story:
     memory, note, template, depth, unit, table, placement, search_depth = widget_values
     rows = [r for r in table_rows(table) if any(str(cell or "").strip() for cell in r)]
     bases = _bases(story.world_info, rows)
-    entries = tuple(_entry(base, row, i) for i, (base, row) in enumerate(zip(bases, rows, strict=True)))
+    entries = tuple(
+        _entry(base or WorldInfoEntry(), row, i)
+        for i, (base, row) in enumerate(zip(bases, rows, strict=True))
+    )
     return replace(
         story,
         memory=str(memory or ""),
@@ -136,19 +139,15 @@ def apply(story: Story, widget_values: list[Any]) -> Story:
     )
 
 
-def _bases(stored: tuple[WorldInfoEntry, ...], rows: list[list[Any]]) -> list[WorldInfoEntry]:
-    """The stored entry each row came from (a blank entry for a new row)."""
-    if len(rows) == len(stored):
-        return list(stored)
-    unused = list(stored)
-    bases = []
-    for i, row in enumerate(rows):
-        shown = _shown(_entry(WorldInfoEntry(), row, i))
-        match = next((e for e in unused if _shown(e) == shown), None)
-        if match is not None:
-            unused.remove(match)
-        bases.append(match or WorldInfoEntry())
-    return bases
+def _bases(stored: tuple[WorldInfoEntry, ...], rows: list[list[Any]]) -> list[WorldInfoEntry | None]:
+    """The stored entry each row came from (None for a new row): see `match_rows`."""
+    shown = [_shown(_entry(WorldInfoEntry(), row, i)) for i, row in enumerate(rows)]
+    return match_rows(
+        shown,
+        stored,
+        lambda cells, entry: cells == _shown(entry),
+        lambda cells, entry: cells[0] == entry.keys or cells[3] == entry.content,  # same keys or content
+    )
 
 
 def _shown(entry: WorldInfoEntry) -> tuple[Any, ...]:

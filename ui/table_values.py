@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+Row = TypeVar("Row")
+Entry = TypeVar("Entry")
 
 
 def table_rows(table: Any) -> list[list[Any]]:
@@ -26,3 +30,33 @@ def as_bool(value: Any) -> bool:
     if isinstance(value, str):
         return value.strip().lower() in ("true", "1", "yes", "on")
     return bool(value)
+
+
+def match_rows(
+    rows: list[Row],
+    entries: Sequence[Entry],
+    shows: Callable[[Row, Entry], bool],
+    related: Callable[[Row, Entry], bool],
+) -> list[Entry | None]:
+    """The stored entry each table row came from (None for a new row), so an entry keeps
+    the hidden fields the table does not show when rows are added, deleted or edited.
+
+    A row that shows an entry unchanged is that entry. Of the rest, in order, a row that
+    shares something with a remaining entry (its keys or its content: `related`) is an
+    edit of it, and a row still unpaired in the place of a remaining entry is an edit of
+    several cells of that entry. Any other row is new; unpaired entries were deleted.
+    """
+    bases: list[int | None] = [None] * len(rows)
+    unused = list(range(len(entries)))
+    for test in (shows, related):
+        for i, row in enumerate(rows):
+            if bases[i] is None:
+                match = next((j for j in unused if test(row, entries[j])), None)
+                if match is not None:
+                    unused.remove(match)
+                    bases[i] = match
+    for i in range(len(rows)):
+        if bases[i] is None and i in unused:
+            unused.remove(i)
+            bases[i] = i
+    return [entries[j] if j is not None else None for j in bases]

@@ -229,6 +229,16 @@ def gpt2_facts(
 def _facts_from_tensors(
     file_name: str, hparams: dict[str, int], tensors: Sequence[LegacyTensor], end_of_text_id: int
 ) -> Gpt2Facts:
+    if any(key not in hparams for key in ("n_vocab", "n_ctx", "n_embd", "n_head", "n_layer")):
+        raise LegacyRefusalError(
+            f"{file_name} has GPT-2's tensor names but not the header of ggml's gpt-2 files.", kind="gpt2"
+        )
+    if 12 * hparams["n_layer"] > 2 * len(tensors) + 64:  # before listing names for every layer claimed
+        raise LegacyRefusalError(
+            f"{file_name} is damaged or incomplete: its header gives {hparams['n_layer']} layers, "
+            f"but it holds only {len(tensors)} tensors.",
+            kind="gpt2",
+        )
     by_name = {t.name: t for t in tensors}
     known = _known_names(hparams["n_layer"])
     unknown = [t.name for t in tensors if t.name not in known]

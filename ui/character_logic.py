@@ -14,7 +14,7 @@ from typing import Any, Literal
 from engine.character_prompt import CharacterSheet, DepthNote, PersonaSheet
 from engine.lorebook import Lorebook
 from engine.macros import MacroContext, expand_macros
-from store import Message, Persona, Session, StoreError
+from store import Message, NotFoundError, Persona, Session, StoreError
 from store.cards import CharacterCard
 from store.cards.serialize import card_dict
 from ui.context import AppContext
@@ -158,7 +158,10 @@ def _greet_again(ctx: AppContext, session: Session, before: str, now: str) -> No
     greeting, or a chat already under way, is left alone."""
     if before == now or not session.character_id or ctx.store.sessions.count(session.id) != 1:
         return
-    card = ctx.store.characters.get(session.character_id).card
+    try:
+        card = ctx.store.characters.get(session.character_id).card
+    except NotFoundError:
+        return  # the character was deleted; its chat stays as it is
     first = ctx.store.sessions.messages(session.id)[0]
     old, new = greeting(card, before), greeting(card, now)
     if old is None or new is None or (first.swipes or (first.text,)) != (old.swipes or (old.text,)):

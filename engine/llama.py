@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,21 @@ log = logging.getLogger(__name__)
 
 LEARNED_POSITIONS = frozenset({"gpt2", "starcoder"})
 """Architectures with a learned position embedding: a fixed longest context, and no shift."""
+
+
+def open_llama(path: Path, options: LoadOptions) -> Llama:
+    """llama-cpp-python's own `Llama`, set up as Hearth runs it. The backend wraps it;
+    benchmarks use it bare as the baseline Hearth is measured against."""
+    return Llama(
+        model_path=str(path),
+        n_ctx=options.n_ctx,
+        n_threads=options.threads,
+        n_threads_batch=options.threads,
+        n_gpu_layers=options.n_gpu_layers,
+        # A full-size sliding-window cache lets prefix reuse and shifting cut it anywhere.
+        swa_full=True,
+        verbose=False,
+    )
 
 
 class LlamaCppBackend(Backend):
@@ -47,16 +63,7 @@ class LlamaCppBackend(Backend):
             # Past its last position embedding llama.cpp aborts the whole process.
             n_ctx = min(n_ctx, info.context_length)
         try:
-            self._llm = Llama(
-                model_path=str(path),
-                n_ctx=n_ctx,
-                n_threads=options.threads,
-                n_threads_batch=options.threads,
-                n_gpu_layers=options.n_gpu_layers,
-                # A full-size sliding-window cache lets prefix reuse and shifting cut it anywhere.
-                swa_full=True,
-                verbose=False,
-            )
+            self._llm = open_llama(path, replace(options, n_ctx=n_ctx))
         except (ValueError, RuntimeError, OSError) as exc:
             raise ModelLoadError(
                 f"llama.cpp could not load {path.name} ({info.architecture}, {info.quant}). "

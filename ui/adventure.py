@@ -29,7 +29,7 @@ from ui.context import AppContext
 from ui.errors import shown_errors
 from ui.render import inert_markdown
 from ui.run_stream import run_texts
-from ui.sampler_panel import SamplerPanel, build_sampler_panel, params_from, slider_values
+from ui.sampler_panel import SamplerPanel, build_sampler_panel, follow_presets, params_from
 from ui.story_logic import Action, StoryView
 
 MODE: Mode = "adventure"
@@ -84,9 +84,7 @@ def build(ctx: AppContext) -> AdventureTab:
     _wire_scenarios(ctx, w, show)
     _wire_play(ctx, w, show)
     story_steering.wire(ctx, MODE, w.steering, w.state, w.tokens)
-    w.sampler.preset.input(
-        lambda name: slider_values(ctx.presets()[name].params), [w.sampler.preset], w.sampler.sliders
-    )
+    follow_presets(w.sampler, ctx.presets)
     return AdventureTab(story_list.load_fn(ctx, MODE, show), w.state, w.outputs)
 
 

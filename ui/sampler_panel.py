@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -65,3 +66,8 @@ def slider_values(params: SamplerParams) -> list[Any]:
 
 def preset_choices(presets: dict[str, SamplerPreset]) -> list[str]:
     return ordered_names(presets.values())
+
+
+def follow_presets(panel: SamplerPanel, presets: Callable[[], dict[str, SamplerPreset]]) -> None:
+    """Picking a preset fills the sliders with its values (read afresh: presets can be saved)."""
+    panel.preset.input(lambda name: slider_values(presets()[name].params), [panel.preset], panel.sliders)

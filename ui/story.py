@@ -24,7 +24,7 @@ from ui.chat_widgets import LLM_QUEUE
 from ui.context import AppContext
 from ui.errors import shown_errors
 from ui.run_stream import run_texts
-from ui.sampler_panel import SamplerPanel, build_sampler_panel, params_from, slider_values
+from ui.sampler_panel import SamplerPanel, build_sampler_panel, follow_presets, params_from
 from ui.story_logic import Action, StoryView
 
 MODE: Mode = "story"
@@ -67,9 +67,7 @@ def build(ctx: AppContext) -> StoryTab:
     story_list.wire(ctx, MODE, w.side, w.state, w.outputs, show)
     _wire_actions(ctx, w, show)
     _wire_edits(ctx, w)
-    w.sampler.preset.input(
-        lambda name: slider_values(ctx.presets()[name].params), [w.sampler.preset], w.sampler.sliders
-    )
+    follow_presets(w.sampler, ctx.presets)
     return StoryTab(story_list.load_fn(ctx, MODE, show), w.state, w.outputs)
 
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import statistics
 import sys
 import tempfile
@@ -32,26 +31,22 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
-from browser import chat_texts, chromium, hearth_server, open_app  # noqa: E402
+from bench.long_chat import STREAM_REPLY, measure_streaming  # noqa: E402
+from bench.report import update_section  # noqa: E402
+from bench.settings import DETERMINISTIC, N_CTX, THREADS, TOPICS  # noqa: E402
 from catalog import bundled_model_path  # noqa: E402
 from engine import Chunk, GenerationRequest, LoadOptions, Usage  # noqa: E402
 from engine.llama import LlamaCppBackend  # noqa: E402
-from presets import load_builtin_presets  # noqa: E402
-from store import Message, Session, Store, new_id  # noqa: E402
+from store import new_id  # noqa: E402
 from ui import chat_logic as logic  # noqa: E402
 from ui import chat_reply  # noqa: E402
 from ui.chat_logic import ChatSettings, ChatView  # noqa: E402
 from ui.context import AppContext, Settings, create_context  # noqa: E402
 
-THREADS = 2
-N_CTX = 2048
 SHORT_REPLY = 8  # tokens per reply while the chat grows: the prompt is what is measured
-STREAM_REPLY = 160  # tokens per reply when streaming speed is measured
 MEASURED_TURNS = (10, 100)
-START, END = "<!-- context-bench -->", "<!-- /context-bench -->"
 STRATEGIES = ("shift", "truncate", "full")
-DETERMINISTIC = load_builtin_presets()["Deterministic"].params
-TOPICS = ["tides", "whales", "coral", "storms", "islands", "kelp", "icebergs", "currents", "reefs", "squid"]
+HEADING = "## Context shift and long chats (issue 6)"
 
 
 def user_text(turn: int) -> str:
@@ -209,120 +204,6 @@ def measure_turns(
     return measured, facts
 
 
-# -- 3: streaming in a long chat, through the browser ------------------------------------------------
-
-
-STORY = (
-    "Once upon a time, a small boat left the harbour of {topic} at dawn. The keeper of the lighthouse "
-    "watched it go, and the gulls followed it past the breakwater. By noon the wind had turned, and the "
-    "sailor reefed the sail, singing an old song about {topic} that her grandmother had taught her. "
-)
-
-
-def story_chat(size: int, repeat: int) -> list[Message]:
-    """`size` messages: a request for a story, and a story `repeat` paragraphs long."""
-    chat = []
-    for i in range(size // 2):
-        topic = TOPICS[i % len(TOPICS)]
-        chat.append(Message("user", f"Tell me a story about {topic}. ({i})"))
-        chat.append(Message("assistant", (STORY * repeat).format(topic=topic)))
-    return chat
-
-
-def seed_chat(data_dir: Path, messages: list[Message]) -> None:
-    store = Store(data_dir)
-    now = time.time()
-    params = replace(DETERMINISTIC, max_new_tokens=STREAM_REPLY)
-    session = Session(
-        id=new_id(),
-        title=f"{len(messages)} messages",
-        created=now,
-        updated=now,
-        sampler={"preset": "Deterministic", "params": params.to_dict()},
-    )
-    store.sessions.restore(session, messages)
-    store.close()
-
-
-def regenerate_prompt_size(ctx: AppContext, data_dir: Path) -> int:
-    """Tokens of the prompt that regenerating the last reply of the chat in `data_dir` sends."""
-    side = create_context(Settings(data_dir=data_dir, n_ctx=N_CTX, load_model=False))
-    side.models.attach(ctx.models.backend)
-    side.model_format = ctx.model_format
-    size = chat_reply.build_prompt(side, logic.ensure_session(side, None), "swipe").fitted.n_tokens
-    side.store.close()
-    return size
-
-
-def seed_chats(ctx: AppContext, folder: Path) -> tuple[dict[str, Path], dict[str, int]]:
-    """A 1,000-message chat, and a 10-message one with longer stories chosen so that
-    regenerating in either sends a prompt of about the same size: the model then does
-    the same work in both, and only the history differs."""
-    dirs = {"long": folder / "long" / "data"}
-    seed_chat(dirs["long"], story_chat(1000, 3))
-    sizes = {"long": regenerate_prompt_size(ctx, dirs["long"])}
-    best: tuple[int, Path] | None = None
-    for repeat in range(1, 20):
-        candidate = folder / f"short-{repeat}" / "data"
-        seed_chat(candidate, story_chat(10, repeat))
-        size = regenerate_prompt_size(ctx, candidate)
-        if best is None or abs(size - sizes["long"]) < abs(best[0] - sizes["long"]):
-            best = (size, candidate)
-        if size > sizes["long"]:
-            break
-    assert best is not None
-    sizes["short"], dirs["short"] = best
-    return dirs, sizes
-
-
-TOKENS_PER_S = re.compile(r"([\d.]+) tokens/s")
-DONE = """([label, status]) => {
-    const now = document.querySelector('#swipe-label')?.innerText || '';
-    const line = document.querySelector('#context-status')?.innerText || '';
-    return now !== label && line !== status && line.includes('tokens/s');
-}"""
-
-
-def stream_speeds(pages: dict[str, Any], trials: int) -> dict[str, list[float]]:
-    """Regenerate the last reply in each chat in turn; the first run warms the cache."""
-    speeds: dict[str, list[float]] = {name: [] for name in pages}
-    for trial in range(trials + 1):
-        for name, page in pages.items():
-            before = [page.inner_text("#swipe-label"), page.inner_text("#context-status")]
-            page.click("#regenerate")
-            page.wait_for_function(DONE, arg=before, timeout=300_000)
-            match = TOKENS_PER_S.search(page.inner_text("#context-status"))
-            assert match is not None
-            if trial:
-                speeds[name].append(float(match.group(1)))
-    return speeds
-
-
-def measure_streaming(ctx: AppContext, trials: int, shot: Path | None) -> dict[str, Any]:
-    with tempfile.TemporaryDirectory() as tmp:
-        dirs, sizes = seed_chats(ctx, Path(tmp))
-        flags = ("--n-ctx", str(N_CTX), "--threads", str(THREADS))
-        with (
-            hearth_server(dirs["long"], *flags) as long_url,
-            hearth_server(dirs["short"], *flags) as short_url,
-        ):
-            with chromium() as browser:
-                pages = {"short": open_app(browser, short_url), "long": open_app(browser, long_url)}
-                speeds = stream_speeds(pages, trials)
-                shown = len(chat_texts(pages["long"]))
-                if shot is not None:
-                    pages["long"].screenshot(path=str(shot), full_page=True)
-    short, long = statistics.median(speeds["short"]), statistics.median(speeds["long"])
-    return {
-        "ratio": long / short,
-        "short": short,
-        "long": long,
-        "sizes": sizes,
-        "shown": shown,
-        "speeds": speeds,
-    }
-
-
 # -- the report ----------------------------------------------------------------------------------------
 
 
@@ -341,9 +222,8 @@ def write_report(
         for s in STRATEGIES
     )
     later = ", ".join(map(str, facts["drops"][1:])) or "none"
-    return f"""## Context shift and long chats (issue 6)
+    return f"""{HEADING}
 
-{START}
 Measured on {time.strftime("%Y-%m-%d")}, 2 cores, bundled Gemma 3 270M Q4_K_M, {THREADS} threads,
 n_ctx {N_CTX}, Gemma format, greedy. Reproduce with `.venv/bin/python bench/context.py`.
 
@@ -376,20 +256,7 @@ stories, so both prompts are about the same size ({stream["sizes"]["long"]} and
 {stream["sizes"]["short"]} tokens) and the model does the same work: only the history the
 server and the page carry differs. The long chat's page showed {stream["shown"]} messages
 (the window).
-{END}
 """
-
-
-def update_doc(path: Path, section: str) -> None:
-    """Replace this benchmark's section between its markers, or add it; keep the rest."""
-    text = path.read_text() if path.exists() else "# Benchmarks\n"
-    if START in text and END in text:
-        begin = text.rfind("\n## ", 0, text.index(START))
-        stop = text.index(END) + len(END)
-        text = text[: begin + 1] + section.rstrip() + text[stop:]
-    else:
-        text = text.rstrip() + "\n\n" + section
-    path.write_text(text.rstrip() + "\n")
 
 
 def main() -> None:
@@ -410,7 +277,7 @@ def main() -> None:
         ctx.models.unload()
         ctx.store.close()
     section = write_report(measured, facts, stream, args.repeats)
-    update_doc(args.out, section)
+    update_section(args.out, HEADING, section)
     print(section)
 
 

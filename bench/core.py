@@ -26,8 +26,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.report import update_section  # noqa: E402
 from catalog import bundled_model_path  # noqa: E402
-from engine import Turn, chat_parts, fit_prompt  # noqa: E402
+from engine import LoadOptions, Turn, chat_parts, fit_prompt  # noqa: E402
 from presets import Speakers, load_builtin_formats, load_builtin_presets  # noqa: E402
 from store import Message, Session, Store, new_id  # noqa: E402
 from ui.sampler_panel import slider_values  # noqa: E402
@@ -100,7 +101,8 @@ def bench_persist(samples: int) -> dict[int, float]:
 
 def bench_stream(trials: int) -> dict[str, float]:
     from gradio_client import Client
-    from llama_cpp import Llama
+
+    from engine.llama import open_llama
 
     deterministic = load_builtin_presets()["Deterministic"].params
     from dataclasses import replace
@@ -109,14 +111,7 @@ def bench_stream(trials: int) -> dict[str, float]:
     fmt = load_builtin_formats()[FORMAT]
     speakers = Speakers("User", "Assistant")
     prompt = fit_prompt(chat_parts(fmt, "", [Turn("user", QUESTION)], speakers), 10**6, len).text
-    llm = Llama(
-        str(bundled_model_path()),
-        n_ctx=N_CTX,
-        n_threads=THREADS,
-        n_threads_batch=THREADS,
-        swa_full=True,
-        verbose=False,
-    )
+    llm = open_llama(bundled_model_path(), LoadOptions(n_ctx=N_CTX, threads=THREADS))
     tokens = [llm.token_bos(), *llm.tokenize(prompt.encode(), add_bos=False, special=True)]
 
     def raw() -> tuple[float, str]:
@@ -207,21 +202,6 @@ def main() -> None:
     section = write_report(stream, persist, startup)
     update_section(args.out, "## Core (issue 2)", section)
     print(section)
-
-
-def update_section(path: Path, heading: str, section: str) -> None:
-    """Replace (or add) one `## ` section of the benchmarks page, keeping the others."""
-    intro = "# Benchmarks\n\nAll ratios are measured side by side in one run.\n"
-    text = path.read_text() if path.exists() else intro
-    parts = text.split("\n## ")
-    sections = ["## " + p.rstrip() for p in parts[1:]]
-    mine = [i for i, p in enumerate(sections) if p.startswith(heading)]
-    if mine:  # in place, so the page keeps its order
-        sections[mine[0]] = section.rstrip()
-        sections = [p for i, p in enumerate(sections) if i not in mine[1:]]
-    else:
-        sections.append(section.rstrip())
-    path.write_text(parts[0].rstrip() + "\n\n" + "\n\n".join(sections) + "\n")
 
 
 if __name__ == "__main__":

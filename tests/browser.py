@@ -126,3 +126,17 @@ def live_text(page: Page) -> str:
             return bot ? bot.innerText.trim() : '';
         }"""
     )
+
+
+def watch_status(page: Page, selector: str, until: str, timeout: float = 90) -> list[str]:
+    """Collect the distinct texts of a status line until one contains `until`."""
+    seen: list[str] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        text = page.inner_text(selector)
+        if text and (not seen or seen[-1] != text):
+            seen.append(text)
+        if until in text:
+            return seen
+        time.sleep(0.05)
+    raise AssertionError(f"{selector} never said {until!r}; saw {seen}")

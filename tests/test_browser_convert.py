@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
 from gguf import GGMLQuantizationType as T
-from playwright.sync_api import Page, expect
+from playwright.sync_api import expect
 
-from browser import chat_texts, chromium, hearth_server, open_app, wait_for_bubbles
+from browser import chat_texts, chromium, hearth_server, open_app, wait_for_bubbles, watch_status
 from ggml_writer import write_llama, write_rwkv
 
 pytestmark = pytest.mark.browser
@@ -18,20 +17,6 @@ DROP = "#convert-drop input[type='file']"
 LIVE_HIDDEN = (
     "() => { const e = document.querySelector('#live-reply'); return !e || e.offsetParent === null; }"
 )
-
-
-def watch_status(page: Page, selector: str, until: str, timeout: float = 90) -> list[str]:
-    """Collect the distinct texts of a status line until one contains `until`."""
-    seen: list[str] = []
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        text = page.inner_text(selector)
-        if text and (not seen or seen[-1] != text):
-            seen.append(text)
-        if until in text:
-            return seen
-        time.sleep(0.05)
-    raise AssertionError(f"{selector} never said {until!r}; saw {seen}")
 
 
 def test_drop_convert_load_and_chat(tmp_path: Path, artifacts: Path, tiny_gguf: Path) -> None:

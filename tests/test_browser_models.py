@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import Page, expect
 
-from browser import chat_texts, chromium, hearth_server, open_app
+from browser import chat_texts, chromium, hearth_server, open_app, watch_status
 from hf_server import MYTHO, FakeHub, FakeRepo, sample_repos
 
 pytestmark = pytest.mark.browser
@@ -29,20 +28,6 @@ def fake_hub(tiny_gguf: Path) -> Iterator[FakeHub]:
     hub.seconds_per_block = 0.08  # slow enough to watch the progress
     yield hub
     hub.stop()
-
-
-def watch_status(page: Page, selector: str, until: str, timeout: float = 90) -> list[str]:
-    """Collect the distinct texts of a status line until one contains `until`."""
-    seen: list[str] = []
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        text = page.inner_text(selector)
-        if text and (not seen or seen[-1] != text):
-            seen.append(text)
-        if until in text:
-            return seen
-        time.sleep(0.05)
-    raise AssertionError(f"{selector} never said {until!r}; saw {seen}")
 
 
 def chat_reply(page: Page, text: str) -> None:

@@ -29,7 +29,7 @@ from tinydb import Query, TinyDB
 from store.atomic import AtomicJSONStorage, atomic_write_bytes, fsync_dir
 from store.cards.model import AssetFile, CharacterCard, ImportedCard
 from store.cards.parse import card_from_json
-from store.cards.png import read_png
+from store.cards.png import avatar_picture
 from store.cards.serialize import CardRecord, card_from_record, card_to_record
 from store.errors import CardFormatError, NotFoundError, SchemaTooNewError, StoreCorruptError, StoreError
 from store.records import check_id, new_id
@@ -219,10 +219,7 @@ class CharacterStore:
         Raises:
             CardFormatError: `png` is not a usable PNG picture.
         """
-        try:
-            picture = None if png is None else read_png(bytes(png)).picture
-        except CardFormatError as err:
-            raise CardFormatError(f"That picture cannot be the avatar: {err}.") from err
+        picture = avatar_picture(png)
         with self._lock:
             folder = self._dir(character_id)
             doc = _read_doc(folder)

@@ -24,8 +24,8 @@ from typing import Any, TypedDict
 from tinydb import Query, TinyDB
 
 from store.atomic import AtomicJSONStorage, atomic_write_bytes
-from store.cards.png import read_png
-from store.errors import CardFormatError, NotFoundError, SchemaTooNewError, StoreCorruptError, StoreError
+from store.cards.png import avatar_picture
+from store.errors import NotFoundError, SchemaTooNewError, StoreCorruptError, StoreError
 from store.records import check_id, new_id
 
 PERSONA_SCHEMA = 1
@@ -179,10 +179,7 @@ class PersonaStore:
         Raises:
             CardFormatError: `png` is not a usable PNG picture.
         """
-        try:
-            picture = None if png is None else read_png(bytes(png)).picture
-        except CardFormatError as err:
-            raise CardFormatError(f"That picture cannot be the avatar: {err}.") from err
+        picture = avatar_picture(png)
         with self._lock:
             persona = self.get(persona_id)
             path = self.avatars_dir / f"{persona.id}.png"

@@ -52,6 +52,19 @@ class PngContents:
     picture: bytes = field(repr=False)
 
 
+def avatar_picture(png: bytes | None) -> bytes | None:
+    """The picture to keep as an avatar: `png` with its text chunks (an old card, say)
+    stripped; None stays None.
+
+    Raises:
+        CardFormatError: `png` is not a usable PNG picture.
+    """
+    try:
+        return None if png is None else read_png(bytes(png)).picture
+    except CardFormatError as err:
+        raise CardFormatError(f"That picture cannot be the avatar: {err}.") from err
+
+
 def read_png(data: bytes) -> PngContents:
     """Walk every chunk once, keep the card and asset chunks, rebuild the picture without text.
 

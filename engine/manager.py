@@ -171,6 +171,19 @@ class ModelManager:
         run.stop()
         return True
 
+    def stop_and_wait(self, owner: str, timeout: float = 60.0) -> Run | None:
+        """Stop `owner`'s run and wait until it has ended and its callbacks (saving what
+        it wrote) have run. Returns that run, or None when there was none.
+
+        Raises:
+            GenerationError: the run did not end within `timeout` seconds.
+        """
+        run = self.active_run(owner)
+        self.stop(owner)
+        if run is not None:
+            run.wait(timeout=timeout)
+        return run
+
     def active_run(self, owner: str) -> Run | None:
         with self._runs_lock:
             return self._runs.get(owner)

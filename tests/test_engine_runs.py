@@ -166,6 +166,22 @@ def test_one_generation_at_a_time_and_stop_is_per_user() -> None:
     assert not manager.stop("alice")  # nothing left to stop
 
 
+def test_stop_and_wait_returns_the_ended_run_with_its_callbacks_done() -> None:
+    backend = FakeBackend(delay=0.01)
+    manager = ModelManager()
+    manager.attach(backend)
+    backend.enqueue([f" w{i}" for i in range(100)])
+    run = manager.start(request(max_new=200), owner="me")
+    saved: list[str] = []
+    run.on_done(lambda finished: saved.append(finished.text))
+    while not run.text:
+        time.sleep(0.005)
+    assert manager.stop_and_wait("me") is run
+    assert run.done and saved == [run.text] and not run.text.endswith("w99")
+    assert manager.stop_and_wait("me") is None  # nothing running any more
+    manager.unload()
+
+
 def test_swapping_models_waits_for_the_running_generation() -> None:
     old = FakeBackend(delay=0.01)
     old.enqueue([" x"] * 30)

@@ -242,11 +242,8 @@ def _done_fn(ctx: AppContext) -> Callable[..., tuple[Any, ...]]:
 def _stop_fn(ctx: AppContext) -> Callable[..., tuple[Any, ...]]:
     @shown_errors
     def stop(view: ChatView | None, request: gr.Request) -> tuple[Any, ...]:
-        owner = owner_of(request)
-        run = ctx.models.active_run(owner)
-        ctx.models.stop(owner)
+        run = ctx.models.stop_and_wait(owner_of(request))
         if run is not None:
-            run.wait(timeout=60)
             _warn_about(run)
         return final_outputs(ctx, logic.ensure_session(ctx, view))
 

@@ -180,11 +180,7 @@ def stop_fn(ctx: AppContext, mode: Mode, show: Show) -> Callable[..., tuple[Any,
 
     @shown_errors
     def stop(view: StoryView | None, request: gr.Request) -> tuple[Any, ...]:
-        owner = owner_of(request)
-        run = ctx.models.active_run(owner)
-        ctx.models.stop(owner)
-        if run is not None:
-            run.wait(timeout=60)
+        ctx.models.stop_and_wait(owner_of(request))
         view, stored = logic.current(ctx, view, mode)
         return show(view, stored)
 

@@ -109,12 +109,16 @@ def test_the_bundled_model_shows_as_installed(ctx: AppContext) -> None:
     assert "installed" in logic.catalog_card(ctx, gemma, None, installed=True)
 
 
-def test_installed_models_show_their_fit_at_the_load_context(ctx: AppContext, tiny_gguf: Path) -> None:
+def test_installed_models_show_their_fit_at_the_load_context(
+    ctx: AppContext, tiny_gguf: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     item = ctx.library.add(tiny_gguf)
-    small, large = logic.item_fit(item, 512), logic.item_fit(item, 1_000_000)
-    assert re.fullmatch(r"~\d+\.\d GB needed of \d+\.\d GB free — fits", small), small
+    free = 16 * 10**9
+    small, large = logic.item_fit(item, 512, free), logic.item_fit(item, 1_000_000, free)
+    assert re.fullmatch(r"~\d+\.\d GB needed of 16\.0 GB free — fits", small), small
     assert "rough" not in small  # from the file's own metadata
     assert small != large  # the KV cache grows with the context
+    monkeypatch.setattr(logic, "available_memory", lambda: free)  # read once for the whole list
     row = logic.library_rows([item], None, 512)[0]
     assert row[logic.LIBRARY_COLUMNS.index("Fit")] == small
 

@@ -18,6 +18,7 @@ from catalog.errors import CatalogError, HubError
 from catalog.fit import (
     BITS_PER_WEIGHT,
     FitResult,
+    available_memory,
     check_fit,
     estimate_for_entry,
     estimate_for_model,
@@ -183,6 +184,10 @@ def library_rows(
 ) -> list[list[str]]:
     """Table rows for the Installed list; the loaded model is marked in its notes. The
     fit is at `n_ctx` (the context models are loaded with), from each file's metadata."""
+    try:
+        free: int | None = available_memory()  # once for the whole list
+    except CatalogError:
+        free = None
     return [
         [
             item.name,
@@ -192,19 +197,20 @@ def library_rows(
             human_size(item.size),
             f"{item.context_length:,}" if item.context_length else "?",
             "yes" if item.has_chat_template else "no",
-            item_fit(item, n_ctx),
+            item_fit(item, n_ctx, free),
             _item_note(item, loaded),
         ]
         for item in items
     ]
 
 
-def item_fit(item: LibraryItem, n_ctx: int | None) -> str:
-    """The memory badge of a local model: weights plus the KV cache at `n_ctx`."""
+def item_fit(item: LibraryItem, n_ctx: int | None, free: int | None = None) -> str:
+    """The memory badge of a local model: weights plus the KV cache at `n_ctx`, against
+    `free` bytes (read from the system when not given)."""
     if item.info is None or not item.usable:
         return "?"
     try:
-        return check_fit(estimate_for_model(item.info, n_ctx, total_size=item.size)).badge
+        return check_fit(estimate_for_model(item.info, n_ctx, total_size=item.size), free).badge
     except CatalogError:
         return "?"  # free memory cannot be read here
 

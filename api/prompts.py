@@ -17,11 +17,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from api.schemas import ChatMessage, ChatRequest, CompletionRequest
-from engine.character_render import TurnRenderer, stop_strings
-from engine.chat_prompt import Turn, chat_parts
 from engine.errors import ContextOverflowError
 from engine.manager import ModelManager
-from engine.prompt import Block, PromptParts
+from engine.prompts import Block, PromptParts, Turn, TurnRenderer, chat_parts, stop_strings
 from engine.types import GenerationRequest
 from presets.formats import PromptFormat, Speakers
 

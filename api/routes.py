@@ -34,8 +34,8 @@ from api.shapes import (
     usage_chunk,
 )
 from api.streaming import ReplyTrim, RunStream, run_finish, text_deltas, wait_for_run
-from engine.chat_prompt import clean_reply
 from engine.errors import GenerationError, NoModelLoadedError
+from engine.prompts import clean_reply
 from engine.run import Run
 from engine.types import GenerationRequest
 

@@ -31,17 +31,17 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
-from bench.long_chat import STREAM_REPLY, measure_streaming  # noqa: E402
-from bench.report import update_section  # noqa: E402
-from bench.settings import DETERMINISTIC, N_CTX, THREADS, TOPICS  # noqa: E402
-from catalog import bundled_model_path  # noqa: E402
-from engine import Chunk, GenerationRequest, LoadOptions, Usage  # noqa: E402
-from engine.llama import LlamaCppBackend  # noqa: E402
-from store import new_id  # noqa: E402
-from ui import chat_logic as logic  # noqa: E402
-from ui import chat_reply  # noqa: E402
-from ui.chat_logic import ChatSettings, ChatView  # noqa: E402
-from ui.context import AppContext, Settings, create_context  # noqa: E402
+from bench.long_chat import STREAM_REPLY, measure_streaming
+from bench.report import update_section
+from bench.settings import DETERMINISTIC, N_CTX, THREADS, TOPICS
+from catalog.bundled import bundled_model_path
+from engine.llama import LlamaCppBackend
+from engine.types import Chunk, GenerationRequest, LoadOptions, Usage
+from services.chat import logic
+from services.chat import reply as chat_reply
+from services.chat.logic import ChatSettings, ChatView
+from services.context import AppContext, Settings, create_context
+from store.records import new_id
 
 SHORT_REPLY = 8  # tokens per reply while the chat grows: the prompt is what is measured
 MEASURED_TURNS = (10, 100)
@@ -227,7 +227,7 @@ def write_report(
 Measured on {time.strftime("%Y-%m-%d")}, 2 cores, bundled Gemma 3 270M Q4_K_M, {THREADS} threads,
 n_ctx {N_CTX}, Gemma format, greedy. Reproduce with `.venv/bin/python bench/context.py`.
 
-A chat grew through the real chat pipeline (`ui.chat_reply`) for {facts["turns"]} turns of
+A chat grew through the real chat pipeline (`services.chat.reply`) for {facts["turns"]} turns of
 synthetic user messages and {SHORT_REPLY}-token greedy replies. Its prompt first overflowed
 on turn {facts["drops"][0]}, and again on turns {later}. Each measured turn was replayed on a
 copy of the chat three ways, each with the previous turn's prompt and reply in the cache

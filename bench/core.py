@@ -26,12 +26,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.report import update_section  # noqa: E402
-from catalog import bundled_model_path  # noqa: E402
-from engine import LoadOptions, Turn, chat_parts, fit_prompt  # noqa: E402
-from presets import Speakers, load_builtin_formats, load_builtin_presets  # noqa: E402
-from store import Message, Session, Store, new_id  # noqa: E402
-from ui.sampler_panel import slider_values  # noqa: E402
+from bench.report import update_section
+from catalog.bundled import bundled_model_path
+from engine.prompts import Turn, chat_parts, fit_prompt
+from engine.types import LoadOptions
+from presets.formats import Speakers, load_builtin_formats
+from presets.samplers import load_builtin_presets
+from store.db import Store
+from store.records import Message, Session, new_id
+from ui.sampler_panel import slider_values
 
 THREADS = 2
 N_CTX = 2048
@@ -68,7 +71,8 @@ def bench_startup(runs: int) -> dict[str, float]:
             times.append(seconds)
             proc.terminate()
             proc.wait(30)
-    from engine import LoadOptions, ModelManager
+    from engine.manager import ModelManager
+    from engine.types import LoadOptions
 
     load = []
     for _ in range(runs):
@@ -87,13 +91,13 @@ def bench_persist(samples: int) -> dict[int, float]:
         for size in (10, 1_000, 10_000):
             now = time.time()
             session = Session(id=new_id(), title=f"{size}", created=now, updated=now)
-            store.sessions.restore(
+            store.chats.sessions.restore(
                 session, [Message("user", f"message {i} " + "x" * 120) for i in range(size)]
             )
             timings = []
             for i in range(samples):
                 began = time.perf_counter()
-                store.sessions.append(session.id, Message("assistant", f"reply {i} " + "y" * 120))
+                store.chats.sessions.append(session.id, Message("assistant", f"reply {i} " + "y" * 120))
                 timings.append((time.perf_counter() - began) * 1000)
             results[size] = statistics.median(timings)
     return results

@@ -14,10 +14,11 @@ from typing import Any
 
 from bench.settings import DETERMINISTIC, N_CTX, THREADS, TOPICS
 from browser import chat_texts, chromium, hearth_server, open_app
-from store import Message, Session, Store, new_id
-from ui import chat_logic as logic
-from ui import chat_reply
-from ui.context import AppContext, Settings, create_context
+from services.chat import logic
+from services.chat import reply as chat_reply
+from services.context import AppContext, Settings, create_context
+from store.db import Store
+from store.records import Message, Session, new_id
 
 STREAM_REPLY = 160  # tokens per reply when streaming speed is measured
 
@@ -50,7 +51,7 @@ def seed_chat(data_dir: Path, messages: list[Message]) -> None:
         updated=now,
         sampler={"preset": "Deterministic", "params": params.to_dict()},
     )
-    store.sessions.restore(session, messages)
+    store.chats.sessions.restore(session, messages)
     store.close()
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from presets import load_builtin_presets
+from presets.samplers import load_builtin_presets
 
 THREADS = 2
 N_CTX = 2048

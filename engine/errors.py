@@ -59,7 +59,7 @@ class GenerationError(EngineError):
     """The backend failed during generation."""
 
 
-# -- remote engines (engine/remote.py); the tree above gains:
+# -- remote engines (engine/remote/base.py); the tree above gains:
 #    ModelLoadError
 #    └── RemoteConnectError        a remote engine cannot be reached, or does not speak the API
 #        └── RemoteAuthError       the server wants an API key, or a different one

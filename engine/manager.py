@@ -16,13 +16,13 @@ from typing import TYPE_CHECKING
 from engine.backend import Backend
 from engine.errors import ContextOverflowError, NoModelLoadedError
 from engine.gguf_meta import model_info, read_header
-from engine.prompt import FittedPrompt, PromptParts, fit_prompt
+from engine.prompts import FittedPrompt, PromptParts, fit_prompt
 from engine.run import Run, Worker
 from engine.tokens import TokenCounter
 from engine.types import GenerationRequest, LoadOptions, ModelInfo
 from presets.samplers import SamplerParams
 
-if TYPE_CHECKING:  # engine.remote imports httpx, which only remote engines need
+if TYPE_CHECKING:  # engine.remote.base imports httpx, which only remote engines need
     from engine.remote import RemoteSpec
 
 log = logging.getLogger(__name__)

@@ -6,6 +6,8 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable
 
+Counter = Callable[[str], int]  # anything that counts a text's tokens
+
 
 class TokenCounter:
     """Counts tokens with `tokenize`, remembering the most recent texts it has seen."""

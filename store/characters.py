@@ -27,10 +27,16 @@ from typing import Any, TypedDict, cast
 from tinydb import Query, TinyDB
 
 from store.atomic import AtomicJSONStorage, atomic_write_bytes, fsync_dir
-from store.cards.model import AssetFile, CharacterCard, ImportedCard
-from store.cards.parse import card_from_json
-from store.cards.png import avatar_picture
-from store.cards.serialize import CardRecord, card_from_record, card_to_record
+from store.cards import (
+    AssetFile,
+    CardRecord,
+    CharacterCard,
+    ImportedCard,
+    avatar_picture,
+    card_from_json,
+    card_from_record,
+    card_to_record,
+)
 from store.errors import CardFormatError, NotFoundError, SchemaTooNewError, StoreCorruptError, StoreError
 from store.records import check_id, new_id
 

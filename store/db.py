@@ -1,7 +1,7 @@
 """The data folder: one `Store` opens it, migrates it, and hands out the sub-stores.
 
 <data dir>/hearth.json    meta (schema version), settings, the user's sampler presets
-<data dir>/sessions/      chats (see store.sessions)
+<data dir>/sessions/      chats (see store.chats.sessions)
 <data dir>/models/        model files the user downloaded or added
 """
 
@@ -19,11 +19,11 @@ from presets.errors import SamplerError
 from presets.samplers import SamplerPreset, parse_preset, preset_to_dict
 from store.atomic import AtomicJSONStorage, remove_stale_temp_files
 from store.characters import CharacterStore
+from store.chats import SessionStore
 from store.errors import NotFoundError, StoreError
 from store.migrations import migrate
 from store.personas import PersonaStore
-from store.sessions import SessionStore
-from store.story_store import StoryStore
+from store.stories import StoryStore
 from store.worlds import WorldBookStore
 
 log = logging.getLogger(__name__)

@@ -19,9 +19,9 @@ from typing import Any
 from tinydb import TinyDB
 from tinydb.table import Document
 
+from store.chats import SessionStore
 from store.errors import SchemaTooNewError
 from store.records import Message, Session, check_id
-from store.sessions import SessionStore
 
 log = logging.getLogger(__name__)
 

@@ -24,7 +24,7 @@ from typing import Any, TypedDict
 from tinydb import Query, TinyDB
 
 from store.atomic import AtomicJSONStorage, atomic_write_bytes
-from store.cards.png import avatar_picture
+from store.cards import avatar_picture
 from store.errors import NotFoundError, SchemaTooNewError, StoreCorruptError, StoreError
 from store.records import check_id, new_id
 

@@ -28,8 +28,7 @@ from pathlib import Path
 from typing import Any, Literal, TypedDict, cast, get_args
 
 from store.atomic import atomic_write_bytes, read_json
-from store.cards.decode import load_json, size_text
-from store.cards.model import MAX_BOOK_ENTRIES, MAX_JSON_BYTES
+from store.cards import MAX_BOOK_ENTRIES, MAX_JSON_BYTES, load_json, size_text
 from store.errors import CardFormatError, NotFoundError, SchemaTooNewError, StoreCorruptError, StoreError
 from store.records import check_id, new_id
 

@@ -16,9 +16,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from engine import FakeBackend, LoadOptions  # noqa: E402
-from tiny_model import write_tiny_llama  # noqa: E402
-from ui.context import AppContext, Settings, create_context  # noqa: E402
+from engine.fake import FakeBackend
+from engine.types import LoadOptions
+from services.context import AppContext, Settings, create_context
+from tiny_model import write_tiny_llama
 
 ARTIFACTS = ROOT / "test-artifacts"
 

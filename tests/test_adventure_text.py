@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from engine.adventure import (
+from engine.errors import EngineError
+from engine.prompts.adventure import (
     ADVENTURE_STOPS,
     EmptyActionError,
     InputKind,
@@ -15,7 +16,6 @@ from engine.adventure import (
     second_person,
     trim_reply,
 )
-from engine.errors import EngineError
 from engine.stops import trim_at_stops
 
 

@@ -17,11 +17,14 @@ import openai
 import pytest
 
 import app
-from api import ApiServerError, ApiSettings, create_api_app, root_app, serve_in_thread
+from api.deps import ApiSettings
+from api.errors import ApiServerError
+from api.server import create_api_app, root_app, serve_in_thread
 from catalog.detect import FormatDetection
-from engine import FakeBackend, Finish, FinishReason, GenerationRequest
-from presets import SamplerParams
-from ui.context import AppContext
+from engine.fake import FakeBackend
+from engine.types import Finish, FinishReason, GenerationRequest
+from presets.samplers import SamplerParams
+from services.context import AppContext
 
 
 class RecordingBackend(FakeBackend):

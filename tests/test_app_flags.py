@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 import app
-from ui.context import DATA_DIR_ENV
+from services.context import DATA_DIR_ENV
 
 ROOT = Path(__file__).resolve().parent.parent
 FLAGS = [

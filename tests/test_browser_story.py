@@ -11,7 +11,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from browser import chromium, hearth_server, open_app
-from store import Store
+from store.db import Store
 
 pytestmark = pytest.mark.browser
 

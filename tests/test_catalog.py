@@ -11,7 +11,7 @@ import pytest
 
 from catalog.entries import CATALOG_PATH, GROUPS, file_base, load_catalog, parse_catalog
 from catalog.errors import CatalogDataError, CatalogError
-from presets import load_builtin_formats
+from presets.formats import load_builtin_formats
 
 # Every model the guide recommends, at every size it links, by entry id.
 GUIDE_MODELS = {

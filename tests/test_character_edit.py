@@ -11,10 +11,10 @@ from typing import Any
 import gradio as gr
 import pytest
 
+from services.chat.character_edit import LORE_COLUMNS, LORE_TYPES, TEXT_FIELDS, apply_fields, field_values
 from store.cards import CharacterBook, CharacterCard, LoreEntry, export_json, import_card
 from store.characters import CharacterStore
 from store.errors import CardFormatError
-from ui.character_edit import LORE_COLUMNS, LORE_TYPES, TEXT_FIELDS, apply_fields, field_values
 
 NOW = 1_700_000_000
 # Every character card among the third-party fixtures (the rest are lorebooks, templates, a plain PNG).

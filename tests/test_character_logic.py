@@ -10,16 +10,18 @@ from typing import Any
 
 import pytest
 
-from engine import FakeBackend, FinishReason
-from presets import SamplerParams
+from engine.fake import FakeBackend
+from engine.types import FinishReason
+from presets.samplers import SamplerParams
+from services.chat import logic
+from services.chat import reply as chat_reply
+from services.chat.characters import chat_persona, lock_persona, prompt_inputs
+from services.chat.logic import ChatSettings, ChatView
+from services.context import AppContext
 from store.cards import import_card
 from store.cards.png import PNG_SIGNATURE
-from ui import chat_logic as logic
-from ui import chat_reply, chat_side
-from ui.character_logic import chat_persona, lock_persona, prompt_inputs
-from ui.chat_logic import ChatSettings, ChatView
-from ui.chat_side import gallery_characters, gallery_items, placeholder_avatar
-from ui.context import AppContext
+from ui.chat.side import gallery_characters, gallery_items, placeholder_avatar
+from ui.chat.tab import side as chat_side
 
 SETTINGS = ChatSettings(params=SamplerParams(max_new_tokens=16))
 

@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from engine.character_prompt import (
+from engine.lore.activation import Lorebook
+from engine.prompts.character import (
     CannotContinueError,
     CharacterPrompt,
     CharacterSheet,
@@ -19,8 +20,7 @@ from engine.character_prompt import (
     PersonaSheet,
     build_character_prompt,
 )
-from engine.lorebook import Lorebook
-from engine.prompt import PromptParts, fit_prompt
+from engine.prompts.parts import PromptParts, fit_prompt
 from presets.formats import load_builtin_formats
 
 FORMATS = load_builtin_formats()

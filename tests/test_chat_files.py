@@ -13,8 +13,9 @@ from typing import Any
 
 import pytest
 
-from store import chat_files, chat_sillytavern
-from store.chat_files import (
+from store.chats import files as chat_files
+from store.chats import sillytavern as chat_sillytavern
+from store.chats.files import (
     ChatFormatError,
     ChatTooLargeError,
     ImportedChat,
@@ -22,10 +23,10 @@ from store.chat_files import (
     export_text,
     import_chat,
 )
-from store.chat_parts import MAX_FILE_BYTES, MAX_TEXT_CHARS, parse_st_date, st_display_date
+from store.chats.parts import MAX_FILE_BYTES, MAX_TEXT_CHARS, parse_st_date, st_display_date
+from store.chats.sessions import SessionStore
 from store.errors import StoreError
 from store.records import Message, Session
-from store.sessions import SessionStore
 
 DISPLAY_DATE = re.compile(r"[A-Z][a-z]+ \d{1,2}, \d{4} \d{1,2}:\d{2}[ap]m")
 

@@ -7,15 +7,18 @@ import time
 
 import pytest
 
-from engine import FakeBackend, FinishReason
-from presets import SamplerParams
-from store import Message, StoreError
-from ui import chat_actions, chat_reply
-from ui import chat_logic as logic
-from ui.chat_logic import ChatSettings, ChatView
-from ui.chat_reply import ReplyMode
-from ui.context import AppContext
-from ui.render import inert_markdown
+from engine.fake import FakeBackend
+from engine.types import FinishReason
+from presets.samplers import SamplerParams
+from services.chat import actions as chat_actions
+from services.chat import logic
+from services.chat import reply as chat_reply
+from services.chat.logic import ChatSettings, ChatView
+from services.chat.reply import ReplyMode
+from services.context import AppContext
+from services.render import inert_markdown
+from store.errors import StoreError
+from store.records import Message
 
 SETTINGS = ChatSettings(params=SamplerParams(max_new_tokens=32))
 

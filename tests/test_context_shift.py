@@ -28,16 +28,18 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import tiny_model
-from catalog import bundled_model_path
-from engine import Chunk, Finish, GenerationRequest, LoadOptions, Turn, Usage, chat_parts, fit_prompt
-from engine.adventure import InputKind, player_input
-from engine.character_prompt import CharacterSheet, ChatLine, DepthNote, PersonaSheet, build_character_prompt
+from catalog.bundled import bundled_model_path
 from engine.kvcache import MIN_SHIFTED, KVCacheView, ShiftPlan, common_prefix, plan_shift
 from engine.llama import LlamaCppBackend
-from engine.prompt import Block, FittedPrompt, PromptParts
-from engine.story_prompt import StorySteering, story_parts
+from engine.prompts.adventure import InputKind, player_input
+from engine.prompts.character import CharacterSheet, ChatLine, DepthNote, PersonaSheet, build_character_prompt
+from engine.prompts.chat import Turn, chat_parts
+from engine.prompts.parts import Block, FittedPrompt, PromptParts, fit_prompt
+from engine.prompts.story import StorySteering, story_parts
 from engine.tokens import TokenCounter
-from presets import SamplerParams, Speakers, load_builtin_formats
+from engine.types import Chunk, Finish, GenerationRequest, LoadOptions, Usage
+from presets.formats import Speakers, load_builtin_formats
+from presets.samplers import SamplerParams
 
 FORMATS = load_builtin_formats()
 GREEDY = SamplerParams(temperature=0.0, top_k=1, repeat_penalty=1.0, max_new_tokens=8, seed=11)

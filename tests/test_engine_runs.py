@@ -7,19 +7,14 @@ import time
 
 import pytest
 
-from engine import (
-    FakeBackend,
-    FinishReason,
-    GenerationError,
-    GenerationRequest,
-    ModelManager,
-    NoModelLoadedError,
-    Run,
-    StopFilter,
-    trim_at_stops,
-)
+from engine.errors import GenerationError, NoModelLoadedError
+from engine.fake import FakeBackend
 from engine.kvcache import KVCacheView, common_prefix
-from presets import SamplerParams
+from engine.manager import ModelManager
+from engine.run import Run
+from engine.stops import StopFilter, trim_at_stops
+from engine.types import FinishReason, GenerationRequest
+from presets.samplers import SamplerParams
 
 
 def request(prompt: str = "Hello", stop: tuple[str, ...] = (), max_new: int = 64) -> GenerationRequest:

@@ -8,9 +8,9 @@ import struct
 from pathlib import Path
 from typing import Any
 
-from engine.chat_prompt import Turn
-from engine.examples import ExampleBlock, parse_examples, split_examples
-from engine.macros import MacroContext
+from engine.prompts.chat import Turn
+from engine.prompts.examples import ExampleBlock, parse_examples, split_examples
+from engine.prompts.macros import MacroContext
 
 CTX = MacroContext(user="Ann", char="Aqua")
 

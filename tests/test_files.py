@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from store import StoreError
-from ui.files import MAX_STEM_CHARS, download_file, read_upload, safe_stem
+from services.files import MAX_STEM_CHARS, download_file, read_upload, safe_stem
+from store.errors import StoreError
 
 HOSTILE = [
     "../x",

@@ -9,10 +9,11 @@ import pytest
 import yaml
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from engine import Turn, chat_parts, fit_prompt
-from presets import FormatError, Speakers, load_builtin_formats, load_formats, parse_format
+from engine.prompts.chat import Turn, chat_parts
+from engine.prompts.parts import fit_prompt
 from presets.detect import detect_format
-from presets.formats import BUILTIN_FORMATS_DIR
+from presets.errors import FormatError
+from presets.formats import BUILTIN_FORMATS_DIR, Speakers, load_builtin_formats, load_formats, parse_format
 
 FORMATS = load_builtin_formats()
 SPEAKERS = Speakers("User", "Assistant")

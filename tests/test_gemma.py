@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from catalog import bundled_model_path
-from engine import FinishReason, GenerationRequest, LoadOptions
-from presets import SamplerParams
-from ui import chat_logic as logic
-from ui import chat_reply
-from ui.chat_logic import ChatSettings
-from ui.context import AppContext, Settings, create_context
+from catalog.bundled import bundled_model_path
+from engine.types import FinishReason, GenerationRequest, LoadOptions
+from presets.samplers import SamplerParams
+from services.chat import logic
+from services.chat import reply as chat_reply
+from services.chat.logic import ChatSettings
+from services.context import AppContext, Settings, create_context
 
 pytestmark = pytest.mark.gemma
 

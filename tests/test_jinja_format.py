@@ -8,9 +8,10 @@ import pytest
 import yaml
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from engine.chat_prompt import Turn, chat_parts
-from engine.prompt import fit_prompt
-from presets import FormatError, Speakers, load_builtin_formats
+from engine.prompts.chat import Turn, chat_parts
+from engine.prompts.parts import fit_prompt
+from presets.errors import FormatError
+from presets.formats import Speakers, load_builtin_formats
 from presets.jinja_format import GGUF_TEMPLATE_ID, GGUF_TEMPLATE_NAME, format_from_template
 
 TGW_TEMPLATES = ["Alpaca", "ChatML", "Llama-v2", "Llama-v3", "Metharme", "Mistral", "Vicuna-v1.1"]

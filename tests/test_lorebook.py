@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from engine.lorebook import LoreActivation, Lorebook, LoreEntry, activate
-from engine.lorebook_keys import MAX_PATTERN_CHARS, MAX_REGEX_INPUT, split_decorators
-from engine.macros import MacroContext, expand_macros
+from engine.lore.activation import LoreActivation, Lorebook, LoreEntry, activate
+from engine.lore.keys import MAX_PATTERN_CHARS, MAX_REGEX_INPUT, split_decorators
+from engine.prompts.macros import MacroContext, expand_macros
 
 
 def words(text: str) -> int:

@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from engine.macros import MAX_EXPANDED_CHARS, MacroContext, expand_macros
+from engine.prompts.macros import MAX_EXPANDED_CHARS, MacroContext, expand_macros
 
 
 def ctx(**fields: object) -> MacroContext:

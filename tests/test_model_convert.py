@@ -19,17 +19,17 @@ from gguf import GGMLQuantizationType as T
 
 from catalog.errors import ConversionError
 from catalog.ggml import ConvertOptions, NotALegacyModelError, convert_to_gguf
-from engine.adventure import InputKind
 from engine.gguf_meta import model_info
+from engine.prompts.adventure import InputKind
 from ggml_writer import GPT2_SMALL, write_gpt2, write_gpt2_model, write_llama
-from presets import SamplerParams
-from ui import adventure_logic as play
-from ui import convert_logic as logic
-from ui import story_logic
-from ui.context import AppContext, Settings, create_context
-from ui.model_logic import JobBoard, library_rows
-from ui.models_convert import discard_upload
-from ui.story_logic import StoryView
+from presets.samplers import SamplerParams
+from services.context import AppContext, Settings, create_context
+from services.models import convert as logic
+from services.models.logic import JobBoard, library_rows
+from services.story import adventure as play
+from services.story import logic as story_logic
+from services.story.logic import StoryView
+from ui.models.convert import discard_upload
 
 MYTHO_BIN = "mythomax-l2-13b.ggmlv3.q8_0.bin"
 

@@ -9,18 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from engine import (
-    CorruptModelError,
-    FinishReason,
-    GenerationRequest,
-    LegacyGGMLError,
-    LoadOptions,
-    ModelManager,
-    ModelNotFoundError,
-    NotGGUFError,
-    read_header,
-)
-from presets import SamplerParams
+from engine.errors import CorruptModelError, LegacyGGMLError, ModelNotFoundError, NotGGUFError
+from engine.gguf_meta import read_header
+from engine.manager import ModelManager
+from engine.types import FinishReason, GenerationRequest, LoadOptions
+from presets.samplers import SamplerParams
 from tiny_model import N_LAYER, write_tiny_llama
 
 OPTIONS = LoadOptions(n_ctx=512, threads=2)

@@ -12,11 +12,11 @@ import pytest
 from catalog.download import Downloader
 from catalog.errors import CatalogError
 from catalog.hub import HubClient
-from engine import LoadOptions
+from engine.types import LoadOptions
 from hf_server import MYTHO, MYTHO_Q4, FakeHub, hub_quiet, hub_server  # noqa: F401
-from ui import chat_logic
-from ui import model_logic as logic
-from ui.context import AppContext, Settings, create_context
+from services.chat import logic as chat_logic
+from services.context import AppContext, Settings, create_context
+from services.models import logic
 
 
 @pytest.fixture

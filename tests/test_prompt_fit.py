@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from engine import Block, ContextOverflowError, Injection, PromptParts, fit_prompt
+from engine.errors import ContextOverflowError
+from engine.prompts.parts import Block, Injection, PromptParts, fit_prompt
 
 
 def count(text: str) -> int:

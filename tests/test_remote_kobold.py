@@ -22,25 +22,21 @@ from typing import Any
 import gradio as gr
 import pytest
 
-from engine import (
-    Chunk,
-    Finish,
-    FinishReason,
-    GenerationRequest,
-    ModelManager,
-    RemoteAuthError,
-    RemoteConnectError,
-    Run,
-)
-from engine.remote import RemoteSpec, connect, estimate_tokens
-from engine.remote_kobold import KoboldBackend
-from presets import SamplerParams
+from engine.errors import RemoteAuthError, RemoteConnectError
+from engine.manager import ModelManager
+from engine.remote.base import RemoteSpec, connect, estimate_tokens
+from engine.remote.kobold import KoboldBackend
+from engine.run import Run
+from engine.types import Chunk, Finish, FinishReason, GenerationRequest
+from presets.samplers import SamplerParams
+from services.chat import logic
+from services.chat import reply as chat_reply
+from services.chat.logic import ChatSettings
+from services.context import AppContext, Settings, create_context
+from services.story import logic as story_logic
+from services.story.logic import StoryView
 from store.stories import Story
-from ui import chat_logic as logic
-from ui import chat_reply, models_remote, story_logic
-from ui.chat_logic import ChatSettings
-from ui.context import AppContext, Settings, create_context
-from ui.story_logic import StoryView
+from ui.models.tab import remote as models_remote
 
 REPLY = ("Once", " upon", " a", " time", ".")
 _PIECE = re.compile(r"\s*\S+|\s+")

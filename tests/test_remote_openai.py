@@ -26,29 +26,24 @@ from typing import Any
 import httpx
 import pytest
 
-from engine import (
-    Chunk,
-    FakeBackend,
-    Finish,
-    FinishReason,
-    GenerationRequest,
-    LoadOptions,
-    ModelManager,
-    RemoteAuthError,
-    RemoteConnectError,
-    RemoteEngineError,
-)
-from engine.adventure import InputKind
+from engine.errors import RemoteAuthError, RemoteConnectError, RemoteEngineError
+from engine.fake import FakeBackend
 from engine.llama import LlamaCppBackend
-from engine.remote import RemoteSpec, connect, estimate_tokens, server_root, without_credentials
-from engine.remote_openai import OpenAIBackend, completion_body
-from presets import SamplerParams
+from engine.manager import ModelManager
+from engine.prompts.adventure import InputKind
+from engine.remote.base import RemoteSpec, connect, estimate_tokens, server_root, without_credentials
+from engine.remote.openai import OpenAIBackend, completion_body
+from engine.types import Chunk, Finish, FinishReason, GenerationRequest, LoadOptions
+from presets.samplers import SamplerParams
+from services.chat import logic
+from services.chat import reply as chat_reply
+from services.chat.logic import ChatSettings
+from services.context import AppContext, Settings, create_context
+from services.story import adventure as adventure_logic
+from services.story import logic as story_logic
+from services.story.logic import StoryView
 from store.stories import Story
-from ui import adventure_logic, chat_reply, models_remote, story_logic
-from ui import chat_logic as logic
-from ui.chat_logic import ChatSettings
-from ui.context import AppContext, Settings, create_context
-from ui.story_logic import StoryView
+from ui.models.tab import remote as models_remote
 
 GREEDY = SamplerParams(temperature=0.0, repeat_penalty=1.0, max_new_tokens=24)
 
@@ -458,7 +453,7 @@ def test_api_key_is_sent_and_a_wrong_one_is_a_plain_error() -> None:
 def test_a_server_without_tokenizer_gets_estimates(
     llama_cpp: FakeLlamaCpp, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("engine.remote_openai._tokenizers", lambda _model: [])
+    monkeypatch.setattr("engine.remote.openai._tokenizers", lambda _model: [])
     backend = connect(RemoteSpec("openai", llama_cpp.url))
     try:
         assert backend.token_count_is_estimate

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from markdown_it import MarkdownIt
 
-from ui.render import inert_markdown
+from services.render import inert_markdown
 
 COMMONMARK = MarkdownIt("commonmark")  # raw HTML on, as in a chat view
 PIECES = [

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from presets import RANGES, SamplerError, SamplerParams, load_builtin_presets, parse_preset
+from presets.errors import SamplerError
+from presets.samplers import RANGES, SamplerParams, load_builtin_presets, parse_preset
 
 EVERY_PARAMETER = {
     "temperature", "top_p", "top_k", "min_p", "typical_p", "repeat_penalty", "repeat_last_n",

@@ -9,9 +9,10 @@ from typing import Any
 
 import pytest
 
-from engine import scenario as scenario_module
 from engine.errors import EngineError
-from engine.scenario import (
+from engine.lore.worldinfo import activate
+from engine.prompts import scenario as scenario_module
+from engine.prompts.scenario import (
     MissingAnswersError,
     ScenarioError,
     ScenarioFormatError,
@@ -19,7 +20,6 @@ from engine.scenario import (
     load_scenario_file,
     parse_scenario,
 )
-from engine.worldinfo import activate
 from store.stories import WorldInfoEntry
 
 

@@ -8,17 +8,18 @@ from dataclasses import replace
 
 import pytest
 
-from engine import FakeBackend, Run
-from engine.adventure import ADVENTURE_STOPS, InputKind
-from engine.scenario import MissingAnswersError
-from presets import SamplerParams
-from store import NotFoundError
+from engine.fake import FakeBackend
+from engine.prompts.adventure import ADVENTURE_STOPS, InputKind
+from engine.prompts.scenario import MissingAnswersError
+from engine.run import Run
+from presets.samplers import SamplerParams
+from services.context import AppContext
+from services.story import adventure as play
+from services.story import logic
+from services.story.logic import StoryView
+from store.errors import NotFoundError
 from store.stories import Story, WorldInfoEntry
-from ui import adventure_logic as play
-from ui import story_logic as logic
-from ui import story_steering
-from ui.context import AppContext
-from ui.story_logic import StoryView
+from ui.story.tab import steering as story_steering
 
 PARAMS = SamplerParams(max_new_tokens=32)
 

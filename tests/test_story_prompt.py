@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from engine import fit_prompt
-from engine.story_prompt import (
+from engine.lore.worldinfo import StoryCard
+from engine.prompts.parts import fit_prompt
+from engine.prompts.story import (
     StorySteering,
     note_depth_in_lines,
     part_tokens,
@@ -13,7 +14,6 @@ from engine.story_prompt import (
     story_lines,
     story_parts,
 )
-from engine.worldinfo import StoryCard
 
 
 def chars(text: str) -> int:

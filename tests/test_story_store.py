@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from store import NotFoundError, Store, StoreError
+from store.db import Store
+from store.errors import NotFoundError, StoreError
 from store.stories import Story
 
 

@@ -5,8 +5,8 @@ streamed update names, once per update)."""
 from __future__ import annotations
 
 import ui
-from ui.chat_widgets import LLM_QUEUE
-from ui.context import AppContext
+from services.context import AppContext
+from ui.chat.widgets import LLM_QUEUE
 
 # Impersonate streams your next message into the message box.
 LIVE_BOXES = {"live-reply", "adventure-live", "story-text", "message"}

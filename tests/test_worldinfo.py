@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from engine.worldinfo import StoryCard, activate, keys_match, scanned_text
+from engine.lore.worldinfo import StoryCard, activate, keys_match, scanned_text
 from store.stories import WorldInfoEntry
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from engine.lorebook_model import Lorebook
+from engine.lore.model import Lorebook
 from store.cards.model import MAX_BOOK_ENTRIES
 from store.errors import CardFormatError, NotFoundError, StoreCorruptError, StoreError
 from store.worlds import MAX_WORLD_BYTES, WorldBookStore

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import gradio as gr
 
-from ui import adventure, chat, models, story
-from ui.context import AppContext
+from services.context import AppContext
+from ui import chat, models, story
 
 TITLE = "Hearth"
 TAB_IDS = {"chat", "story", "adventure", "models"}  # the top-level tabs a model load may switch to
@@ -37,9 +37,9 @@ def build(ctx: AppContext) -> gr.Blocks:
             with gr.Tab("Chat", id="chat"):
                 chat_tab = chat.build(ctx)
             with gr.Tab("Story", id="story"):
-                story_tab = story.build(ctx)
+                story_tab = story.build_story(ctx)
             with gr.Tab("Adventure", id="adventure"):
-                adventure_tab = adventure.build(ctx)
+                adventure_tab = story.build_adventure(ctx)
             with gr.Tab("Models", id="models"):
                 models_tab = models.build(ctx, tabs, TAB_IDS)
         refreshes = [

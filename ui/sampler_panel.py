@@ -8,8 +8,7 @@ from typing import Any
 
 import gradio as gr
 
-from presets import DEFAULT_PRESET, RANGES, SamplerParams, SamplerPreset
-from presets.samplers import ordered_names
+from presets.samplers import DEFAULT_PRESET, RANGES, SamplerParams, SamplerPreset, ordered_names
 
 FIELDS = list(RANGES)
 

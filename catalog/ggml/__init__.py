@@ -16,7 +16,7 @@ quantizations, QK_K=64 K-quants, RWKV, GPT-J and GPT-NeoX files, and GPT-2 files
 token list is not GPT-2's, are recognised and refused with a plain explanation.
 """
 
-from catalog.ggml.advice import catalog_entry, gguf_alternative, options_for, refusal_message
+from catalog.ggml.advice import catalog_entry, gguf_alternative, options_for, refusal_message, where_to_get
 from catalog.ggml.convert import convert_to_gguf, remove_interrupted, spm_vocab
 from catalog.ggml.detect import Architecture, LegacyModel, RefusalKind, inspect_legacy
 from catalog.ggml.errors import (
@@ -28,7 +28,7 @@ from catalog.ggml.errors import (
 )
 from catalog.ggml.gpt2 import Gpt2Facts, recover_merges
 from catalog.ggml.llama_layout import LlamaFacts
-from catalog.ggml.options import ConvertOptions, default_output_name, suggest_options
+from catalog.ggml.options import ConvertOptions, default_output_name, size_label, suggest_options
 
 __all__ = [
     "Architecture",
@@ -44,13 +44,15 @@ __all__ = [
     "RefusalKind",
     "catalog_entry",
     "convert_to_gguf",
-    "remove_interrupted",
     "default_output_name",
     "gguf_alternative",
     "inspect_legacy",
     "options_for",
     "recover_merges",
     "refusal_message",
+    "remove_interrupted",
+    "size_label",
     "spm_vocab",
     "suggest_options",
+    "where_to_get",
 ]

@@ -4,6 +4,7 @@ Every field of the V1, V2 and V3 specs is modelled, every unknown key is kept an
 back, and every import is bounded and validated (see the limits in `store.cards.model`).
 """
 
+from store.cards.decode import load_json, size_text
 from store.cards.formats import export_charx, export_json, export_png, import_card, main_icon
 from store.cards.model import (
     MAX_ARCHIVE_BYTES,
@@ -25,11 +26,19 @@ from store.cards.model import (
     ImportedCard,
     LoreEntry,
 )
-from store.cards.png import plain_png
-from store.cards.serialize import BACKFILL_NOTE, CardRecord, card_from_record, card_to_record
+from store.cards.parse import card_from_json
+from store.cards.png import avatar_picture, plain_png
+from store.cards.serialize import BACKFILL_NOTE, CardRecord, card_dict, card_from_record, card_to_record
 
 __all__ = [
+    "AssetFile",
     "BACKFILL_NOTE",
+    "CardAsset",
+    "CardRecord",
+    "CharacterBook",
+    "CharacterCard",
+    "ImportedCard",
+    "LoreEntry",
     "MAX_ARCHIVE_BYTES",
     "MAX_ARCHIVE_MEMBERS",
     "MAX_BOOK_ENTRIES",
@@ -42,19 +51,17 @@ __all__ = [
     "MAX_MEMBER_BYTES",
     "MAX_TEXT_CHARS",
     "MAX_YAML_BYTES",
-    "AssetFile",
-    "CardAsset",
-    "CardRecord",
-    "CharacterBook",
-    "CharacterCard",
-    "ImportedCard",
-    "LoreEntry",
+    "avatar_picture",
+    "card_dict",
+    "card_from_json",
     "card_from_record",
     "card_to_record",
     "export_charx",
     "export_json",
     "export_png",
     "import_card",
+    "load_json",
     "main_icon",
     "plain_png",
+    "size_text",
 ]

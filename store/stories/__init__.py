@@ -23,20 +23,23 @@ from store.stories.model import (
     WIPlacement,
     WorldInfoEntry,
 )
+from store.stories.store import StoredStory, StoryStore
 
 __all__ = [
-    "DEFAULT_AN_DEPTH",
-    "DEPTH_UNITS",
-    "DEFAULT_AN_TEMPLATE",
-    "MAX_VERSIONS",
-    "STORY_SCHEMA",
     "Chunk",
+    "DEFAULT_AN_DEPTH",
+    "DEFAULT_AN_TEMPLATE",
+    "DEPTH_UNITS",
     "DepthUnit",
     "KoboldShape",
+    "MAX_VERSIONS",
     "Mode",
     "Origin",
+    "STORY_SCHEMA",
+    "StoredStory",
     "Story",
     "StoryRecord",
+    "StoryStore",
     "WIPlacement",
     "WorldInfoEntry",
     "dumps_story",

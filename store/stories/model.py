@@ -51,9 +51,9 @@ MAX_VERSIONS = 10
 class WorldInfoEntry:
     """One world-info entry of a story, in Kobold Lite's terms.
 
-    The field names match `engine.worldinfo.StoryCard`, so a scenario's cards convert with
+    The field names match `engine.lore.worldinfo.StoryCard`, so a scenario's cards convert with
     `WorldInfoEntry(**dataclasses.asdict(card))` and these entries can be scanned by
-    `engine.worldinfo.activate` as they are. `extra` keeps the imported entry's own keys
+    `engine.lore.worldinfo.activate` as they are. `extra` keeps the imported entry's own keys
     (`folder`, United's `uid`/`title`/`type`…) so an export writes them back.
     """
 

@@ -1,0 +1,48 @@
+"""Prompt building for every mode: the parts model and its fitter, chat, characters, story, adventure."""
+
+from engine.prompts.adventure import ADVENTURE_STOPS, InputKind, player_input, trim_reply
+from engine.prompts.character import CharacterSheet, ChatLine, DepthNote, PersonaSheet, build_character_prompt
+from engine.prompts.character_format import TurnRenderer, stop_strings
+from engine.prompts.chat import Turn, chat_parts, clean_reply
+from engine.prompts.macros import MacroContext, expand_macros
+from engine.prompts.parts import Block, FittedPrompt, PromptParts, fit_prompt
+from engine.prompts.scenario import (
+    Scenario,
+    ScenarioError,
+    ScenarioStart,
+    load_builtin_scenarios,
+    parse_scenario,
+)
+from engine.prompts.story import StoryPrompt, StorySteering, part_tokens, story_parts
+
+__all__ = [
+    "ADVENTURE_STOPS",
+    "Block",
+    "CharacterSheet",
+    "ChatLine",
+    "DepthNote",
+    "FittedPrompt",
+    "InputKind",
+    "MacroContext",
+    "PersonaSheet",
+    "PromptParts",
+    "Scenario",
+    "ScenarioError",
+    "ScenarioStart",
+    "StoryPrompt",
+    "StorySteering",
+    "Turn",
+    "TurnRenderer",
+    "build_character_prompt",
+    "chat_parts",
+    "clean_reply",
+    "expand_macros",
+    "fit_prompt",
+    "load_builtin_scenarios",
+    "parse_scenario",
+    "part_tokens",
+    "player_input",
+    "stop_strings",
+    "story_parts",
+    "trim_reply",
+]

@@ -1,0 +1,1 @@
+"""Chat: messages, replies, swipes and message actions; characters, personas and world books."""

@@ -1,0 +1,206 @@
+"""Generating in a chat: a reply, a new version of the last reply, a continuation, or
+the user's next line (impersonate). Plain functions of typed values; no widgets.
+
+Every mode builds its prompt with `engine.prompts.character` (a chat without a
+character uses a plain assistant sheet), fits it to the context, starts a run, and
+registers what to save when the run ends, so the result is kept even if the browser
+that asked for it goes away.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from engine.errors import ContextOverflowError
+from engine.prompts import ChatLine, FittedPrompt, build_character_prompt, clean_reply
+from engine.run import Run
+from engine.types import FinishReason, GenerationRequest
+from services.chat import actions as chat_actions
+from services.chat.characters import prompt_inputs
+from services.chat.logic import ChatView, active_format, ensure_session, settings_for
+from services.context import AppContext
+from services.render import inert_markdown
+from services.run_stream import STREAM_INTERVAL, run_texts
+from store.errors import StoreError
+from store.records import Message
+
+ReplyMode = Literal["reply", "swipe", "continue", "impersonate"]
+
+
+@dataclass(frozen=True)
+class PreparedPrompt:
+    fitted: FittedPrompt
+    request: GenerationRequest
+    anchor_seq: int  # seq of the first message kept: the next turn starts there while it fits
+    lore: list[str]  # names of the lorebook entries that fired, for the UI
+
+
+def build_prompt(ctx: AppContext, view: ChatView, mode: ReplyMode = "reply") -> PreparedPrompt:
+    """Fit the chat into the context for `mode`.
+
+    Raises:
+        StoreError: nothing to reply to; CannotContinueError: nothing to continue;
+        ContextOverflowError, NoModelLoadedError.
+    """
+    session = ctx.store.sessions.get(view.session_id)
+    settings = settings_for(ctx, session)
+    fmt = active_format(ctx, settings.format_choice)
+    messages = _recent_messages(ctx, view.session_id, ctx.models.backend.n_ctx)
+    anchor_seq = _last_anchor(messages)
+    if mode == "swipe" and messages and messages[-1].role == "assistant":
+        messages = messages[:-1]  # the reply being replaced is not part of its own prompt
+    chat = [m for m in messages if m.role in ("user", "assistant")]
+    visible = [m for m in chat if not m.hidden]
+    if not visible and mode in ("reply", "swipe"):
+        raise StoreError("Send a message first.")
+    inputs = prompt_inputs(ctx, session, settings.system_prompt)
+    built = build_character_prompt(
+        fmt,
+        inputs.sheet,
+        inputs.persona,
+        [ChatLine("user" if m.role == "user" else "assistant", m.text, m.hidden) for m in chat],
+        count_tokens=ctx.models.count_tokens,
+        global_system=inputs.global_system,
+        books=inputs.books,
+        mode="reply" if mode == "swipe" else mode,
+        lore_placement=inputs.lore_placement,
+        pick_seed=session.id,
+    )
+    # Formats that fold the system prompt into the first user turn pin the first message.
+    pinned = 1 if built.parts.head and fmt.system_placement == "first_user" and visible else 0
+    body = visible[pinned:]
+    anchor = None if anchor_seq is None else sum(1 for m in body if m.seq < anchor_seq)
+    fitted = ctx.models.fit(built.parts, settings.params, anchor=anchor)
+    request = GenerationRequest(fitted.text, settings.params, built.stop)
+    kept = body[fitted.start].seq if fitted.start < len(body) else (body[-1].seq + 1 if body else 0)
+    lore = [
+        entry.entry.label for entry in (*built.lore.before_char, *built.lore.after_char, *built.lore.at_depth)
+    ]
+    return PreparedPrompt(fitted, request, kept, lore)
+
+
+def _recent_messages(ctx: AppContext, session_id: str, n_ctx: int) -> list[Message]:
+    """The newest messages that could fit (each takes at least a token), plus the first.
+
+    The first message stays so that formats which pin it into the head (Llama-2,
+    Mistral, Gemma) pin the same one every turn, however long the chat grows.
+    """
+    recent = ctx.store.sessions.messages(session_id, last=n_ctx)
+    if recent and recent[0].seq > 0:
+        recent.insert(0, ctx.store.sessions.message(session_id, 0))
+    return recent
+
+
+def _last_anchor(messages: list[Message]) -> int | None:
+    """Where the previous prompt started, as saved with the latest reply."""
+    for message in reversed(messages):
+        if message.role == "assistant" and "anchor" in message.meta:
+            return int(message.meta["anchor"])
+    return None
+
+
+def start(ctx: AppContext, view: ChatView | None, owner: str, mode: ReplyMode = "reply") -> Run:
+    """Start generating for `mode`; what it produces is saved when the run ends
+    (impersonate saves nothing: its text goes to the message box)."""
+    view = ensure_session(ctx, view)
+    prepared = build_prompt(ctx, view, mode)
+    run = ctx.models.start(prepared.request, owner)
+    if mode != "impersonate":
+        run.on_done(_saver(ctx, view.session_id, mode, prepared))
+    return run
+
+
+def _saver(ctx: AppContext, session_id: str, mode: ReplyMode, prepared: PreparedPrompt) -> Any:
+    model_name = ctx.models.info.name if ctx.models.info else ""
+    n_ctx = ctx.models.backend.n_ctx
+
+    def save(finished: Run) -> None:
+        finish = finished.finish
+        if finished.error is not None or finish is None:
+            return
+        meta: dict[str, Any] = {
+            "model": model_name,
+            "finish": finish.reason.value,
+            "anchor": prepared.anchor_seq,
+            "n_ctx": n_ctx,
+            "prompt_tokens": finish.usage.prompt_tokens,
+            "prompt_reused": finish.usage.prompt_reused,
+            "completion_tokens": finish.usage.completion_tokens,
+            "seconds": round(finish.seconds, 3),
+            "lore": prepared.lore,
+        }
+        if mode == "continue":
+            if finished.text.rstrip():
+                chat_actions.extend_last(ctx, session_id, finished.text.rstrip(), meta)
+            return
+        text = clean_reply(finished.text)
+        if not text:
+            return
+        if mode == "swipe":
+            chat_actions.add_swipe(ctx, session_id, text, meta)
+        else:
+            ctx.store.sessions.append(session_id, Message("assistant", text, meta=meta))
+
+    return save
+
+
+def came_back_empty(run: Run, mode: ReplyMode) -> bool:
+    """Whether a finished run produced nothing worth saving (and so nothing was saved)."""
+    if run.finish is None or run.finish.reason is FinishReason.CANCELLED:
+        return False
+    text = run.text.rstrip() if mode == "continue" else clean_reply(run.text)
+    return not text
+
+
+async def stream(run: Run, interval: float = STREAM_INTERVAL) -> AsyncIterator[str]:
+    """The reply as it grows, at most once per `interval`, ready to display.
+
+    Ends as soon as the run does (after its callbacks have saved the result).
+    """
+    async for text in run_texts(run, interval):
+        yield inert_markdown(clean_reply(text))
+
+
+def context_status(ctx: AppContext, view: ChatView) -> str:
+    """A one-line summary of how full the context is, from the latest reply's record."""
+    if not ctx.models.loaded:
+        return ctx.startup_error or "No model loaded."
+    n_ctx = ctx.models.backend.n_ctx
+    latest = ctx.store.sessions.messages(view.session_id, last=1)
+    estimate = " (estimated)" if ctx.models.backend.token_count_is_estimate else ""
+    if latest and latest[0].role == "assistant" and "prompt_tokens" in latest[0].meta:
+        return _usage_line(latest[0].meta, n_ctx, estimate)
+    try:
+        prepared = build_prompt(ctx, view)
+    except StoreError:
+        return f"Context: 0 / {n_ctx} tokens"
+    except ContextOverflowError as exc:
+        return f"Context: full. {exc}"
+    fitted = prepared.fitted
+    dropped = f" · {fitted.dropped} older messages left out" if fitted.dropped else ""
+    return f"Context: {fitted.n_tokens} / {n_ctx} tokens{estimate}{dropped}"
+
+
+def _usage_line(meta: dict[str, Any], n_ctx: int, estimate: str) -> str:
+    used = int(meta["prompt_tokens"]) + int(meta.get("completion_tokens", 0))
+    reused = int(meta.get("prompt_reused", 0))
+    seconds = float(meta.get("seconds", 0.0))
+    parts = [f"Context: {used} / {n_ctx} tokens{estimate}"]
+    if reused:
+        parts.append(f"{reused} reused from cache")
+    if seconds > 0:
+        parts.append(f"{int(meta.get('completion_tokens', 0)) / seconds:.1f} tokens/s")
+    lore = meta.get("lore") or []
+    if lore:
+        parts.append("lore: " + ", ".join(str(name) for name in lore[:5]))
+    return " · ".join(parts) + _finish_note(FinishReason(meta.get("finish", "stop")))
+
+
+def _finish_note(reason: FinishReason) -> str:
+    return {
+        FinishReason.LENGTH: " · stopped at max new tokens",
+        FinishReason.CANCELLED: " · stopped",
+        FinishReason.ERROR: " · failed",
+    }.get(reason, "")

@@ -1,0 +1,151 @@
+"""Process-wide resources, gathered in one object that every tab receives.
+
+Nothing here is per-user: per-user state lives in `gr.State`. `AppContext` replaces
+the module-level globals a Gradio app is tempted to grow.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from catalog.bundled import bundled_model_path
+from catalog.detect import FormatDetection, detect_model_format
+from catalog.download import Downloader
+from catalog.entries import Catalog, load_catalog
+from catalog.ggml import remove_interrupted
+from catalog.hub import HubClient
+from catalog.library import Library
+from engine.manager import BackendFactory, ModelManager, llama_factory
+from engine.types import LoadOptions, ModelInfo
+from presets.errors import HearthError
+from presets.formats import PLAIN_FORMAT_ID, PromptFormat, load_builtin_formats
+from presets.samplers import SamplerPreset, load_builtin_presets
+from store.db import Store
+
+log = logging.getLogger(__name__)
+
+DATA_DIR_ENV = "HEARTH_DATA_DIR"
+DEFAULT_DATA_DIR = Path("user_data")
+Progress = Callable[[float, str], None]
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What the command line asked for."""
+
+    model: Path | None = None  # None: the bundled model
+    port: int = 7860
+    listen: bool = False
+    auth: tuple[str, str] | None = None
+    n_ctx: int = 4096
+    threads: int = 2
+    n_gpu_layers: int = 0
+    data_dir: Path = DEFAULT_DATA_DIR
+    load_model: bool = True  # tests and tools may start without one
+    hub_endpoint: str | None = None  # None: $HF_ENDPOINT, else huggingface.co
+
+    @property
+    def host(self) -> str:
+        return "0.0.0.0" if self.listen else "127.0.0.1"
+
+    @property
+    def load_options(self) -> LoadOptions:
+        return LoadOptions(n_ctx=self.n_ctx, threads=self.threads, n_gpu_layers=self.n_gpu_layers)
+
+
+def default_data_dir() -> Path:
+    return Path(os.environ.get(DATA_DIR_ENV) or DEFAULT_DATA_DIR)
+
+
+@dataclass
+class AppContext:
+    """Settings, the store, the model manager, the catalog, the Hub, formats and presets."""
+
+    settings: Settings
+    store: Store
+    models: ModelManager
+    formats: dict[str, PromptFormat]
+    builtin_presets: dict[str, SamplerPreset]
+    catalog: Catalog
+    hub: HubClient
+    downloader: Downloader
+    library: Library
+    startup_error: str = ""
+    model_format: FormatDetection | None = None
+    _ready: threading.Event = field(default_factory=threading.Event)
+
+    def presets(self) -> dict[str, SamplerPreset]:
+        """Built-in sampler presets, then the user's (a user preset may not shadow a built-in)."""
+        merged = dict(self.builtin_presets)
+        for name, preset in self.store.user_presets().items():
+            merged.setdefault(name, preset)
+        return merged
+
+    def detected_format(self) -> FormatDetection:
+        """The format that suits the loaded model (the plain transcript when none is)."""
+        if self.model_format is not None and self.models.loaded:
+            return self.model_format
+        return FormatDetection(PLAIN_FORMAT_ID, self.formats[PLAIN_FORMAT_ID], "no model loaded")
+
+    def load_model(self, path: Path, options: LoadOptions, progress: Progress | None = None) -> ModelInfo:
+        """Load a model, pick its prompt format, and remember it for next time.
+
+        Raises:
+            ModelLoadError: the previous model stays loaded.
+        """
+        info = self.models.load(path, options, progress)
+        bos, eos = self.models.backend.special_tokens()
+        self.model_format = detect_model_format(
+            self.formats,
+            catalog=self.catalog,
+            file_name=str(path),
+            model_name=info.name,
+            chat_template=info.chat_template,
+            bos_token=bos,
+            eos_token=eos,
+        )
+        self.store.set_setting("last_model", str(path))
+        return info
+
+    def wait_ready(self, timeout: float = 120.0) -> bool:
+        """Wait for the start-up model load to finish (successfully or not)."""
+        return self._ready.wait(timeout)
+
+    def load_startup_model(self) -> None:
+        """Load the model named on the command line, or the bundled one."""
+        try:
+            self.load_model(self.settings.model or bundled_model_path(), self.settings.load_options)
+        except HearthError as exc:
+            self.startup_error = str(exc)
+            log.error("could not load the start-up model: %s", exc)
+        finally:
+            self._ready.set()
+
+
+def create_context(settings: Settings, factory: BackendFactory = llama_factory) -> AppContext:
+    """Open the data folder and load formats, presets and the catalog. The model loads separately."""
+    store = Store(settings.data_dir)
+    formats = load_builtin_formats()
+    catalog = load_catalog(format_ids=set(formats))
+    hub = HubClient(endpoint=settings.hub_endpoint or os.environ.get("HF_ENDPOINT") or None)
+    ctx = AppContext(
+        settings=settings,
+        store=store,
+        models=ModelManager(factory),
+        formats=formats,
+        builtin_presets=load_builtin_presets(),
+        catalog=catalog,
+        hub=hub,
+        downloader=Downloader(hub, store.models_dir),
+        library=Library(store.models_dir, store.data_dir / "library.json", catalog=catalog),
+    )
+    for leftover in remove_interrupted(ctx.library.converted_dir):
+        log.info("removed %s, left by a conversion that was cut short", leftover.name)
+    if not settings.load_model:
+        ctx._ready.set()
+    return ctx

@@ -1,0 +1,1 @@
+"""Story and Adventure: the notebook, its steering, and AI-Dungeon-style play."""

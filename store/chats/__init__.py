@@ -1,0 +1,12 @@
+"""Chats: the session store and the chat file codecs (SillyTavern JSONL, text, text-generation-webui)."""
+
+from store.chats.files import export_jsonl, export_text, import_chat
+from store.chats.sessions import DEFAULT_TITLE, SessionStore
+
+__all__ = [
+    "DEFAULT_TITLE",
+    "SessionStore",
+    "export_jsonl",
+    "export_text",
+    "import_chat",
+]

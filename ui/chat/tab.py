@@ -1,0 +1,351 @@
+"""The Chat tab: layout first, then events. The logic lives in `chat_logic`, `chat_reply`,
+`chat_actions` and `character_logic`; the sidebar and the panels have modules of their own.
+
+Streaming cost does not grow with the chat: the history Chatbot holds a window of
+recent messages and is updated once per turn, while a reply streams into a small
+separate Chatbot as plain values, a few updates a second.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import gradio as gr
+
+from engine.run import Run
+from services.chat import actions as chat_actions
+from services.chat import logic
+from services.chat import reply as chat_reply
+from services.chat.logic import AUTO_FORMAT, ChatView
+from services.context import AppContext
+from ui.chat.tab import panels as chat_panels
+from ui.chat.tab import selection as chat_selection
+from ui.chat.tab import side as chat_side
+from ui.chat.widgets import EDITS, LLM_QUEUE, ChatWidgets, chatbot, read_settings
+from ui.errors import shown_errors, warn
+from ui.sampler_panel import build_sampler_panel, preset_choices, slider_values
+
+
+@dataclass
+class ChatTab:
+    """What other tabs may need from the Chat tab."""
+
+    view: gr.State
+    load_outputs: list[Any]
+    load_fn: Any
+
+
+def build(ctx: AppContext) -> ChatTab:
+    w = _layout(ctx)
+    switch = _switch_fn(ctx, w)
+    _wire_generation(ctx, w)
+    chat_side.wire(ctx, w, switch)
+    chat_selection.wire(ctx, w)
+    chat_panels.wire(ctx, w, switch)
+    _wire_settings(ctx, w)
+    return ChatTab(w.view, w.switch_outputs, switch)
+
+
+def _layout(ctx: AppContext) -> ChatWidgets:
+    view = gr.State(None)
+    pending = gr.State(False)  # a swipe right past the newest version asks for a new one
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=1, min_width=260, elem_id="chat-sidebar"):
+            side = chat_side.layout(ctx)
+        with gr.Column(scale=4):
+            older = gr.Button("Show older messages", visible=False, size="sm", elem_id="show-older")
+            history = chatbot("Chat", elem_id="history", height=480)
+            # The reply streams here, so each update re-renders one message, not the history.
+            live = chatbot(
+                "Reply", elem_id="live-reply", height=None, max_height=320, visible=False, show_label=False
+            )
+            with gr.Row(elem_id="reply-tools"):
+                swipe_left = gr.Button("◀", size="sm", scale=0, min_width=44, elem_id="swipe-left")
+                swipe_label = gr.Markdown("", elem_id="swipe-label")
+                swipe_right = gr.Button("▶", size="sm", scale=0, min_width=44, elem_id="swipe-right")
+                regenerate = gr.Button("Regenerate", size="sm", elem_id="regenerate")
+                cont = gr.Button("Continue", size="sm", elem_id="continue")
+                impersonate = gr.Button("Impersonate", size="sm", elem_id="impersonate")
+            with gr.Row():
+                message = gr.Textbox(
+                    placeholder="Message (Enter to send, Shift+Enter for a new line)",
+                    label="Message", show_label=False, lines=1, max_lines=8, scale=6, elem_id="message",
+                )  # fmt: skip
+                send = gr.Button("Send", variant="primary", scale=1, elem_id="send")
+                stop = gr.Button("Stop", variant="stop", scale=1, elem_id="stop")
+            status = gr.Markdown("", elem_id="context-status")
+            selection = chat_selection.layout()
+            with gr.Accordion("Prompt", open=False):
+                system = gr.Textbox(label="System prompt", lines=3, elem_id="system-prompt")
+                fmt = gr.Dropdown(
+                    label="Prompt format",
+                    choices=logic.format_choices(ctx),
+                    value=AUTO_FORMAT,
+                    allow_custom_value=True,
+                    elem_id="prompt-format",
+                )
+                lore_placement = gr.Radio(
+                    [
+                        ("With the character (as SillyTavern)", "character"),
+                        ("Near the latest messages (faster)", "recent"),
+                    ],
+                    value="character",
+                    label="Where triggered lorebook entries go",
+                    elem_id="lore-placement",
+                )
+            sampler = build_sampler_panel(ctx.presets())
+            panels = chat_panels.layout(ctx)
+    return ChatWidgets(
+        view=view, pending=pending, side=side, older=older, history=history, live=live,
+        swipe_left=swipe_left, swipe_label=swipe_label, swipe_right=swipe_right, regenerate=regenerate,
+        cont=cont, impersonate=impersonate, message=message, send=send, stop=stop, status=status,
+        selection=selection, system=system, format=fmt, lore_placement=lore_placement, sampler=sampler,
+        panels=panels,
+    )  # fmt: skip
+
+
+# -- generating ---------------------------------------------------------------------------
+
+
+def _wire_generation(ctx: AppContext, w: ChatWidgets) -> None:
+    @shown_errors
+    def on_send(message: str, *values: Any) -> tuple[Any, ...]:
+        view, settings = read_settings(values)
+        view = logic.send(ctx, view, message, settings)
+        history, hidden, view = logic.visible_history(ctx, view)
+        return "", history, gr.update(visible=hidden > 0), view, chat_side.sessions_update(ctx, view)
+
+    @shown_errors
+    def on_regenerate(view: ChatView | None) -> tuple[Any, ...]:
+        view = logic.ensure_session(ctx, view)
+        last = chat_actions.last_message(ctx, view.session_id)
+        if last is None:
+            raise gr.Error("There is nothing to regenerate yet: send a message first.")
+        return view, last.role == "assistant"
+
+    @shown_errors
+    def on_swipe(view: ChatView | None, step: int) -> tuple[Any, ...]:
+        view = logic.ensure_session(ctx, view)
+        wants_new = chat_actions.swipe(ctx, view.session_id, step)
+        history, hidden, view = logic.visible_history(ctx, view)
+        label = chat_actions.swipe_label(ctx, view.session_id)
+        return history, gr.update(visible=hidden > 0), label, view, wants_new
+
+    reply = _generator(ctx, "reply")
+    swipe = _generator(ctx, "swipe")
+    cont = _generator(ctx, "continue")
+
+    async def regenerate(view: ChatView | None, pending: bool, request: gr.Request) -> AsyncIterator[Any]:
+        # A chat that ends with a reply gets a new version of it; one that ends with the
+        # user's message gets its first reply.
+        async for item in (swipe if pending else reply)(view, request):
+            yield item
+
+    streaming: dict[str, Any] = {"outputs": [w.live], "concurrency_id": LLM_QUEUE, "concurrency_limit": 1}
+    done: dict[str, Any] = {"fn": _done_fn(ctx), "inputs": [w.view], "outputs": w.reply_outputs}
+    send_args: dict[str, Any] = {
+        "fn": on_send,
+        "inputs": [w.message, *w.settings_inputs],
+        "outputs": [w.message, w.history, w.older, w.view, w.side.sessions],
+        **EDITS,
+    }
+    hidden: dict[str, Any] = {"api_visibility": "undocumented"}
+    runs = [
+        w.send.click(**send_args, api_name="send").success(reply, [w.view], **streaming, api_name="reply"),
+        w.message.submit(**send_args, **hidden).success(reply, [w.view], **streaming, **hidden),
+    ]
+    regen = w.regenerate.click(on_regenerate, [w.view], [w.view, w.pending], api_name="regenerate", **EDITS)
+    runs.append(regen.success(regenerate, [w.view, w.pending], **streaming, api_visibility="undocumented"))
+    for button, step in ((w.swipe_left, -1), (w.swipe_right, 1)):
+        swiped = button.click(
+            lambda view, s=step: on_swipe(view, s),
+            [w.view],
+            [w.history, w.older, w.swipe_label, w.view, w.pending],
+            api_visibility="undocumented",
+            **EDITS,
+        )
+        if step > 0:
+            runs.append(
+                swiped.success(
+                    _only_if_pending(swipe), [w.view, w.pending], **streaming, api_visibility="undocumented"
+                )
+            )
+    runs.append(w.cont.click(cont, [w.view], **streaming, api_name="continue"))
+    for event in runs:
+        event.then(**done, api_visibility="undocumented")
+    imp = w.impersonate.click(
+        _impersonate_fn(ctx),
+        [w.view],
+        [w.message],
+        concurrency_id=LLM_QUEUE,
+        concurrency_limit=1,
+        api_name="impersonate",
+    )
+    w.stop.click(
+        _stop_fn(ctx),
+        [w.view],
+        w.reply_outputs,
+        cancels=[*runs, imp],
+        api_name="stop",
+        concurrency_limit=None,
+    )
+
+
+def _generator(ctx: AppContext, mode: chat_reply.ReplyMode) -> Callable[..., AsyncIterator[Any]]:
+    @shown_errors
+    async def generate(view: ChatView | None, request: gr.Request) -> AsyncIterator[Any]:
+        # Streaming touches one output with plain values: every gr.update() or gr.skip()
+        # makes Gradio build a component, and on a small machine each bit of CPU spent
+        # here is taken from the model's own threads.
+        run = await asyncio.to_thread(chat_reply.start, ctx, view, owner_of(request), mode)
+        prefix = ""
+        if mode == "continue":
+            last = chat_actions.last_message(ctx, logic.ensure_session(ctx, view).session_id)
+            prefix = last.text if last is not None else ""
+        yield gr.update(visible=True, value=[{"role": "assistant", "content": prefix}])
+        async for text in chat_reply.stream(run):
+            yield [{"role": "assistant", "content": text}]
+        _warn_about(run, mode)
+
+    return generate
+
+
+def _only_if_pending(gen: Callable[..., AsyncIterator[Any]]) -> Callable[..., AsyncIterator[Any]]:
+    async def run(view: ChatView | None, pending: bool, request: gr.Request) -> AsyncIterator[Any]:
+        if not pending:
+            yield gr.skip()
+            return
+        async for item in gen(view, request):
+            yield item
+
+    return run
+
+
+def _impersonate_fn(ctx: AppContext) -> Callable[..., AsyncIterator[str]]:
+    @shown_errors
+    async def impersonate(view: ChatView | None, request: gr.Request) -> AsyncIterator[str]:
+        run = await asyncio.to_thread(chat_reply.start, ctx, view, owner_of(request), "impersonate")
+        async for _ in chat_reply.stream(run):
+            yield run.text.strip()
+        yield run.text.strip()
+
+    return impersonate
+
+
+def _done_fn(ctx: AppContext) -> Callable[..., tuple[Any, ...]]:
+    @shown_errors
+    def done(view: ChatView | None) -> tuple[Any, ...]:
+        return final_outputs(ctx, logic.ensure_session(ctx, view))
+
+    return done
+
+
+def _stop_fn(ctx: AppContext) -> Callable[..., tuple[Any, ...]]:
+    @shown_errors
+    def stop(view: ChatView | None, request: gr.Request) -> tuple[Any, ...]:
+        run = ctx.models.stop_and_wait(owner_of(request))
+        if run is not None:
+            _warn_about(run)
+        return final_outputs(ctx, logic.ensure_session(ctx, view))
+
+    return stop
+
+
+def final_outputs(ctx: AppContext, view: ChatView) -> tuple[Any, ...]:
+    """Hide the live reply and show the saved history (the reply is in it now)."""
+    history, hidden, view = logic.visible_history(ctx, view)
+    status = chat_reply.context_status(ctx, view)
+    label = chat_actions.swipe_label(ctx, view.session_id)
+    return gr.update(visible=False, value=[]), history, gr.update(visible=hidden > 0), status, label, view
+
+
+def _warn_about(run: Run, mode: chat_reply.ReplyMode = "reply") -> None:
+    for problem in run.callback_errors:
+        warn(f"The reply could not be saved: {problem}")
+    if run.error is not None:
+        warn(f"The model failed while generating: {run.error}")
+    elif chat_reply.came_back_empty(run, mode):
+        warn("The model's reply was empty, so nothing was added. Try Regenerate, or raise the temperature.")
+
+
+def owner_of(request: gr.Request | None) -> str:
+    """Runs belong to the browser session that started them, so Stop is per user."""
+    return (request.session_hash if request is not None else None) or "anonymous"
+
+
+# -- switching chats and settings -------------------------------------------------------------
+
+
+def _switch_fn(ctx: AppContext, w: ChatWidgets) -> Callable[[ChatView | None], tuple[Any, ...]]:
+    """A function giving the values of `w.switch_outputs` for a chat."""
+
+    def switch(view: ChatView | None) -> tuple[Any, ...]:
+        ctx.wait_ready()
+        view = logic.ensure_session(ctx, view)
+        session = ctx.store.sessions.get(view.session_id)
+        settings = logic.settings_for(ctx, session)
+        history, hidden, view = logic.visible_history(ctx, view)
+        return (
+            view,
+            chat_side.sessions_update(ctx, view),
+            history,
+            gr.update(visible=hidden > 0),
+            settings.system_prompt,
+            gr.update(choices=logic.format_choices(ctx), value=settings.format_choice),
+            session.extra.get("lore_placement", "character"),
+            gr.update(choices=preset_choices(ctx.presets()), value=settings.preset),
+            *slider_values(settings.params),
+            chat_reply.context_status(ctx, view),
+            chat_actions.swipe_label(ctx, view.session_id),
+            *chat_side.character_values(ctx, view),
+            *chat_selection.closed(),
+            *chat_panels.values(ctx, view),
+        )
+
+    return switch
+
+
+def _wire_settings(ctx: AppContext, w: ChatWidgets) -> None:
+    from services.chat.characters import set_lore_placement
+
+    @shown_errors
+    def on_settings(*values: Any) -> None:
+        view, settings = read_settings(values)
+        logic.save_settings(ctx, logic.ensure_session(ctx, view), settings)
+
+    @shown_errors
+    def on_preset(*values: Any) -> list[Any]:
+        view, settings = read_settings(values)
+        preset = logic.find_preset(ctx, settings.preset)
+        logic.save_settings(ctx, logic.ensure_session(ctx, view), settings.with_params(preset.params))
+        return slider_values(preset.params)
+
+    @shown_errors
+    def on_placement(view: ChatView | None, placement: str) -> str:
+        set_lore_placement(ctx, logic.ensure_session(ctx, view).session_id, placement)
+        return chat_reply.context_status(ctx, logic.ensure_session(ctx, view))
+
+    quiet: dict[str, Any] = {"api_visibility": "undocumented", **EDITS}
+    w.system.blur(on_settings, w.settings_inputs, None, **quiet)
+    w.format.input(on_settings, w.settings_inputs, None, **quiet)
+    for slider in w.sampler.sliders:
+        slider.release(on_settings, w.settings_inputs, None, **quiet)
+    w.sampler.preset.input(on_preset, w.settings_inputs, w.sampler.sliders, **quiet)
+    w.lore_placement.input(on_placement, [w.view, w.lore_placement], [w.status], **quiet)
+    w.older.click(_older_fn(ctx), [w.view], [w.history, w.older, w.view], **quiet)
+    chat_side.wire_presets(ctx, w)
+
+
+def _older_fn(ctx: AppContext) -> Callable[..., tuple[Any, ...]]:
+    @shown_errors
+    def older(view: ChatView | None) -> tuple[Any, ...]:
+        view = logic.ensure_session(ctx, view)
+        from dataclasses import replace
+
+        history, hidden, view = logic.visible_history(ctx, replace(view, window=view.window + logic.WINDOW))
+        return history, gr.update(visible=hidden > 0), view
+
+    return older

@@ -1,0 +1,205 @@
+"""The Story tab: a notebook the writer and the model write together.
+
+The writer edits the text freely; Generate continues it from the end, streaming into the
+same box; Retry rolls the last continuation again and keeps the old ones as versions;
+Undo and Redo step through what was added. Memory, the author's note and world info
+steer the model without showing in the text.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, replace
+from typing import Any
+
+import gradio as gr
+
+from services.context import AppContext
+from services.run_stream import run_texts
+from services.story import logic
+from services.story.logic import Action, StoryView
+from store.stories import Mode, StoredStory
+from ui.chat.tab import owner_of
+from ui.chat.widgets import LLM_QUEUE
+from ui.errors import shown_errors
+from ui.sampler_panel import SamplerPanel, build_sampler_panel, follow_presets, params_from
+from ui.story.tab import steering as story_steering
+from ui.story.tab import story_list
+
+MODE: Mode = "story"
+
+
+@dataclass
+class StoryWidgets:
+    state: gr.State
+    side: story_list.ListWidgets
+    text: gr.Textbox
+    generate: gr.Button
+    retry: gr.Button
+    undo: gr.Button
+    redo: gr.Button
+    stop: gr.Button
+    versions: gr.Dropdown
+    tokens: gr.Markdown
+    steering: story_steering.SteeringWidgets
+    sampler: SamplerPanel
+
+    @property
+    def outputs(self) -> list[Any]:
+        """What `show` fills, in order."""
+        return [
+            self.state, self.side.choice, self.side.title, self.text, self.versions, self.tokens,
+            *self.steering.inputs,
+        ]  # fmt: skip
+
+
+@dataclass
+class StoryTab:
+    load_fn: Callable[..., tuple[Any, ...]]
+    state: gr.State
+    outputs: list[Any]
+
+
+def build(ctx: AppContext) -> StoryTab:
+    w = _layout(ctx)
+    show = _shower(ctx, w)
+    story_list.wire(ctx, MODE, w.side, w.state, w.outputs, show)
+    _wire_actions(ctx, w, show)
+    _wire_edits(ctx, w)
+    follow_presets(w.sampler, ctx.presets)
+    return StoryTab(story_list.load_fn(ctx, MODE, show), w.state, w.outputs)
+
+
+def _layout(ctx: AppContext) -> StoryWidgets:
+    state = gr.State(None)
+    with gr.Row():
+        with gr.Column(scale=1, min_width=220):
+            side = story_list.layout("story", "story", "stories")
+        with gr.Column(scale=4):
+            text = gr.Textbox(
+                label="Story",
+                placeholder="Paste or type an opening, then press Generate. Edit anything, any time.",
+                lines=16,
+                max_lines=32,
+                autoscroll=True,
+                elem_id="story-text",
+            )
+            with gr.Row():
+                generate = gr.Button("Generate", variant="primary", elem_id="story-generate")
+                retry = gr.Button("Retry", elem_id="story-retry")
+                undo = gr.Button("Undo", elem_id="story-undo")
+                redo = gr.Button("Redo", elem_id="story-redo")
+                stop = gr.Button("Stop", variant="stop", elem_id="story-stop")
+            versions = gr.Dropdown(
+                label="Versions of the last continuation", visible=False, elem_id="story-versions"
+            )
+            tokens = gr.Markdown("", elem_id="story-tokens")
+            steering = story_steering.layout("story", "World info")
+            sampler = build_sampler_panel(ctx.presets())
+    return StoryWidgets(
+        state, side, text, generate, retry, undo, redo, stop, versions, tokens, steering, sampler
+    )
+
+
+def _shower(ctx: AppContext, w: StoryWidgets) -> story_list.Show:
+    def show(view: StoryView, stored: StoredStory) -> tuple[Any, ...]:
+        story = stored.story
+        choices, selected = logic.version_choices(story)
+        line, anchor = logic.tokens_or_reason(ctx, stored.story, view.anchor)
+        return (
+            replace(view, anchor=anchor),
+            story_list.list_update(ctx, MODE, stored.id),
+            story.title,
+            story.full_text(),
+            gr.update(choices=choices, value=selected, visible=bool(choices)),
+            line,
+            *story_steering.values(story),
+        )
+
+    return show
+
+
+def _wire_actions(ctx: AppContext, w: StoryWidgets, show: story_list.Show) -> None:
+    quiet: dict[str, Any] = {"show_progress": "hidden", "api_visibility": "undocumented"}
+    streaming: dict[str, Any] = {
+        "concurrency_id": LLM_QUEUE, "concurrency_limit": 1, "show_progress": "hidden",
+        "api_visibility": "undocumented",
+    }  # fmt: skip
+    inputs = [w.state, w.text, *w.sampler.sliders]
+    runs: list[Any] = []
+    actions: tuple[tuple[gr.Button, Action], ...] = ((w.generate, "generate"), (w.retry, "retry"))
+    for button, action in actions:
+        event = button.click(_streamer(ctx, action), inputs, [w.text], **streaming)
+        runs.append(event)
+        event.then(story_list.done_fn(ctx, MODE, show), [w.state], w.outputs, **quiet)
+
+    def step(change: Callable[[Any], Any]) -> Callable[..., tuple[Any, ...]]:
+        @shown_errors
+        def apply(request: gr.Request, view: StoryView | None, text: str) -> tuple[Any, ...]:
+            logic.ensure_idle(ctx, owner_of(request), "undo or redo")
+            view, _ = logic.current(ctx, view, MODE)
+            logic.update(ctx, view, MODE, lambda s: s.edit_text(text or ""))
+            return show(view, logic.update(ctx, view, MODE, change))
+
+        return apply
+
+    w.undo.click(step(lambda s: s.undo()), [w.state, w.text], w.outputs, **quiet)
+    w.redo.click(step(lambda s: s.redo()), [w.state, w.text], w.outputs, **quiet)
+
+    @shown_errors
+    def on_version(request: gr.Request, view: StoryView | None, version: int | None) -> tuple[Any, ...]:
+        logic.ensure_idle(ctx, owner_of(request), "pick a version")
+        view, stored = logic.current(ctx, view, MODE)
+        if version is None or not stored.story.chunks:
+            return show(view, stored)
+        last = len(stored.story.chunks) - 1
+        return show(view, logic.update(ctx, view, MODE, lambda s: s.select_version(last, int(version))))
+
+    w.versions.input(on_version, [w.state, w.versions], w.outputs, **quiet)
+
+    w.stop.click(
+        story_list.stop_fn(ctx, MODE, show),
+        [w.state],
+        w.outputs,
+        cancels=runs,
+        concurrency_limit=None,
+        **quiet,
+    )
+
+
+def _streamer(ctx: AppContext, action: Action) -> Callable[..., AsyncIterator[str]]:
+    @shown_errors
+    async def stream(
+        request: gr.Request, view: StoryView | None, text: str, *sliders: Any
+    ) -> AsyncIterator[str]:
+        params = params_from(list(sliders))
+        view, _ = logic.current(ctx, view, MODE)
+        stored = logic.update(ctx, view, MODE, lambda s: s.edit_text(text or ""))
+        story = stored.story
+        base = "".join(c.text for c in story.retry_context()) if action == "retry" else story.full_text()
+        _view, run = await asyncio.to_thread(logic.start, ctx, view, MODE, params, owner_of(request), action)
+        async for partial in run_texts(run):
+            yield base + partial
+        story_list.warn_about(run)
+
+    return stream
+
+
+def _wire_edits(ctx: AppContext, w: StoryWidgets) -> None:
+    """Save the writer's edits as they type and as they leave a field, so nothing typed is lost."""
+    quiet: dict[str, Any] = {"show_progress": "hidden", "api_visibility": "undocumented", "queue": False}
+
+    @shown_errors
+    def on_text(request: gr.Request, view: StoryView | None, text: str) -> None:
+        if ctx.models.active_run(owner_of(request)) is not None:
+            return  # the box shows the reply streaming in; the run saves it when it ends
+        view, _ = logic.current(ctx, view, MODE)
+        logic.update(ctx, view, MODE, lambda s: s.edit_text(text or ""))
+
+    # Saved as the writer types (the newest keystrokes win when saves queue up), so
+    # closing the page right after typing loses nothing; and again on leaving the box.
+    w.text.input(on_text, [w.state, w.text], None, trigger_mode="always_last", **quiet)
+    w.text.blur(on_text, [w.state, w.text], None, **quiet)
+
+    story_steering.wire(ctx, MODE, w.steering, w.state, w.tokens)

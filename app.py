@@ -29,7 +29,7 @@ from api.errors import ApiServerError
 from api.server import create_api_app, root_app, serve, serve_in_thread
 from presets.samplers import DEFAULT_PRESET
 from services.context import DATA_DIR_ENV, AppContext, Settings, create_context, default_data_dir  # noqa: E402
-from ui import CSS, THEME, build  # noqa: E402
+from ui.page import CSS, THEME, build  # noqa: E402
 
 log = logging.getLogger("hearth")
 API_KEY_ENV = "HEARTH_API_KEY"

@@ -1,0 +1,1 @@
+"""Benchmarks: each script measures ratios side by side in one run and writes docs/benchmarks.md."""

@@ -21,20 +21,24 @@ import sys
 import tempfile
 import time
 import urllib.request
+from dataclasses import replace
 from pathlib import Path
+
+from gradio_client import Client
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.report import update_section
 from catalog.bundled import bundled_model_path
+from engine.llama import open_llama
+from engine.manager import ModelManager
 from engine.prompts import Turn, chat_parts, fit_prompt
 from engine.types import LoadOptions
 from presets.formats import Speakers, load_builtin_formats
-from presets.samplers import load_builtin_presets
+from presets.samplers import load_builtin_presets, ordered_values
 from store.db import Store
 from store.records import Message, Session, new_id
-from ui.sampler_panel import slider_values
 
 THREADS = 2
 N_CTX = 2048
@@ -71,9 +75,6 @@ def bench_startup(runs: int) -> dict[str, float]:
             times.append(seconds)
             proc.terminate()
             proc.wait(30)
-    from engine.manager import ModelManager
-    from engine.types import LoadOptions
-
     load = []
     for _ in range(runs):
         manager = ModelManager()
@@ -91,26 +92,20 @@ def bench_persist(samples: int) -> dict[int, float]:
         for size in (10, 1_000, 10_000):
             now = time.time()
             session = Session(id=new_id(), title=f"{size}", created=now, updated=now)
-            store.chats.sessions.restore(
+            store.sessions.restore(
                 session, [Message("user", f"message {i} " + "x" * 120) for i in range(size)]
             )
             timings = []
             for i in range(samples):
                 began = time.perf_counter()
-                store.chats.sessions.append(session.id, Message("assistant", f"reply {i} " + "y" * 120))
+                store.sessions.append(session.id, Message("assistant", f"reply {i} " + "y" * 120))
                 timings.append((time.perf_counter() - began) * 1000)
             results[size] = statistics.median(timings)
     return results
 
 
 def bench_stream(trials: int) -> dict[str, float]:
-    from gradio_client import Client
-
-    from engine.llama import open_llama
-
     deterministic = load_builtin_presets()["Deterministic"].params
-    from dataclasses import replace
-
     params = replace(deterministic, max_new_tokens=MAX_NEW)
     fmt = load_builtin_formats()[FORMAT]
     speakers = Speakers("User", "Assistant")
@@ -132,7 +127,7 @@ def bench_stream(trials: int) -> dict[str, float]:
         proc, _ = start_app(Path(tmp), 7950)
         try:
             client = Client("http://127.0.0.1:7950/", verbose=False)
-            sliders = slider_values(params)
+            sliders = ordered_values(params)
 
             def app() -> tuple[float, str]:
                 client.predict("", FORMAT, "Deterministic", *sliders, api_name="/new_chat")

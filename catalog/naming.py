@@ -1,7 +1,8 @@
 """What GGUF file names say, and which names are safe to turn into paths.
 
-Pure functions on strings: nothing here touches the network or imports
-`huggingface_hub`. A repository's listing is untrusted input (anyone can name a
+Pure functions on strings, plus `RemoteFile`, the record a repo listing is made
+of: nothing here touches the network or imports `huggingface_hub` (the Hub client
+imports this module, never the reverse). A repository's listing is untrusted input (anyone can name a
 file `../../.bashrc`), so every name is checked against a conservative pattern
 before it becomes part of a path under the models folder.
 """
@@ -12,12 +13,8 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import PurePosixPath
-from typing import TYPE_CHECKING
 
 from catalog.errors import UnsafeNameError
-
-if TYPE_CHECKING:  # only for annotations: importing hub would pull in huggingface_hub
-    from catalog.hub import RemoteFile
 
 # llama.cpp's quantisation names as they appear in file names, longest first where one
 # is a prefix of another (Q4_K_M before Q4_K, Q4_0_4_8 before Q4_0).
@@ -39,6 +36,15 @@ _MAX_COMPONENT = 200
 _RESERVED = {"CON", "PRN", "AUX", "NUL"} | {f"{p}{n}" for p in ("COM", "LPT") for n in range(1, 10)}
 # Suffixes the downloader uses for unfinished files; a repo file with one could collide.
 _WORK_SUFFIXES = (".part", ".part.json")
+
+
+@dataclass(frozen=True)
+class RemoteFile:
+    """A file in a repo: its path, size in bytes, and the LFS sha256 when the Hub has one."""
+
+    path: str
+    size: int
+    sha256: str | None = None
 
 
 @dataclass(frozen=True)

@@ -229,7 +229,3 @@ class LlamaCppBackend(Backend):
     def close(self) -> None:
         self._llm.close()
         self.cache.clear()
-
-
-def llama_cpp_version() -> str:
-    return str(llama_cpp.__version__)

@@ -91,7 +91,7 @@ class ModelManager:
         Raises:
             RemoteConnectError, RemoteAuthError: the previous model stays loaded.
         """
-        from engine.remote import connect
+        from engine.remote import connect  # here, not at the top: see the TYPE_CHECKING import
 
         report = progress or (lambda _f, _m: None)
         report(0.1, f"Connecting to {spec.base_url}")

@@ -53,9 +53,3 @@ class StopFilter:
                     longest = size
                     break
         return longest
-
-
-def trim_at_stops(text: str, stops: Iterable[str]) -> str:
-    """Cut a finished text at the first stop string, if any."""
-    stop_filter = StopFilter(stops)
-    return stop_filter.feed(text) + stop_filter.flush()

@@ -60,10 +60,6 @@ class Finish:
     usage: Usage
     seconds: float = 0.0
 
-    @property
-    def tokens_per_second(self) -> float:
-        return self.usage.completion_tokens / self.seconds if self.seconds > 0 else 0.0
-
 
 @dataclass(frozen=True)
 class ModelInfo:

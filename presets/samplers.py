@@ -166,6 +166,12 @@ def preset_to_dict(preset: SamplerPreset) -> dict[str, Any]:
     }
 
 
+def ordered_values(params: SamplerParams) -> list[Any]:
+    """The values of `params` in the order of `RANGES`: the order of the sampler sliders
+    and of the sampler inputs of the app's API endpoints."""
+    return [getattr(params, name) for name in RANGES]
+
+
 def ordered_names(presets: Iterable[SamplerPreset]) -> list[str]:
     """Built-ins first, in file order, then the user's presets alphabetically."""
     items = list(presets)

@@ -71,7 +71,17 @@ def read_json(path: Path) -> Any:
 
 
 def fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
+    """Make the names just created or replaced in `directory` durable, not only their data.
+
+    Skipped where a folder cannot be opened as a file: there is no `os.O_DIRECTORY`
+    (Windows), or opening the folder fails.
+    """
+    if not hasattr(os, "O_DIRECTORY"):
+        return
+    try:
+        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        return
     try:
         os.fsync(fd)
     finally:

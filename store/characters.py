@@ -41,7 +41,7 @@ from store.errors import CardFormatError, NotFoundError, SchemaTooNewError, Stor
 from store.records import check_id, new_id
 
 CHARACTER_SCHEMA = 1
-CREATED_IN_HEARTH = "hearth"  # the `source_format` of `new_blank` characters (imports keep "png", …)
+CREATED_IN_HEARTH = "hearth"  # the `source_format` of `create_blank` characters (imports keep "png", …)
 COPY_SUFFIX = " (copy)"
 MAX_NAME_CHARS = 200
 RECORD_FILE = "character.json"
@@ -132,7 +132,7 @@ class StoredCharacter:
 
 
 class CharacterStore:
-    """Add, list, search, edit, duplicate and delete characters."""
+    """Create (from an imported card or blank), list, search, edit, duplicate and delete characters."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
@@ -172,7 +172,7 @@ class CharacterStore:
             asset_refs=tuple(doc["assets"]),
         )
 
-    def add(self, imported: ImportedCard) -> CharacterSummary:
+    def create(self, imported: ImportedCard) -> CharacterSummary:
         """Store an imported card with its avatar and asset files, all or nothing."""
         doc = _new_doc(imported.card, imported.source_format, imported.warnings)
         doc["assets"] = [
@@ -183,7 +183,7 @@ class CharacterStore:
         self._create(doc, imported.avatar_png, files)
         return _summarise(doc, self.root)
 
-    def new_blank(self, name: str) -> CharacterSummary:
+    def create_blank(self, name: str) -> CharacterSummary:
         """A new, empty V2 character called `name`."""
         name = " ".join(name.split())[:MAX_NAME_CHARS]
         if not name:
@@ -340,7 +340,7 @@ def _read(path: Path) -> bytes:
 
 
 def _rename_folder(source: Path, target: Path) -> None:
-    # A module function, so a test can make the final step of an add fail or crash.
+    # A module function, so a test can make the final step of a create fail or crash.
     os.rename(source, target)
 
 

@@ -153,7 +153,7 @@ class PersonaStore:
             self._db.table(_PERSONAS).insert(dict(persona.to_dict()))
         return persona
 
-    def update(self, persona_id: str, *, name: str | None = None, description: str | None = None) -> Persona:
+    def save(self, persona_id: str, *, name: str | None = None, description: str | None = None) -> Persona:
         """Change the name and/or the description; what is not given stays."""
         with self._lock:
             persona = self.get(persona_id)

@@ -120,7 +120,7 @@ class WorldBookStore:
 
     # -- changing ----------------------------------------------------------------
 
-    def import_book(self, data: bytes, filename: str = "", *, enabled: bool = False) -> WorldBookSummary:
+    def import_file(self, data: bytes, filename: str = "", *, enabled: bool = False) -> WorldBookSummary:
         """Store a world book file: a `lorebook_v3` export, a `character_book`, or SillyTavern World Info.
 
         Args:
@@ -171,9 +171,7 @@ class WorldBookStore:
             self._write(doc)
         return self._summary(book_id)
 
-    def save_book(
-        self, book_id: str, book: dict[str, Any], shape: Shape = "character_book"
-    ) -> WorldBookSummary:
+    def save(self, book_id: str, book: dict[str, Any], shape: Shape = "character_book") -> WorldBookSummary:
         """Replace the book's contents after editing (say, `Lorebook.to_dict()`); name and state stay.
 
         Raises:

@@ -16,7 +16,7 @@ from engine.prompts.adventure import (
     second_person,
     trim_reply,
 )
-from engine.stops import trim_at_stops
+from engine.stops import StopFilter
 
 
 @pytest.mark.parametrize(
@@ -145,8 +145,9 @@ def test_action_marks_or_say_prefix_alone_are_empty() -> None:
 
 def test_stop_strings_catch_the_next_action() -> None:
     assert "\n>" in ADVENTURE_STOPS and "\n> " in ADVENTURE_STOPS
-    assert trim_at_stops("It is dark.\n> You light", ADVENTURE_STOPS) == "It is dark."
-    assert trim_at_stops("It is dark.\n>You light", ADVENTURE_STOPS) == "It is dark."
+    for reply in ("It is dark.\n> You light", "It is dark.\n>You light"):
+        stops = StopFilter(ADVENTURE_STOPS)
+        assert stops.feed(reply) + stops.flush() == "It is dark."
 
 
 @pytest.mark.parametrize(

@@ -44,7 +44,7 @@ def wait_until_stored(data_dir: Path, text: str) -> None:
     """Wait for the server to have saved `text` as the only story's text."""
     deadline = time.monotonic() + 30
     while True:
-        [summary] = Store(data_dir).stories.list_stories("story")
+        [summary] = Store(data_dir).stories.list("story")
         if Store(data_dir).stories.get(summary.id).story.full_text() == text:
             return
         assert time.monotonic() < deadline, "the typed text was not saved"
@@ -103,7 +103,7 @@ def test_story_generate_retry_undo_and_kobold_files(
         assert saved["prompt"] == original["prompt"] and saved["memory"] == original["memory"]
         assert [a for a in saved["actions"]] == original["actions"]
 
-    [summary] = [s for s in Store(data_dir).stories.list_stories("story") if s.title != "sample_story"]
+    [summary] = [s for s in Store(data_dir).stories.list("story") if s.title != "sample_story"]
     story = Store(data_dir).stories.get(summary.id).story
     assert story.full_text() == first + ENDING
     assert [c.origin for c in story.chunks] == ["prompt", "ai", "user"]
@@ -169,7 +169,7 @@ def test_adventure_scenario_do_say_undo_and_reload(tmp_path: Path, artifacts: Pa
         assert transcript(page) == kept
 
     store = Store(data_dir)
-    [summary] = [s for s in store.stories.list_stories("adventure") if s.title.startswith("The Night Train")]
+    [summary] = [s for s in store.stories.list("adventure") if s.title.startswith("The Night Train")]
     story = store.stories.get(summary.id).story
     assert "> You open the door." in story.full_text()
     assert "Is anyone there" not in story.full_text()

@@ -142,7 +142,7 @@ def test_a_blank_story_card_round_trips_and_gets_no_book() -> None:
 def test_the_store_keeps_an_unchanged_save_identical(third_party: Path, tmp_path: Path) -> None:
     store = CharacterStore(tmp_path / "characters")
     for name in CARD_FILES[:4]:
-        summary = store.add(import_card((third_party / name).read_bytes(), name))
+        summary = store.create(import_card((third_party / name).read_bytes(), name))
         before = store.get(summary.id).card
         store.save(summary.id, apply_fields(before, through_widgets(field_values(before))))
         assert store.get(summary.id).card == before

@@ -20,8 +20,8 @@ from services.chat.logic import ChatSettings, ChatView
 from services.context import AppContext
 from store.cards import import_card
 from store.cards.png import PNG_SIGNATURE
+from ui.chat import side as chat_side
 from ui.chat.side import gallery_characters, gallery_items, placeholder_avatar
-from ui.chat.tab import side as chat_side
 
 SETTINGS = ChatSettings(params=SamplerParams(max_new_tokens=16))
 
@@ -78,13 +78,13 @@ def test_a_stored_card_persona_and_world_books_make_the_prompt(
     fake_ctx: AppContext, fake_backend: FakeBackend
 ) -> None:
     imported = import_card(card_file(), "mira.json")
-    character = fake_ctx.store.characters.add(imported)
+    character = fake_ctx.store.characters.create(imported)
     ann = fake_ctx.store.personas.create("Ann", "Ann is a sailor who fears the dark.")
     worlds = fake_ctx.store.worlds
-    worlds.import_book(
+    worlds.import_file(
         world_book("harbour", "WORLD-ON: the harbour freezes in winter."), "on.json", enabled=True
     )
-    off = worlds.import_book(
+    off = worlds.import_file(
         world_book("harbour", "WORLD-OFF: the harbour is haunted."), "off.json", enabled=True
     )
     worlds.set_enabled(off.id, False)
@@ -118,7 +118,7 @@ def test_locking_a_persona_before_the_first_reply_greets_that_persona(fake_ctx: 
     card = json.loads(card_file())
     card["data"]["first_mes"] = "*Mira waves.* Welcome back, {{user}}!"
     card["data"]["alternate_greetings"] = ["{{user}}! You came."]
-    character = fake_ctx.store.characters.add(import_card(as_json(card), "mira.json"))
+    character = fake_ctx.store.characters.create(import_card(as_json(card), "mira.json"))
     ann = fake_ctx.store.personas.create("Ann", "")
     bo = fake_ctx.store.personas.create("Bo", "")
     view = logic.new_chat(fake_ctx, SETTINGS, character_id=character.id)
@@ -137,8 +137,8 @@ def test_locking_a_persona_before_the_first_reply_greets_that_persona(fake_ctx: 
 
 
 def test_disabling_and_enabling_world_books_changes_the_books(fake_ctx: AppContext) -> None:
-    character = fake_ctx.store.characters.add(import_card(card_file(), "mira.json"))
-    book = fake_ctx.store.worlds.import_book(world_book("harbour", "WORLD: cold."), "w.json", enabled=False)
+    character = fake_ctx.store.characters.create(import_card(card_file(), "mira.json"))
+    book = fake_ctx.store.worlds.import_file(world_book("harbour", "WORLD: cold."), "w.json", enabled=False)
     view = logic.new_chat(fake_ctx, SETTINGS, character_id=character.id)
 
     def book_names() -> list[str]:
@@ -168,10 +168,10 @@ def test_the_gallery_lists_characters_with_and_without_avatars(
 ) -> None:
     characters = fake_ctx.store.characters
     for name in ("cards/default_Seraphina.png", "cards/Aqua.json", "yaml/Example.yaml"):
-        characters.add(import_card((third_party / name).read_bytes(), name))
-    characters.new_blank("New character")
+        characters.create(import_card((third_party / name).read_bytes(), name))
+    characters.create_blank("New character")
     html_name = as_json({"name": '<img src=x onerror="alert(1)">Eve', "description": "d", "first_mes": "hi"})
-    characters.add(import_card(html_name, "eve.json"))
+    characters.create(import_card(html_name, "eve.json"))
 
     items = gallery_items(fake_ctx, "")
     listed = gallery_characters(fake_ctx, "")
@@ -195,9 +195,9 @@ def test_the_gallery_search_filters_by_name_and_tag(
     fake_ctx: AppContext, third_party: Path, temp_root: Path
 ) -> None:
     characters = fake_ctx.store.characters
-    characters.add(import_card((third_party / "cards/default_Seraphina.png").read_bytes(), "s.png"))
-    characters.add(import_card(card_file(), "mira.json"))
-    characters.new_blank("Bob")
+    characters.create(import_card((third_party / "cards/default_Seraphina.png").read_bytes(), "s.png"))
+    characters.create(import_card(card_file(), "mira.json"))
+    characters.create_blank("Bob")
     assert [caption for _p, caption in gallery_items(fake_ctx, "seraph")][0].startswith("Seraphina")
     assert len(gallery_items(fake_ctx, "seraph")) == 1
     assert gallery_items(fake_ctx, "LIGHTHOUSE") == [(str(placeholder_avatar()), "Mira · lighthouse")]

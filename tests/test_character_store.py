@@ -96,7 +96,7 @@ def test_every_fixture_card_round_trips(third_party: Path, characters: Character
     added = {}
     for name in sorted(CARD_FILES):
         imported = load(third_party, name)
-        summary = characters.add(imported)
+        summary = characters.create(imported)
         added[summary.id] = imported
         assert summary.name == CARD_FILES[name]
         assert summary.has_avatar == (imported.avatar_png is not None)
@@ -117,7 +117,7 @@ def test_search_by_name_tag_creator_and_nickname_ignores_case(
     third_party: Path, characters: CharacterStore
 ) -> None:
     for name in ("default_Seraphina.png", "test-card.json", "Aqua.json", "contest_Assistant_Gloria.png"):
-        characters.add(load(third_party, name))
+        characters.create(load(third_party, name))
 
     def names(query: str) -> list[str]:
         return [s.name for s in characters.list(query)]
@@ -144,7 +144,7 @@ def test_edit_and_save_keeps_avatar_and_bumps_updated(
     clock = FakeClock(1_000.0)
     monkeypatch.setattr(characters_module, "time", clock)
     imported = load(third_party, "default_Seraphina.png")
-    summary = characters.add(imported)
+    summary = characters.create(imported)
     clock.now = 2_000.0
     card = characters.get(summary.id).card
     card.name, card.description, card.tags = "Sera", "A guardian.", ["forest", "healer"]
@@ -158,7 +158,7 @@ def test_edit_and_save_keeps_avatar_and_bumps_updated(
 
 
 def test_a_card_that_breaks_the_rules_is_not_saved(third_party: Path, characters: CharacterStore) -> None:
-    summary = characters.add(load(third_party, "test-card.json"))
+    summary = characters.create(load(third_party, "test-card.json"))
     before = card_to_record(characters.get(summary.id).card)
     bad = characters.get(summary.id).card
     bad.tags = ["ok", 7]  # type: ignore[list-item]
@@ -168,7 +168,7 @@ def test_a_card_that_breaks_the_rules_is_not_saved(third_party: Path, characters
 
 
 def test_duplicate_copies_everything_under_a_new_id(third_party: Path, characters: CharacterStore) -> None:
-    original = characters.add(load(third_party, "default_Seraphina.png"))
+    original = characters.create(load(third_party, "default_Seraphina.png"))
     copy = characters.duplicate(original.id)
     assert copy.id != original.id and copy.name == "Seraphina (copy)"
     first, second = characters.get(original.id), characters.get(copy.id)
@@ -180,8 +180,8 @@ def test_duplicate_copies_everything_under_a_new_id(third_party: Path, character
 
 
 def test_delete_removes_the_folder_and_the_listing(third_party: Path, characters: CharacterStore) -> None:
-    kept = characters.add(load(third_party, "Aqua.png"))
-    gone = characters.add(load(third_party, "yuzu.png"))
+    kept = characters.create(load(third_party, "Aqua.png"))
+    gone = characters.create(load(third_party, "yuzu.png"))
     characters.delete(gone.id)
     assert [s.id for s in characters.list()] == [kept.id]
     assert not (characters.root / gone.id).exists()
@@ -192,18 +192,18 @@ def test_delete_removes_the_folder_and_the_listing(third_party: Path, characters
         characters.delete(gone.id)
 
 
-def test_new_blank_is_an_empty_v2_card(characters: CharacterStore) -> None:
-    summary = characters.new_blank("  New   friend ")
+def test_create_blank_is_an_empty_v2_card(characters: CharacterStore) -> None:
+    summary = characters.create_blank("  New   friend ")
     stored = characters.get(summary.id)
     assert (summary.name, summary.has_avatar, summary.avatar_path) == ("New friend", False, None)
     assert stored.card == CharacterCard(name="New friend", spec="v2")
     assert stored.source_format == CREATED_IN_HEARTH and stored.avatar_png() is None
     with pytest.raises(StoreError, match="needs a name"):
-        characters.new_blank("   ")
+        characters.create_blank("   ")
 
 
 def test_set_avatar_strips_text_and_refuses_non_png(characters: CharacterStore) -> None:
-    summary = characters.new_blank("Pic")
+    summary = characters.create_blank("Pic")
     picture = plain_png(4, 4)
     with_card = with_text_chunks(picture, [text_chunk("chara", base64.b64encode(b'{"name": "stale"}'))])
     updated = characters.set_avatar(summary.id, with_card)
@@ -241,7 +241,7 @@ def _charx_with_assets() -> bytes:
 
 def test_charx_assets_are_stored_and_returned(characters: CharacterStore) -> None:
     imported = import_card(_charx_with_assets(), "luna.charx")
-    summary = characters.add(imported)
+    summary = characters.create(imported)
     stored = characters.get(summary.id)
     assert [(f.uri, f.ext, f.data) for f in stored.asset_files()] == [
         ("embeded://assets/icon/images/main.png", "png", plain_png(5, 7)),
@@ -276,8 +276,8 @@ def test_path_tricks_in_names_leave_nothing_outside_the_folder(tmp_path: Path) -
         text_chunk(f"chara-ext-asset_{tricky}", base64.b64encode(b"payload")),
     ]
     png = with_text_chunks(plain_png(3, 3), chunks)
-    png_id = characters.add(import_card(png, "../../../../evil.png")).id
-    charx_id = characters.add(import_card(_charx_with_assets(), "..\\..\\evil.charx")).id
+    png_id = characters.create(import_card(png, "../../../../evil.png")).id
+    charx_id = characters.create(import_card(_charx_with_assets(), "..\\..\\evil.charx")).id
     stored = characters.get(png_id)
     assert stored.card.name == "../../../../tmp/evil"
     assert [(f.uri, f.ext, f.data) for f in stored.asset_files()] == [
@@ -299,8 +299,8 @@ def test_ids_from_input_never_reach_the_filesystem(characters: CharacterStore) -
 
 
 def test_a_damaged_record_is_skipped_not_fatal(third_party: Path, characters: CharacterStore) -> None:
-    good = characters.add(load(third_party, "Aqua.json"))
-    bad = characters.add(load(third_party, "test-card.json"))
+    good = characters.create(load(third_party, "Aqua.json"))
+    bad = characters.create(load(third_party, "test-card.json"))
     (characters.root / bad.id / "character.json").write_text('{"character": {"1": {"id": 5}}}')
     assert [s.id for s in characters.list()] == [good.id]
     with pytest.raises(StoreCorruptError, match="damaged"):
@@ -315,14 +315,14 @@ def test_a_damaged_record_is_skipped_not_fatal(third_party: Path, characters: Ch
 def test_a_failed_final_rename_leaves_no_half_character(
     third_party: Path, characters: CharacterStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    kept = characters.add(load(third_party, "Aqua.png"))
+    kept = characters.create(load(third_party, "Aqua.png"))
 
     def fail(source: Path, target: Path) -> None:
         raise OSError(errno.EIO, "Input/output error")
 
     monkeypatch.setattr(characters_module, "_rename_folder", fail)
     with pytest.raises(StoreError, match="Could not save the character: Input/output error"):
-        characters.add(load(third_party, "default_Seraphina.png"))
+        characters.create(load(third_party, "default_Seraphina.png"))
     with pytest.raises(StoreError):
         characters.duplicate(kept.id)
     assert [s.id for s in characters.list()] == [kept.id]
@@ -339,9 +339,9 @@ CRASHING_ADD = textwrap.dedent(
     from store.cards import import_card
     characters = module.CharacterStore(Path({data!r}))
     card = Path({card!r})
-    print("kept", characters.add(import_card(card.read_bytes(), card.name)).id, flush=True)
+    print("kept", characters.create(import_card(card.read_bytes(), card.name)).id, flush=True)
     module._rename_folder = lambda source, target: os._exit(9)  # die just before the commit
-    characters.add(import_card(card.read_bytes(), card.name))
+    characters.create(import_card(card.read_bytes(), card.name))
     print("not reached", flush=True)
     """
 )
@@ -374,7 +374,7 @@ ADD_FOREVER = textwrap.dedent(
     imported = import_card(card.read_bytes(), card.name)
     print("ready", flush=True)
     while True:
-        print("ack", characters.add(imported).id, flush=True)
+        print("ack", characters.create(imported).id, flush=True)
     """
 )
 

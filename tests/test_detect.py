@@ -94,6 +94,22 @@ def test_without_a_catalog_steps_two_to_four_still_work(formats) -> None:
     assert found.format_id == "alpaca" and found.catalog_id is None  # from alpaca's name pattern
 
 
+@pytest.mark.parametrize(
+    "template, name, expected",
+    [
+        ("{{ '<|im_start|>' + message['role'] }}", "whatever", "chatml"),
+        ("<start_of_turn>user", "x", "gemma"),
+        ("{% if x %}<|start_header_id|>{% endif %}<|eot_id|>", "x", "llama-3"),
+        ("", "mythomax-l2-13b.Q4_K_M.gguf", "alpaca"),
+        ("", "airoboros-l2-13b-gpt4-1.4.1.Q4_K_M.gguf", "vicuna-1.1"),
+        ("", "llama-2-13b-chat.Q4_K_M.gguf", "llama-2-chat"),
+        ("", "gemma-3-270m-q4_k_m.gguf", "plain"),
+    ],
+)
+def test_template_or_model_name_without_a_catalog(formats, template: str, name: str, expected: str) -> None:
+    assert detect_model_format(formats, chat_template=template, model_name=name).format_id == expected
+
+
 def test_detection_from_a_real_gguf(formats, catalog, tmp_path: Path) -> None:
     path = write_tiny_llama(tmp_path / "custom.gguf", chat_template=ZEPHYR, name="Custom")
     info = model_info(path)

@@ -12,7 +12,7 @@ from engine.fake import FakeBackend
 from engine.kvcache import KVCacheView, common_prefix
 from engine.manager import ModelManager
 from engine.run import Run
-from engine.stops import StopFilter, trim_at_stops
+from engine.stops import StopFilter
 from engine.types import FinishReason, GenerationRequest
 from presets.samplers import SamplerParams
 
@@ -44,9 +44,11 @@ def test_stop_filter_flushes_held_text_at_the_end() -> None:
     assert stops.flush() == "</"
 
 
-def test_trim_at_earliest_stop() -> None:
-    assert trim_at_stops("a B c A d", ["A", "B"]) == "a "
-    assert trim_at_stops("nothing", ["zzz"]) == "nothing"
+def test_stop_filter_cuts_at_the_earliest_stop() -> None:
+    stops = StopFilter(["A", "B"])
+    assert stops.feed("a B c A d") + stops.flush() == "a "
+    no_stop = StopFilter(["zzz"])
+    assert no_stop.feed("nothing") + no_stop.flush() == "nothing"
 
 
 # -- runs -------------------------------------------------------------------------------

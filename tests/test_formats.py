@@ -11,7 +11,6 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from engine.prompts.chat import Turn, chat_parts
 from engine.prompts.parts import fit_prompt
-from presets.detect import detect_format
 from presets.errors import FormatError
 from presets.formats import BUILTIN_FORMATS_DIR, Speakers, load_builtin_formats, load_formats, parse_format
 
@@ -170,19 +169,3 @@ def test_not_json_format_file_is_a_format_error(tmp_path: Path) -> None:
     (tmp_path / "plain.json").write_text("{not json")
     with pytest.raises(FormatError, match="not valid JSON"):
         load_formats([tmp_path])
-
-
-@pytest.mark.parametrize(
-    "template, name, expected",
-    [
-        ("{{ '<|im_start|>' + message['role'] }}", "whatever", "chatml"),
-        ("<start_of_turn>user", "x", "gemma"),
-        ("{% if x %}<|start_header_id|>{% endif %}<|eot_id|>", "x", "llama-3"),
-        ("", "mythomax-l2-13b.Q4_K_M.gguf", "alpaca"),
-        ("", "airoboros-l2-13b-gpt4-1.4.1.Q4_K_M.gguf", "vicuna-1.1"),
-        ("", "llama-2-13b-chat.Q4_K_M.gguf", "llama-2-chat"),
-        ("", "gemma-3-270m-q4_k_m.gguf", "plain"),
-    ],
-)
-def test_format_detection(template: str, name: str, expected: str) -> None:
-    assert detect_format(FORMATS, template, name).format_id == expected

@@ -10,8 +10,8 @@ import pytest
 from huggingface_hub import constants
 
 from catalog.errors import HubError, OfflineError, UnsafeNameError
-from catalog.hub import OFFLINE_MESSAGE, HubClient, RemoteFile, repo_id_from_query
-from catalog.naming import group_gguf_files
+from catalog.hub import OFFLINE_MESSAGE, HubClient, repo_id_from_query
+from catalog.naming import RemoteFile, group_gguf_files
 from hf_server import FRESH, MYTHO, PLAIN, SPLIT, SPLIT_PARTS, FakeHub, hub_quiet, hub_server  # noqa: F401
 
 

@@ -7,8 +7,7 @@ from pathlib import PurePosixPath
 import pytest
 
 from catalog.errors import UnsafeNameError
-from catalog.hub import RemoteFile
-from catalog.naming import group_gguf_files, quant_from_name, safe_relative_path
+from catalog.naming import RemoteFile, group_gguf_files, quant_from_name, safe_relative_path
 
 
 @pytest.mark.parametrize(

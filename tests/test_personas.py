@@ -33,9 +33,9 @@ def test_create_list_get_update(tmp_path: Path, personas: PersonaStore) -> None:
     assert zed == Persona(id=zed.id, name="Zed", description="A tall traveller.")
     assert [p.name for p in personas.list()] == ["amy", "User", "Zed"]  # by name, ignoring case
     assert personas.get(zed.id) == zed
-    renamed = personas.update(zed.id, name="Zed the Wise")
+    renamed = personas.save(zed.id, name="Zed the Wise")
     assert (renamed.name, renamed.description) == ("Zed the Wise", "A tall traveller.")
-    described = personas.update(amy.id, description="Likes tea.")
+    described = personas.save(amy.id, description="Likes tea.")
     assert (described.name, described.description) == ("amy", "Likes tea.")
     personas.close()
     reopened = PersonaStore(tmp_path)
@@ -51,7 +51,7 @@ def test_names_and_descriptions_are_checked(personas: PersonaStore) -> None:
         personas.create("Long", "x" * 200_000)
     user = personas.default()
     with pytest.raises(StoreError, match="needs a name"):
-        personas.update(user.id, name="")
+        personas.save(user.id, name="")
     assert personas.list() == [user]
 
 

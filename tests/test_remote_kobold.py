@@ -24,7 +24,8 @@ import pytest
 
 from engine.errors import RemoteAuthError, RemoteConnectError
 from engine.manager import ModelManager
-from engine.remote.base import RemoteSpec, connect, estimate_tokens
+from engine.remote import RemoteSpec, connect
+from engine.remote.base import estimate_tokens
 from engine.remote.kobold import KoboldBackend
 from engine.run import Run
 from engine.types import Chunk, Finish, FinishReason, GenerationRequest
@@ -33,10 +34,11 @@ from services.chat import logic
 from services.chat import reply as chat_reply
 from services.chat.logic import ChatSettings
 from services.context import AppContext, Settings, create_context
+from services.models import remote as remote_logic
 from services.story import logic as story_logic
 from services.story.logic import StoryView
 from store.stories import Story
-from ui.models.tab import remote as models_remote
+from ui.models import remote as models_remote
 
 REPLY = ("Once", " upon", " a", " time", ".")
 _PIECE = re.compile(r"\s*\S+|\s+")
@@ -261,7 +263,7 @@ def test_koboldai_united_replies_whole_and_estimates_tokens(united: FakeKobold) 
         assert not backend.streams and backend.engine == "KoboldAI"
         assert backend.info.name == "KoboldAI/Tiefighter-13B"
         assert (backend.n_ctx, backend.n_ctx_source) == (2048, "reported by the server")
-        assert backend.token_count_is_estimate and models_remote.estimate_note(backend) == " (estimated)"
+        assert backend.token_count_is_estimate and remote_logic.estimate_note(backend) == " (estimated)"
         assert backend.count_tokens("The tale") == estimate_tokens("The tale") == 3
         chunks, finish = generate(backend, GenerationRequest("The tale"))
         assert chunks == ["Once upon a time."] and finish.reason is FinishReason.STOP
@@ -307,8 +309,8 @@ def test_the_wrong_kind_of_server_is_named_plainly(kobold: FakeKobold) -> None:
 def test_chat_and_story_work_through_koboldcpp(kobold: FakeKobold, tmp_path: Path) -> None:
     ctx = create_context(Settings(data_dir=tmp_path / "data", load_model=False))
     try:
-        models_remote.connect(ctx, RemoteSpec("kobold", kobold.url, n_ctx=2048))
-        assert "KoboldCpp 1.99.1" in models_remote.remote_status(ctx)
+        remote_logic.connect(ctx, RemoteSpec("kobold", kobold.url, n_ctx=2048))
+        assert "KoboldCpp 1.99.1" in remote_logic.remote_status(ctx)
         settings = ChatSettings(params=SamplerParams(max_new_tokens=32))
         view = logic.send(ctx, logic.new_chat(ctx, settings), "Tell me a story", settings)
         chat_reply.start(ctx, view, "me").wait(30)
@@ -334,9 +336,9 @@ def test_chat_and_story_work_through_koboldcpp(kobold: FakeKobold, tmp_path: Pat
 
 
 def test_remembered_engine_fills_the_form(fake_ctx: AppContext) -> None:
-    assert models_remote.saved_remote(fake_ctx) == {"kind": "openai", "url": "", "model": "", "n_ctx": 0}
-    fake_ctx.store.set_setting(models_remote.SETTING, {"kind": "kobold", "url": "h:5001", "n_ctx": "big"})
-    assert models_remote.saved_remote(fake_ctx) == {
+    assert remote_logic.saved_remote(fake_ctx) == {"kind": "openai", "url": "", "model": "", "n_ctx": 0}
+    fake_ctx.store.set_setting(remote_logic.SETTING, {"kind": "kobold", "url": "h:5001", "n_ctx": "big"})
+    assert remote_logic.saved_remote(fake_ctx) == {
         "kind": "kobold",
         "url": "h:5001",
         "model": "",
@@ -347,12 +349,12 @@ def test_remembered_engine_fills_the_form(fake_ctx: AppContext) -> None:
 def test_models_tab_section_connects_and_reports_errors_plainly(kobold: FakeKobold, tmp_path: Path) -> None:
     ctx = create_context(Settings(data_dir=tmp_path / "data", load_model=False))
     remembered = {"kind": "kobold", "url": kobold.url, "model": "", "n_ctx": 0}
-    ctx.store.set_setting(models_remote.SETTING, remembered)
+    ctx.store.set_setting(remote_logic.SETTING, remembered)
     try:
         with gr.Blocks() as demo:
             facts = gr.Markdown()
-            widgets = models_remote.build_remote_section(ctx)
-            models_remote.wire_remote(ctx, widgets, facts)
+            widgets = models_remote.layout(ctx)
+            models_remote.wire(widgets, ctx, facts)
         assert (widgets.kind.value, widgets.url.value) == ("kobold", kobold.url)  # the form remembers
         on_connect = next(f.fn for f in demo.fns.values() if f.api_name == "connect_remote")
         with pytest.raises(gr.Error, match="is not a server address"):

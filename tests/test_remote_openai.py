@@ -31,7 +31,8 @@ from engine.fake import FakeBackend
 from engine.llama import LlamaCppBackend
 from engine.manager import ModelManager
 from engine.prompts.adventure import InputKind
-from engine.remote.base import RemoteSpec, connect, estimate_tokens, server_root, without_credentials
+from engine.remote import RemoteSpec, connect, without_credentials
+from engine.remote.base import estimate_tokens, server_root
 from engine.remote.openai import OpenAIBackend, completion_body
 from engine.types import Chunk, Finish, FinishReason, GenerationRequest, LoadOptions
 from presets.samplers import SamplerParams
@@ -39,11 +40,11 @@ from services.chat import logic
 from services.chat import reply as chat_reply
 from services.chat.logic import ChatSettings
 from services.context import AppContext, Settings, create_context
+from services.models import remote as remote_logic
 from services.story import adventure as adventure_logic
 from services.story import logic as story_logic
 from services.story.logic import StoryView
 from store.stories import Story
-from ui.models.tab import remote as models_remote
 
 GREEDY = SamplerParams(temperature=0.0, repeat_penalty=1.0, max_new_tokens=24)
 
@@ -244,11 +245,11 @@ def test_chat_reply_end_to_end_through_the_remote_engine(
 ) -> None:
     ctx = create_context(Settings(data_dir=tmp_path / "data", load_model=False))
     try:
-        info = models_remote.connect(ctx, RemoteSpec("openai", llama_server, api_key="unused", n_ctx=512))
+        info = remote_logic.connect(ctx, RemoteSpec("openai", llama_server, api_key="unused", n_ctx=512))
         assert ctx.models.info == info and ctx.models.backend.n_ctx == 512
-        saved = ctx.store.get_setting(models_remote.SETTING)
+        saved = ctx.store.get_setting(remote_logic.SETTING)
         assert saved == {"kind": "openai", "url": llama_server, "model": "", "n_ctx": 512}  # never the key
-        assert "tokens counted by the server" in models_remote.remote_status(ctx)
+        assert "tokens counted by the server" in remote_logic.remote_status(ctx)
         settings = ChatSettings(params=GREEDY)
         view = logic.send(ctx, logic.new_chat(ctx, settings), "Hello there", settings)
         run = chat_reply.start(ctx, view, "me")
@@ -275,7 +276,7 @@ def test_story_and_adventure_run_and_stop_through_the_remote_engine(
 ) -> None:
     ctx = create_context(Settings(data_dir=tmp_path / "data", load_model=False))
     try:
-        models_remote.connect(ctx, RemoteSpec("openai", llama_server, api_key="unused", n_ctx=512))
+        remote_logic.connect(ctx, RemoteSpec("openai", llama_server, api_key="unused", n_ctx=512))
         story = story_logic.stories(ctx).create(Story().append("The lighthouse keeper", "prompt"))
         view = StoryView(story.id)
         story_logic.start(ctx, view, "story", GREEDY, "me", "generate")[1].wait(60)
@@ -414,7 +415,7 @@ def test_llama_cpp_server_reports_context_template_and_usage(llama_cpp: FakeLlam
         backend.close()
     ctx = create_context(Settings(data_dir=tmp_path / "data", load_model=False))
     try:
-        models_remote.connect(ctx, RemoteSpec("openai", llama_cpp.url))
+        remote_logic.connect(ctx, RemoteSpec("openai", llama_cpp.url))
         assert ctx.detected_format().format.id == "chatml"  # from the server's chat template
     finally:
         ctx.models.unload()
@@ -457,7 +458,7 @@ def test_a_server_without_tokenizer_gets_estimates(
     backend = connect(RemoteSpec("openai", llama_cpp.url))
     try:
         assert backend.token_count_is_estimate
-        assert models_remote.estimate_note(backend) == " (estimated)"
+        assert remote_logic.estimate_note(backend) == " (estimated)"
         assert backend.count_tokens("Hello there, friend") == estimate_tokens("Hello there, friend") == 6
         assert estimate_tokens("Grüße aus dem Wald") == 7  # 16 ASCII bytes / 3.5 + 4 other bytes / 2
         assert estimate_tokens("世界") == 3  # 6 bytes / 2: more than any tokenizer's one or two
@@ -466,8 +467,8 @@ def test_a_server_without_tokenizer_gets_estimates(
 
 
 def test_context_line_helper_is_silent_for_exact_counts(fake_ctx: AppContext) -> None:
-    assert models_remote.estimate_note(fake_ctx.models.backend) == ""
-    assert models_remote.remote_status(fake_ctx) == ""
+    assert remote_logic.estimate_note(fake_ctx.models.backend) == ""
+    assert remote_logic.remote_status(fake_ctx) == ""
 
 
 @pytest.mark.parametrize(

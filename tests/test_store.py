@@ -28,31 +28,31 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def test_create_list_rename_delete(tmp_path: Path) -> None:
     store = Store(tmp_path)
-    first = store.chats.sessions.create(title="First")
+    first = store.sessions.create(title="First")
     time.sleep(0.01)
-    second = store.chats.sessions.create(title="Second", format_id="chatml", system_prompt="Be brief.")
-    assert [s.title for s in store.chats.sessions.list_sessions()] == ["Second", "First"]
-    store.chats.sessions.rename(first.id, "  Renamed   chat ")
-    assert store.chats.sessions.get(first.id).title == "Renamed chat"
-    assert store.chats.sessions.list_sessions()[0].id == first.id  # renaming counts as an update
-    store.chats.sessions.delete(second.id)
+    second = store.sessions.create(title="Second", format_id="chatml", system_prompt="Be brief.")
+    assert [s.title for s in store.sessions.list()] == ["Second", "First"]
+    store.sessions.rename(first.id, "  Renamed   chat ")
+    assert store.sessions.get(first.id).title == "Renamed chat"
+    assert store.sessions.list()[0].id == first.id  # renaming counts as an update
+    store.sessions.delete(second.id)
     with pytest.raises(NotFoundError):
-        store.chats.sessions.get(second.id)
-    assert [s.id for s in store.chats.sessions.list_sessions()] == [first.id]
+        store.sessions.get(second.id)
+    assert [s.id for s in store.sessions.list()] == [first.id]
 
 
 def test_messages_span_pages_and_keep_order(tmp_path: Path) -> None:
     store = Store(tmp_path)
-    session = store.chats.sessions.create()
+    session = store.sessions.create()
     for i in range(PAGE_SIZE * 2 + 5):
         role = "user" if i % 2 == 0 else "assistant"
-        stored = store.chats.sessions.append(session.id, Message(role, f"message {i}"))
+        stored = store.sessions.append(session.id, Message(role, f"message {i}"))
         assert stored.seq == i
-    assert store.chats.sessions.count(session.id) == PAGE_SIZE * 2 + 5
+    assert store.sessions.count(session.id) == PAGE_SIZE * 2 + 5
     assert len(list((tmp_path / "sessions" / session.id).glob("messages-*.json"))) == 3
-    last = store.chats.sessions.messages(session.id, last=3)
+    last = store.sessions.messages(session.id, last=3)
     assert [m.text for m in last] == [f"message {i}" for i in range(PAGE_SIZE * 2 + 2, PAGE_SIZE * 2 + 5)]
-    every = store.chats.sessions.messages(session.id)
+    every = store.sessions.messages(session.id)
     assert [m.seq for m in every] == list(range(PAGE_SIZE * 2 + 5))
     reopened = Store(tmp_path)  # counts are rebuilt from disk
     assert reopened.sessions.count(session.id) == PAGE_SIZE * 2 + 5
@@ -60,16 +60,16 @@ def test_messages_span_pages_and_keep_order(tmp_path: Path) -> None:
 
 def test_truncate_and_update(tmp_path: Path) -> None:
     store = Store(tmp_path)
-    session = store.chats.sessions.create()
+    session = store.sessions.create()
     for i in range(PAGE_SIZE + 10):
-        store.chats.sessions.append(session.id, Message("user", str(i)))
-    store.chats.sessions.truncate(session.id, PAGE_SIZE - 1)
-    assert store.chats.sessions.count(session.id) == PAGE_SIZE - 1
+        store.sessions.append(session.id, Message("user", str(i)))
+    store.sessions.truncate(session.id, PAGE_SIZE - 1)
+    assert store.sessions.count(session.id) == PAGE_SIZE - 1
     assert Store(tmp_path).sessions.count(session.id) == PAGE_SIZE - 1
-    edited = store.chats.sessions.message(session.id, 5)
-    store.chats.sessions.update_message(session.id, Message("user", "edited", seq=5, created=edited.created))
-    assert store.chats.sessions.message(session.id, 5).text == "edited"
-    assert store.chats.sessions.append(session.id, Message("assistant", "next")).seq == PAGE_SIZE - 1
+    edited = store.sessions.message(session.id, 5)
+    store.sessions.update_message(session.id, Message("user", "edited", seq=5, created=edited.created))
+    assert store.sessions.message(session.id, 5).text == "edited"
+    assert store.sessions.append(session.id, Message("assistant", "next")).seq == PAGE_SIZE - 1
 
 
 def test_ids_from_input_never_reach_the_filesystem(tmp_path: Path) -> None:
@@ -77,9 +77,9 @@ def test_ids_from_input_never_reach_the_filesystem(tmp_path: Path) -> None:
     (tmp_path / "outside").mkdir()
     for bad in ["../outside", "/etc", "..", "a" * 32 + "/../..", "ABCDEF0123456789ABCDEF0123456789"]:
         with pytest.raises(NotFoundError):
-            store.chats.sessions.get(bad)
+            store.sessions.get(bad)
         with pytest.raises(NotFoundError):
-            store.chats.sessions.delete(bad)
+            store.sessions.delete(bad)
     assert (tmp_path / "outside").is_dir()
 
 
@@ -93,15 +93,15 @@ def test_atomic_write_replaces_whole_file(tmp_path: Path) -> None:
 
 def test_full_disk_keeps_the_old_data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     store = Store(tmp_path)
-    session = store.chats.sessions.create()
-    store.chats.sessions.append(session.id, Message("user", "saved before the disk filled"))
+    session = store.sessions.create()
+    store.sessions.append(session.id, Message("user", "saved before the disk filled"))
 
     def no_space(fd: int) -> None:
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(os, "fsync", no_space)
     with pytest.raises(StoreFullError, match="disk .* is full"):
-        store.chats.sessions.append(session.id, Message("assistant", "lost reply"))
+        store.sessions.append(session.id, Message("assistant", "lost reply"))
     monkeypatch.undo()
     reopened = Store(tmp_path)
     assert [m.text for m in reopened.sessions.messages(session.id)] == ["saved before the disk filled"]
@@ -110,11 +110,11 @@ def test_full_disk_keeps_the_old_data(tmp_path: Path, monkeypatch: pytest.Monkey
 
 def test_damaged_file_is_a_named_error(tmp_path: Path) -> None:
     store = Store(tmp_path)
-    session = store.chats.sessions.create()
+    session = store.sessions.create()
     (tmp_path / "sessions" / session.id / "session.json").write_text("{broken")
     with pytest.raises(StoreCorruptError, match="damaged"):
-        store.chats.sessions.get(session.id)
-    assert store.chats.sessions.list_sessions() == []  # a damaged chat is skipped, the rest still list
+        store.sessions.get(session.id)
+    assert store.sessions.list() == []  # a damaged chat is skipped, the rest still list
 
 
 def test_settings_and_user_presets(tmp_path: Path) -> None:
@@ -161,14 +161,14 @@ def test_migration_from_version_1(tmp_path: Path) -> None:
     write_version_1(data_dir)
     store = Store(data_dir)
     assert store.migrations_applied == ["m002_shard_sessions"]
-    session = store.chats.sessions.get("0123456789abcdef0123456789abcdef")
+    session = store.sessions.get("0123456789abcdef0123456789abcdef")
     assert (session.title, session.format_id, session.system_prompt) == (
         "Old chat",
         "alpaca",
         "You are terse.",
     )
     assert session.updated == 1_700_000_500.0
-    messages = store.chats.sessions.messages(session.id)
+    messages = store.sessions.messages(session.id)
     assert [m.text for m in messages[:2]] == ["Hi", "Hello."]
     assert messages[1].created == 1_700_000_200.0
     assert len(messages) == PAGE_SIZE + 2
@@ -192,13 +192,14 @@ WRITER = textwrap.dedent(
     import sys
     sys.path.insert(0, {root!r})
     from pathlib import Path
-    from store import Store, Message
+    from store.db import Store
+    from store.records import Message
     store = Store(Path({data!r}))
-    session = store.chats.sessions.create()
+    session = store.sessions.create()
     print("session", session.id, flush=True)
     i = 0
     while True:
-        store.chats.sessions.append(session.id, Message("user", "message %d " % i + "x" * 200))
+        store.sessions.append(session.id, Message("user", "message %d " % i + "x" * 200))
         print("ack", i, flush=True)
         i += 1
     """
@@ -225,7 +226,7 @@ def test_sigkill_during_writes_loses_no_acknowledged_message(tmp_path: Path, del
     assert len(acknowledged) > 20, "the writer barely started before it was killed"
     print(f"killed after {len(acknowledged)} acknowledged messages")
     store = Store(data)  # loads cleanly after the crash
-    texts = [m.text.split()[1] for m in store.chats.sessions.messages(session_id)]
+    texts = [m.text.split()[1] for m in store.sessions.messages(session_id)]
     assert len(texts) >= len(acknowledged)  # at most one more: written but not yet acknowledged
     assert texts[: len(acknowledged)] == [str(i) for i in acknowledged]
     assert not list(data.rglob("*.tmp"))

@@ -19,7 +19,7 @@ from services.story import logic
 from services.story.logic import StoryView
 from store.errors import NotFoundError
 from store.stories import Story, WorldInfoEntry
-from ui.story.tab import steering as story_steering
+from ui.story import steering as story_steering
 
 PARAMS = SamplerParams(max_new_tokens=32)
 

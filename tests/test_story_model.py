@@ -8,7 +8,15 @@ from dataclasses import replace
 import pytest
 
 from store.errors import SchemaTooNewError, StoreCorruptError
-from store.stories import MAX_VERSIONS, Chunk, DepthUnit, Story, WorldInfoEntry
+from store.stories import (
+    MAX_VERSIONS,
+    Chunk,
+    DepthUnit,
+    Story,
+    WorldInfoEntry,
+    story_from_dict,
+    story_to_dict,
+)
 
 
 def texts(story: Story) -> list[str]:
@@ -280,26 +288,26 @@ def test_to_dict_from_dict_round_trips_everything(started: Story) -> None:
         kobold_shape="united",
         extra={"savedsettings": {"opmode": 2}},
     )
-    record = story.to_dict()
+    record = story_to_dict(story)
     assert record["schema"] == 1
-    again = Story.from_dict(json.loads(json.dumps(record)))
+    again = story_from_dict(json.loads(json.dumps(record)))
     assert again == story
 
 
 def test_from_dict_refuses_a_newer_schema_and_damaged_records(started: Story) -> None:
-    record = dict(started.to_dict())
+    record = dict(story_to_dict(started))
     with pytest.raises(SchemaTooNewError):
-        Story.from_dict({**record, "schema": 99})
+        story_from_dict({**record, "schema": 99})
     with pytest.raises(StoreCorruptError, match="mode"):
-        Story.from_dict({**record, "mode": "chat"})
+        story_from_dict({**record, "mode": "chat"})
     with pytest.raises(StoreCorruptError, match="chunks"):
-        Story.from_dict({**record, "chunks": "nope"})
+        story_from_dict({**record, "chunks": "nope"})
     with pytest.raises(StoreCorruptError, match="text"):
-        Story.from_dict(
+        story_from_dict(
             {**record, "chunks": [{"text": 1, "origin": "ai", "earlier": [], "later": [], "extra": {}}]}
         )
     with pytest.raises(StoreCorruptError, match="authors_note_depth"):
-        Story.from_dict({**record, "authors_note_depth": True})
+        story_from_dict({**record, "authors_note_depth": True})
 
 
 def test_story_rejects_impossible_values() -> None:

@@ -37,9 +37,9 @@ def test_list_filters_by_mode_and_title_newest_first(store: Store) -> None:
     second = store.stories.create(Story(title="Dragon cave", mode="adventure"))
     third = store.stories.create(Story(title="Moon river"))
     store.stories.save(first.id, Story(title="Moon base", memory="changed"))
-    assert [s.id for s in store.stories.list_stories()] == [first.id, third.id, second.id]
-    assert [s.id for s in store.stories.list_stories("adventure")] == [second.id]
-    assert [s.id for s in store.stories.list_stories("story", query="RIVER")] == [third.id]
+    assert [s.id for s in store.stories.list()] == [first.id, third.id, second.id]
+    assert [s.id for s in store.stories.list("adventure")] == [second.id]
+    assert [s.id for s in store.stories.list("story", query="RIVER")] == [third.id]
 
 
 def test_untitled_stories_get_a_title_and_rename_checks_it(store: Store) -> None:
@@ -78,7 +78,7 @@ def test_a_damaged_file_is_skipped_in_the_list_and_named_when_opened(store: Stor
     doc = json.loads(path.read_text())
     doc["story"]["1"]["record"]["chunks"] = "not a list"
     path.write_text(json.dumps(doc))
-    assert [s.id for s in store.stories.list_stories()] == [good.id]
+    assert [s.id for s in store.stories.list()] == [good.id]
     with pytest.raises(StoreError, match="chunks"):
         store.stories.get(bad.id)
 

@@ -4,16 +4,16 @@ streamed update names, once per update)."""
 
 from __future__ import annotations
 
-import ui
 from services.context import AppContext
-from ui.chat.widgets import LLM_QUEUE
+from ui.page import build
+from ui.shared import LLM_QUEUE
 
 # Impersonate streams your next message into the message box.
 LIVE_BOXES = {"live-reply", "adventure-live", "story-text", "message"}
 
 
 def test_model_runs_stream_only_into_a_live_box(fake_ctx: AppContext) -> None:
-    demo = ui.build(fake_ctx)
+    demo = build(fake_ctx)
     runs = [
         (fn.name, [getattr(out, "elem_id", None) for out in fn.outputs])
         for fn in demo.fns.values()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ui.table_values import match_rows
+from services.table_values import match_rows
 
 # An entry is (keys, content, hidden id); a row shows (keys, content).
 A, B, C = ("a", "Ay.", 0), ("b", "Bee.", 1), ("c", "Sea.", 2)

@@ -37,7 +37,7 @@ def lorebook_v3() -> dict[str, Any]:
 
 def test_sillytavern_world_info_is_kept_raw(third_party: Path, worlds: WorldBookStore) -> None:
     raw = (third_party / "cards" / "Eldoria.json").read_bytes()
-    summary = worlds.import_book(raw, "Eldoria.json")
+    summary = worlds.import_file(raw, "Eldoria.json")
     assert (summary.name, summary.entries, summary.enabled, summary.shape) == (
         "Eldoria",
         4,
@@ -53,7 +53,7 @@ def test_sillytavern_world_info_is_kept_raw(third_party: Path, worlds: WorldBook
 
 def test_lorebook_v3_is_stored_as_its_character_book(worlds: WorldBookStore) -> None:
     export = lorebook_v3()
-    summary = worlds.import_book(as_json(export), "whatever.json", enabled=True)
+    summary = worlds.import_file(as_json(export), "whatever.json", enabled=True)
     assert (summary.name, summary.entries, summary.enabled, summary.shape) == (
         "Moon Lore",
         1,
@@ -68,18 +68,18 @@ def test_lorebook_v3_is_stored_as_its_character_book(worlds: WorldBookStore) -> 
 def test_a_cards_character_book_imports(third_party: Path, worlds: WorldBookStore) -> None:
     card = json.loads((third_party / "cards" / "test-card.json").read_bytes())
     book = card["data"]["character_book"]
-    summary = worlds.import_book(as_json(book), "luna-book.json")
+    summary = worlds.import_file(as_json(book), "luna-book.json")
     assert (summary.name, summary.entries, summary.shape) == ("Luna's World", 1, "character_book")
     assert worlds.get(summary.id).book == book
-    unnamed = worlds.import_book(as_json({"entries": []}), "C:\\books\\My Book.json")
+    unnamed = worlds.import_file(as_json({"entries": []}), "C:\\books\\My Book.json")
     assert worlds.get(unnamed.id).name == "My Book"  # named after the file, never a path
 
 
 def test_enable_disable_rename_delete_persist(
     third_party: Path, tmp_path: Path, worlds: WorldBookStore
 ) -> None:
-    eldoria = worlds.import_book((third_party / "cards" / "Eldoria.json").read_bytes(), "Eldoria.json")
-    moon = worlds.import_book(as_json(lorebook_v3()), "moon.json")
+    eldoria = worlds.import_file((third_party / "cards" / "Eldoria.json").read_bytes(), "Eldoria.json")
+    moon = worlds.import_file(as_json(lorebook_v3()), "moon.json")
     assert worlds.enabled_books() == []
     assert worlds.set_enabled(eldoria.id, True).enabled
     assert [b.id for b in worlds.enabled_books()] == [eldoria.id]
@@ -100,15 +100,15 @@ def test_enable_disable_rename_delete_persist(
 
 
 def test_an_edited_book_replaces_the_old_one(third_party: Path, worlds: WorldBookStore) -> None:
-    summary = worlds.import_book((third_party / "cards" / "Eldoria.json").read_bytes(), "Eldoria.json")
+    summary = worlds.import_file((third_party / "cards" / "Eldoria.json").read_bytes(), "Eldoria.json")
     stored = worlds.get(summary.id)
     converted = Lorebook.from_world_info(stored.book, name=stored.name).to_dict()
     converted["entries"] = converted["entries"][:2]
-    saved = worlds.save_book(summary.id, converted)
+    saved = worlds.save(summary.id, converted)
     assert (saved.shape, saved.entries, saved.name) == ("character_book", 2, "Eldoria")
     assert worlds.get(summary.id).book == converted
     with pytest.raises(StoreError, match="cannot be saved: its entries must be a list"):
-        worlds.save_book(summary.id, {"entries": {"0": {}}})
+        worlds.save(summary.id, {"entries": {"0": {}}})
     assert worlds.get(summary.id).book == converted
 
 
@@ -138,7 +138,7 @@ def _card() -> dict[str, Any]:
 )
 def test_bad_files_are_refused_in_plain_words(worlds: WorldBookStore, payload: bytes, message: str) -> None:
     with pytest.raises(StoreError) as caught:
-        worlds.import_book(payload, "../odd/book.json")
+        worlds.import_file(payload, "../odd/book.json")
     assert not isinstance(caught.value, CardFormatError)  # a world book error, not a card error
     assert str(caught.value).startswith("Could not import “book.json”: ")
     assert message in str(caught.value)
@@ -146,8 +146,8 @@ def test_bad_files_are_refused_in_plain_words(worlds: WorldBookStore, payload: b
 
 
 def test_ids_and_damaged_files(worlds: WorldBookStore) -> None:
-    good = worlds.import_book(as_json(lorebook_v3()), "moon.json")
-    bad = worlds.import_book(as_json(lorebook_v3()), "moon2.json")
+    good = worlds.import_file(as_json(lorebook_v3()), "moon.json")
+    bad = worlds.import_file(as_json(lorebook_v3()), "moon2.json")
     (worlds.root / f"{bad.id}.json").write_text('{"schema": 1, "id": "nope"}')
     (worlds.root / "notes.json").write_text("{}")  # not a name Hearth gives, so not a book
     assert [s.id for s in worlds.list()] == [good.id]

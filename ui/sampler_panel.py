@@ -2,19 +2,27 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import gradio as gr
 
-from presets.samplers import DEFAULT_PRESET, RANGES, SamplerParams, SamplerPreset, ordered_names
+from presets.samplers import (
+    DEFAULT_PRESET,
+    RANGES,
+    SamplerParams,
+    SamplerPreset,
+    ordered_names,
+    ordered_values,
+)
+from services.context import AppContext
+from ui.errors import shown_errors
 
 FIELDS = list(RANGES)
 
 
 @dataclass
-class SamplerPanel:
+class SamplerWidgets:
     """The widgets other code needs to read or update."""
 
     preset: gr.Dropdown
@@ -23,7 +31,7 @@ class SamplerPanel:
     save_button: gr.Button
 
 
-def build_sampler_panel(presets: dict[str, SamplerPreset]) -> SamplerPanel:
+def layout(presets: dict[str, SamplerPreset]) -> SamplerWidgets:
     default = presets[DEFAULT_PRESET].params
     with gr.Accordion("Sampler", open=False):
         preset = gr.Dropdown(
@@ -47,7 +55,7 @@ def build_sampler_panel(presets: dict[str, SamplerPreset]) -> SamplerPanel:
         with gr.Row():
             save_name = gr.Textbox(label="Save these settings as", placeholder="My preset", scale=3)
             save_button = gr.Button("Save preset", scale=1)
-    return SamplerPanel(preset, sliders, save_name, save_button)
+    return SamplerWidgets(preset, sliders, save_name, save_button)
 
 
 def params_from(values: list[Any]) -> SamplerParams:
@@ -59,14 +67,28 @@ def params_from(values: list[Any]) -> SamplerParams:
     return SamplerParams.from_mapping(dict(zip(FIELDS, values, strict=True)))
 
 
-def slider_values(params: SamplerParams) -> list[Any]:
-    return [getattr(params, name) for name in FIELDS]
-
-
 def preset_choices(presets: dict[str, SamplerPreset]) -> list[str]:
     return ordered_names(presets.values())
 
 
-def follow_presets(panel: SamplerPanel, presets: Callable[[], dict[str, SamplerPreset]]) -> None:
+def wire(w: SamplerWidgets, ctx: AppContext) -> None:
     """Picking a preset fills the sliders with its values (read afresh: presets can be saved)."""
-    panel.preset.input(lambda name: slider_values(presets()[name].params), [panel.preset], panel.sliders)
+    w.preset.input(lambda name: ordered_values(ctx.presets()[name].params), [w.preset], w.sliders)
+
+
+def wire_save(w: SamplerWidgets, ctx: AppContext, description: str) -> None:
+    """Saving the sliders as a named preset; `description` says where it was saved from."""
+
+    @shown_errors
+    def on_save_preset(name: str, *values: Any) -> tuple[Any, ...]:
+        name = " ".join(name.split())
+        if not name:
+            raise gr.Error("Give the preset a name first.")
+        if name in ctx.builtin_presets:
+            raise gr.Error(f"{name} is a built-in preset; pick another name.")
+        ctx.store.save_preset(SamplerPreset(name, description, params_from(list(values)), False))
+        return gr.update(choices=preset_choices(ctx.presets()), value=name), ""
+
+    w.save_button.click(
+        on_save_preset, [w.save_name, *w.sliders], [w.preset, w.save_name], api_name="save_preset"
+    )

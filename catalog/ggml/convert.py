@@ -37,6 +37,7 @@ from catalog.ggml.errors import ConversionCancelledError
 from catalog.ggml.llama_layout import LlamaFacts, gguf_tensor_name
 from catalog.ggml.options import ConvertOptions
 from catalog.ggml.reader import LegacyTensor, open_map, read_vocab
+from store.atomic import fsync_dir
 
 Progress = Callable[[float, str], None]
 Vocab = list[tuple[bytes, float]]  # the legacy token list: (bytes, score)
@@ -106,7 +107,7 @@ def convert_to_gguf(
             report(start, "Wrote the GGUF header and vocabulary")
             _copy_tensor_data(buf, temp, plan, _scaled(report, stop, start, 1 - _HEADER_SHARE), stop)
         os.replace(temp, dst)
-        _sync_folder(dst.parent)
+        fsync_dir(dst.parent)
     except OSError as exc:
         raise ConversionError(f"Could not write {dst.name}: {exc.strerror or exc}.") from exc
     finally:
@@ -329,15 +330,3 @@ def _copy_tensor_data(
         out.flush()
         os.fsync(out.fileno())
     _check_cancel(stop)
-
-
-def _sync_folder(folder: Path) -> None:
-    # Make the rename itself durable; not every platform can open a folder.
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

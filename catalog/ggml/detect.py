@@ -124,10 +124,6 @@ class LegacyModel:
         """The container and version, as people wrote it then: "GGJT v3", "GGML"."""
         return self.container if self.version is None else f"{self.container} v{self.version}"
 
-    @property
-    def parameter_count(self) -> int:
-        return sum(t.n_elements for t in self.tensors)
-
     def require_convertible(self) -> None:
         """Raise `LegacyRefusalError` with the explanation unless the file can convert."""
         if not self.convertible:

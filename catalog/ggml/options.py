@@ -10,11 +10,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from catalog.detect import detect_model_format
 from catalog.errors import ConversionError, UnsafeNameError
 from catalog.ggml.detect import LegacyModel
 from catalog.ggml.llama_layout import LlamaFacts
 from catalog.naming import safe_relative_path
-from presets.detect import detect_format
 from presets.formats import load_builtin_formats
 
 MAX_CONTEXT = 1 << 20
@@ -103,7 +103,7 @@ def suggest_options(legacy_model: LegacyModel, catalog_hint: str | None) -> Conv
         notes.append("SuperHOT 8K: 8192-token context with linear rope scaling 4.")
     if facts.gqa > 1:
         notes.append(f"Grouped-query attention from the tensors: {facts.gqa} query heads per key/value head.")
-    fmt = detect_format(load_builtin_formats(), "", text)
+    fmt = detect_model_format(load_builtin_formats(), model_name=text)
     notes.append(f"Prompt format {fmt.format_id}: {fmt.reason}.")
     return ConvertOptions(
         name=name,
@@ -122,7 +122,7 @@ def _gpt2_options(legacy_model: LegacyModel, catalog_hint: str | None) -> Conver
     facts = legacy_model.gpt2
     assert facts is not None
     hint = catalog_hint or legacy_model.path.name
-    fmt = detect_format(load_builtin_formats(), "", hint.lower())
+    fmt = detect_model_format(load_builtin_formats(), model_name=hint.lower())
     notes = (
         f"GPT-2 model: {facts.n_layer} layers, {facts.n_embd} wide. Its {facts.n_ctx:,}-token context "
         "is fixed by its position embeddings.",

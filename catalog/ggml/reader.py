@@ -84,13 +84,6 @@ class LegacyTensor:
         return tuple(reversed(self.ne))
 
     @property
-    def n_elements(self) -> int:
-        count = 1
-        for size in self.ne:
-            count *= size
-        return count
-
-    @property
     def type_name(self) -> str:
         return type_name(self.ggml_type)
 

@@ -2,6 +2,7 @@
 
 from engine.lore.activation import DEFAULT_BUDGET, LoreActivation, Lorebook, LoreRole, activate
 from engine.lore.worldinfo import Placement, Roll, StoryCard, WorldInfoLike, WorldInfoScan, roll_d100
+from engine.lore.worldinfo import activate as activate_world_info
 
 __all__ = [
     "DEFAULT_BUDGET",
@@ -14,5 +15,6 @@ __all__ = [
     "WorldInfoLike",
     "WorldInfoScan",
     "activate",
+    "activate_world_info",
     "roll_d100",
 ]

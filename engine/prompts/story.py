@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from engine.lore import Placement, Roll, WorldInfoLike, WorldInfoScan, activate, roll_d100
+from engine.lore import Placement, Roll, WorldInfoLike, WorldInfoScan, activate_world_info, roll_d100
 from engine.prompts.parts import Block, FittedPrompt, Injection, PromptParts
 from engine.tokens import Counter
 
@@ -127,7 +127,7 @@ def story_parts(
         roll: the world-info probability die (tests pass their own).
     """
     lines = story_lines(text)
-    scan = activate(
+    scan = activate_world_info(
         steering.world_info,
         text,
         placement=steering.wi_placement,

@@ -19,9 +19,9 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
+from services.table_values import as_bool, match_rows, split_keys, table_rows
 from store.cards import CharacterBook, CharacterCard, LoreEntry
 from store.errors import CardFormatError
-from ui.table_values import as_bool, match_rows, split_keys, table_rows
 
 TEXT_FIELDS = (
     "name", "nickname", "description", "personality", "scenario", "first_mes", "mes_example",

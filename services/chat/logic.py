@@ -96,7 +96,7 @@ def chats_of(ctx: AppContext, character_id: str | None, query: str = "") -> list
     words = query.lower().split()
     return [
         s
-        for s in ctx.store.sessions.list_sessions()
+        for s in ctx.store.sessions.list()
         if (s.character_id or None) == character_id and all(w in s.title.lower() for w in words)
     ]
 

@@ -9,13 +9,13 @@ the conversion as a job on its own thread (progress, Cancel), writes the GGUF un
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from contextlib import suppress
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
+from catalog import claims
 from catalog.download import human_size
 from catalog.errors import CatalogError, ConversionError
 from catalog.ggml import (
@@ -42,9 +42,6 @@ DEFAULT_ROPE_BASE = 10000.0  # llama.cpp's default, so it is not written
 EPSILON_CHOICES = [("1e-5 · Llama 2", "1e-5"), ("1e-6 · LLaMA 1", "1e-6"), ("5e-6 · not sure", "5e-6")]
 MAX_NAME_SUFFIX = 100
 Origin = Literal["upload", "library"]
-# Output paths of conversions under way, process-wide.
-_claims_lock = threading.Lock()
-_claimed: set[Path] = set()
 
 
 @dataclass(frozen=True)
@@ -219,18 +216,16 @@ def claim_output_path(folder: Path, name: str) -> Path:
     same file at once never write to one name.
     """
     stem = Path(name).stem
-    with _claims_lock:
-        for number in range(1, MAX_NAME_SUFFIX):
-            candidate = folder / (name if number == 1 else f"{stem}-{number}.gguf")
-            if candidate not in _claimed and not candidate.exists():
-                _claimed.add(candidate)
-                return candidate
-    raise ConversionError(f"{folder} already holds {MAX_NAME_SUFFIX} conversions named {name}.")
+    candidates = (folder / (name if n == 1 else f"{stem}-{n}.gguf") for n in range(1, MAX_NAME_SUFFIX))
+    path = claims.claim_first_free(candidates)
+    if path is None:
+        raise ConversionError(f"{folder} already holds {MAX_NAME_SUFFIX} conversions named {name}.")
+    return path
 
 
 def release_output_path(path: Path) -> None:
-    with _claims_lock:
-        _claimed.discard(path)
+    """End the claim `claim_output_path` made, once the conversion has ended."""
+    claims.release(path)
 
 
 @dataclass

@@ -7,7 +7,6 @@ handler can poll their progress and a Cancel button can stop exactly one of them
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -319,7 +318,3 @@ def md(text: str) -> str:
 
 def _count(n: int) -> str:
     return f"{n / 1e6:.1f}M" if n >= 1e6 else f"{n / 1e3:.1f}k" if n >= 1e3 else str(n)
-
-
-def elapsed_since(start: float) -> str:
-    return f"{time.monotonic() - start:.1f} s"

@@ -55,10 +55,10 @@ def stories(ctx: AppContext) -> StoryStore:
 def open_story(ctx: AppContext, mode: Mode, story_id: str | None = None) -> StoredStory:
     """The story `story_id` if it still exists, else the newest of this mode, else a new one."""
     if story_id:
-        for summary in stories(ctx).list_stories(mode):
+        for summary in stories(ctx).list(mode):
             if summary.id == story_id:
                 return stories(ctx).get(story_id)
-    newest = stories(ctx).list_stories(mode)
+    newest = stories(ctx).list(mode)
     if newest:
         return stories(ctx).get(newest[0].id)
     return stories(ctx).create(Story(mode=mode))

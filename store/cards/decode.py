@@ -11,12 +11,13 @@ import binascii
 import datetime
 import json
 import math
-from typing import Any, NoReturn
+from typing import Any
 
 import yaml
 
-from store.cards.model import MAX_JSON_BYTES, MAX_JSON_DEPTH, MAX_JSON_NODES, MAX_YAML_BYTES
+from store.cards.model import MAX_JSON_BYTES, MAX_JSON_NODES, MAX_YAML_BYTES
 from store.errors import CardFormatError, CardTooLargeError
+from store.untrusted import MAX_JSON_DEPTH, check_tree, loads
 
 
 def size_text(n_bytes: int) -> str:
@@ -44,13 +45,8 @@ def decode_base64(raw: bytes, what: str) -> bytes:
         raise CardFormatError(f"{what} is not valid base64") from None
 
 
-def _reject_constant(name: str) -> NoReturn:
-    # Python's json accepts NaN and Infinity, which no other app can read back.
-    raise ValueError(f"{name} is not a JSON number")
-
-
 def load_json(raw: bytes, what: str) -> Any:
-    """Parse UTF-8 JSON (a BOM is allowed) and check its shape with `check_tree`.
+    """Parse UTF-8 JSON (a BOM is allowed) and check its shape with `check_plain`.
 
     Raises:
         CardTooLargeError: over `MAX_JSON_BYTES`, or more values than `MAX_JSON_NODES`.
@@ -62,7 +58,7 @@ def load_json(raw: bytes, what: str) -> Any:
     except UnicodeDecodeError:
         raise CardFormatError(f"{what} is not UTF-8 text") from None
     try:
-        value = json.loads(text, parse_constant=_reject_constant)
+        value = loads(text)  # NaN and Infinity too are refused: no other app reads them back
     except RecursionError:
         raise CardFormatError(f"{what} is nested too deeply") from None
     except json.JSONDecodeError as err:
@@ -71,14 +67,14 @@ def load_json(raw: bytes, what: str) -> Any:
         ) from None
     except ValueError as err:  # NaN, or an integer with thousands of digits
         raise CardFormatError(f"{what} is not valid JSON ({err})") from None
-    check_tree(value, what)
+    check_plain(value, what)
     return value
 
 
 def load_yaml(text: str, what: str) -> Any:
     """Parse YAML with `yaml.safe_load` and return plain JSON values (dates become ISO text).
 
-    Aliases are expanded into independent copies, after `check_tree` has bounded the
+    Aliases are expanded into independent copies, after `check_plain` has bounded the
     expanded size, so an alias bomb fails fast and no two fields share one object.
     """
     check_size(len(text.encode("utf-8", "surrogatepass")), MAX_YAML_BYTES, what)
@@ -92,7 +88,7 @@ def load_yaml(text: str, what: str) -> Any:
     except (yaml.YAMLError, ValueError, OverflowError, TypeError):
         # ValueError/OverflowError: a value that looks like a date but is not one.
         raise CardFormatError(f"{what} is not valid YAML") from None
-    check_tree(value, what, allow_dates=True)
+    check_plain(value, what, allow_dates=True)
     return _plain_copy(value)
 
 
@@ -116,7 +112,7 @@ def check_text(value: str, what: str) -> None:
             raise CardFormatError(f"{what} holds text that is not valid Unicode") from None
 
 
-def check_tree(value: Any, what: str, *, allow_dates: bool = False) -> None:
+def check_plain(value: Any, what: str, *, allow_dates: bool = False) -> None:
     """Check a parsed value is plain JSON of bounded depth and size, without recursing.
 
     Walking visits shared (YAML alias) objects once per reference, so the node limit
@@ -127,32 +123,32 @@ def check_tree(value: Any, what: str, *, allow_dates: bool = False) -> None:
         CardFormatError: deeper than `MAX_JSON_DEPTH`, a non-text key, a value JSON cannot
             hold, an infinite number, or invalid Unicode.
     """
-    stack: list[tuple[Any, int]] = [(value, 1)]
-    nodes = 0
-    while stack:
-        item, depth = stack.pop()
-        nodes += 1
-        if nodes > MAX_JSON_NODES:
-            raise CardTooLargeError(f"{what} holds more than {MAX_JSON_NODES:,} values")
-        if depth > MAX_JSON_DEPTH:
-            raise CardFormatError(f"{what} is nested too deeply (more than {MAX_JSON_DEPTH} levels)")
-        if isinstance(item, dict):
-            for key, child in item.items():
+
+    def check(item: Any) -> None:
+        if isinstance(item, str):
+            check_text(item, what)
+        elif isinstance(item, dict):
+            for key in item:
                 if not isinstance(key, str):
                     raise CardFormatError(f"{what} has a field name that is not text ({short(key)})")
                 check_text(key, what)
-                stack.append((child, depth + 1))
-        elif isinstance(item, list):
-            stack.extend((child, depth + 1) for child in item)
-        elif isinstance(item, str):
-            check_text(item, what)
         elif isinstance(item, float):
             if not math.isfinite(item):
                 raise CardFormatError(f"{what} holds a number too large to store")
         elif not (
-            item is None or isinstance(item, (bool, int)) or (allow_dates and isinstance(item, datetime.date))
+            item is None
+            or isinstance(item, (bool, int, list))
+            or (allow_dates and isinstance(item, datetime.date))
         ):
             raise CardFormatError(f"{what} holds a value that is not text, a number, a list or a mapping")
+
+    check_tree(
+        value,
+        too_deep=CardFormatError(f"{what} is nested too deeply (more than {MAX_JSON_DEPTH} levels)"),
+        too_many=CardTooLargeError(f"{what} holds more than {MAX_JSON_NODES:,} values"),
+        max_nodes=MAX_JSON_NODES,
+        check=check,
+    )
 
 
 def short(value: Any) -> str:

@@ -32,8 +32,6 @@ MAX_TEXT_CHARS = 1_000_000
 MAX_LIST_ITEMS = 1_000
 """Greetings, tags, sources, lorebook keys and assets."""
 MAX_BOOK_ENTRIES = 10_000
-MAX_JSON_DEPTH = 64
-"""Nesting of the card JSON, extensions included (deeper data is never a real card)."""
 MAX_JSON_NODES = 1_000_000
 """Values in the card JSON; also stops YAML alias bombs, which expand when walked."""
 MAX_ARCHIVE_MEMBERS = 1_000

@@ -24,6 +24,7 @@ from store.cards.model import (
     Spec,
 )
 from store.errors import CardFormatError, CardTooLargeError
+from store.untrusted import Reader
 
 SUPPORTED_V3_VERSION = 3.0
 LOREBOOK_MESSAGE = "this file is a lorebook (world info), not a character card"
@@ -37,6 +38,13 @@ _FLAT_ALIASES: dict[str, tuple[str, ...]] = {
     "first_mes": ("first_mes", "greeting", "char_greeting"),
     "mes_example": ("mes_example", "example_dialogue"),
 }
+READ = Reader(
+    CardFormatError,
+    CardTooLargeError,
+    wrong_type="{where} must be {expected}",
+    too_long="{where} is too long ({length:,} characters; the limit is {limit:,})",
+    too_many="{where} has {count:,} items; the limit is {limit:,}",
+)
 
 
 class _Fields:
@@ -64,13 +72,7 @@ class _Fields:
     def _text(self, key: str, value: Any, limit: int | None) -> str:
         if self._coerce and isinstance(value, (int, float)) and not isinstance(value, bool):
             value = str(value)
-        if not isinstance(value, str):
-            raise CardFormatError(f"{self.where(key)} must be text")
-        if limit is not None and len(value) > limit:
-            raise CardTooLargeError(
-                f"{self.where(key)} is too long ({len(value):,} characters; the limit is {limit:,})"
-            )
-        return value
+        return READ.text(value, self.where(key), limit)
 
     def text(self, key: str, *, limit: int | None = MAX_TEXT_CHARS) -> str:
         value = self._get(key, optional=False)
@@ -82,8 +84,8 @@ class _Fields:
 
     def _strings(self, key: str, value: Any) -> list[str]:
         if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
-            raise CardFormatError(f"{self.where(key)} must be a list of strings")
-        check_count(len(value), MAX_LIST_ITEMS, self.where(key))
+            raise READ.wrong(value, self.where(key), "a list of strings")
+        READ.check_count(len(value), MAX_LIST_ITEMS, self.where(key))
         for item in value:
             if len(item) > MAX_TEXT_CHARS:
                 raise CardTooLargeError(
@@ -108,9 +110,7 @@ class _Fields:
         return None if value is None else self._bool(key, value)
 
     def _bool(self, key: str, value: Any) -> bool:
-        if not isinstance(value, bool):
-            raise CardFormatError(f"{self.where(key)} must be true or false")
-        return value
+        return READ.flag(value, self.where(key))
 
     def number(self, key: str, default: Number) -> Number:
         value = self._get(key, optional=False)
@@ -122,14 +122,14 @@ class _Fields:
 
     def _number(self, key: str, value: Any) -> Number:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise CardFormatError(f"{self.where(key)} must be a number")
+            raise READ.wrong(value, self.where(key), "a number")
         return value
 
     def opt_id(self, key: str) -> int | str | None:
         value = self._get(key, optional=True)
         if value is None or (isinstance(value, (int, str)) and not isinstance(value, bool)):
             return value
-        raise CardFormatError(f"{self.where(key)} must be a number or text")
+        raise READ.wrong(value, self.where(key), "a number or text")
 
     def mapping(self, key: str) -> dict[str, Any]:
         value = self._get(key, optional=False)
@@ -140,8 +140,8 @@ class _Fields:
         return None if value is None else self._mapping(key, value)
 
     def _mapping(self, key: str, value: Any) -> dict[str, Any]:
-        if not isinstance(value, dict):
-            raise CardFormatError(f"{self.where(key)} must be an object (names mapped to values)")
+        if not isinstance(value, dict):  # parsed JSON or YAML: every object is a dict
+            raise READ.wrong(value, self.where(key), "an object (names mapped to values)")
         return value
 
     def items(self, key: str) -> list[Any]:
@@ -151,17 +151,10 @@ class _Fields:
         return self._list(key, self._get(key, optional=True))
 
     def _list(self, key: str, value: Any) -> list[Any] | None:
-        if value is not None and not isinstance(value, list):
-            raise CardFormatError(f"{self.where(key)} must be a list")
-        return value
+        return None if value is None else READ.items(value, self.where(key))
 
     def rest(self) -> dict[str, Any]:
         return {key: value for key, value in self._obj.items() if key not in self._read}
-
-
-def check_count(count: int, limit: int, what: str) -> None:
-    if count > limit:
-        raise CardTooLargeError(f"{what} has {count:,} items; the limit is {limit:,}")
 
 
 def card_from_json(value: Any) -> tuple[CharacterCard, list[str]]:
@@ -287,7 +280,7 @@ def card_data(data: dict[str, Any], path: str, spec: Spec) -> CharacterCard:
         card.character_book = _book(book, fields.where("character_book"), spec)
     assets = fields.opt_list("assets")
     if assets is not None:
-        check_count(len(assets), MAX_LIST_ITEMS, fields.where("assets"))
+        READ.check_count(len(assets), MAX_LIST_ITEMS, fields.where("assets"))
         card.assets = [_asset(item, f"{fields.where('assets')}[{i}]") for i, item in enumerate(assets)]
     card.extra = fields.rest()
     return card
@@ -297,7 +290,7 @@ def _multilingual(fields: _Fields) -> dict[str, str] | None:
     notes = fields.opt_mapping("creator_notes_multilingual")
     if notes is None:
         return None
-    check_count(len(notes), MAX_LIST_ITEMS, fields.where("creator_notes_multilingual"))
+    READ.check_count(len(notes), MAX_LIST_ITEMS, fields.where("creator_notes_multilingual"))
     for text in notes.values():
         if not isinstance(text, str):
             raise CardFormatError(
@@ -311,7 +304,7 @@ def _multilingual(fields: _Fields) -> dict[str, str] | None:
 def _book(value: dict[str, Any], path: str, spec: Spec) -> CharacterBook:
     fields = _Fields(value, path)
     entries = fields.items("entries")
-    check_count(len(entries), MAX_BOOK_ENTRIES, fields.where("entries"))
+    READ.check_count(len(entries), MAX_BOOK_ENTRIES, fields.where("entries"))
     return CharacterBook(
         entries=[_entry(item, f"{path}.entries[{i}]", spec) for i, item in enumerate(entries)],
         extensions=fields.mapping("extensions"),

@@ -18,16 +18,10 @@ from typing import Any
 
 from store.chats import sillytavern as chat_sillytavern
 from store.chats import textgen as chat_textgen
-from store.chats.parts import (
-    JSON,
-    MAX_FILE_BYTES,
-    ChatFormatError,
-    ChatTooLargeError,
-    ImportedChat,
-    checked_json,
-)
+from store.chats.parts import MAX_FILE_BYTES, ChatFormatError, ChatTooLargeError, ImportedChat, checked_json
 from store.chats.sillytavern import NARRATOR_NAME, display_name, export_jsonl
 from store.records import Message
+from store.untrusted import loads
 
 __all__ = [
     "ChatFormatError",
@@ -74,7 +68,7 @@ def import_chat(data: bytes, filename: str) -> ImportedChat:
     if not first_line.lstrip().startswith(("{", "[")):
         raise ChatFormatError(f"Line {first_number} is not JSON, so this is not a chat file. {_SUPPORTED}")
     try:
-        document = JSON.decode(text)
+        document = loads(text)
     except RecursionError as exc:
         raise ChatFormatError("The file is nested too deeply to be a chat.") from exc
     except ValueError as whole_error:  # not one JSON document: JSONL, or a broken JSON file
@@ -115,7 +109,7 @@ def _title(filename: str) -> str:
 
 def _parses(line: str) -> bool:
     try:
-        JSON.decode(line)
+        loads(line)
     except (ValueError, RecursionError):
         return False
     return True

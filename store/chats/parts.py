@@ -7,16 +7,15 @@ before it becomes a `Message`, and every limit is named here. Errors say which l
 
 from __future__ import annotations
 
-import json
 import math
 import re
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
 from store.errors import StoreError
 from store.records import Message
+from store.untrusted import MAX_JSON_DEPTH, Reader, check_tree
 
 MAX_FILE_BYTES = 64 * 1024 * 1024
 """A whole chat file. A 10,000-message chat with swipes is a few MB."""
@@ -27,8 +26,6 @@ MAX_TEXT_CHARS = 1_000_000
 """Any one text: a message, one swipe, a name."""
 MAX_SWIPES = 1_000
 """Alternatives of one message."""
-MAX_JSON_DEPTH = 64
-"""Nesting of one message's JSON (`extra` and `chat_metadata` are the deepest parts, ~4)."""
 
 ChatSource = Literal["sillytavern", "textgen"]
 
@@ -82,38 +79,22 @@ class Notes:
 
 # ----- checked values -----
 
-
-def kind_of(value: Any) -> str:
-    """What a JSON value is, in words."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true/false"
-    if isinstance(value, int | float):
-        return "a number"
-    if isinstance(value, str):
-        return "text"
-    if isinstance(value, list):
-        return "a list"
-    return "an object"
+READ = Reader(
+    ChatFormatError,
+    ChatTooLargeError,
+    wrong_type="{where} should be {expected}, but it is {kind}.",
+    too_long="{where} is longer than {limit:,} characters.",
+)
 
 
 def text_at(value: Any, where: str) -> str:
     """`value` as message text: a string (null means empty) within the size limit."""
-    if value is None:
-        return ""
-    if not isinstance(value, str):
-        raise ChatFormatError(f"{where} should be text, but it is {kind_of(value)}.")
-    if len(value) > MAX_TEXT_CHARS:
-        raise ChatTooLargeError(f"{where} is longer than {MAX_TEXT_CHARS:,} characters.")
-    return value
+    return READ.text(value, where, MAX_TEXT_CHARS)
 
 
 def flag_at(value: Any, where: str) -> bool:
     """`value` as true/false; JavaScript writers sometimes leave 0/1 or null."""
-    if value is None or value in (0, 1) and not isinstance(value, float):
-        return bool(value)
-    raise ChatFormatError(f"{where} should be true or false, but it is {kind_of(value)}.")
+    return READ.flag(value, where, null=True, numbers=True)
 
 
 def index_in(value: Any, length: int) -> int | None:
@@ -124,29 +105,7 @@ def index_in(value: Any, length: int) -> int | None:
 
 
 def object_at(value: Any, where: str) -> dict[str, Any]:
-    if not isinstance(value, Mapping):
-        raise ChatFormatError(f"{where} should be an object, but it is {kind_of(value)}.")
-    return dict(value)
-
-
-def check_depth(value: Any, where: str) -> None:
-    """Refuse JSON nested deeper than real chats are, before anything stores it."""
-    stack: list[tuple[Any, int]] = [(value, 1)] if isinstance(value, dict | list) else []
-    while stack:
-        item, depth = stack.pop()
-        if depth > MAX_JSON_DEPTH:
-            raise ChatFormatError(f"{where} is nested more than {MAX_JSON_DEPTH} levels deep.")
-        children = item.values() if isinstance(item, dict) else item
-        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
-
-
-def refuse_constant(name: str) -> Any:
-    """`json.loads(parse_constant=...)`: NaN and Infinity are not JSON."""
-    raise ValueError(f"{name} is not a JSON number")
-
-
-JSON = json.JSONDecoder(parse_constant=refuse_constant)
-"""Strict JSON: `JSON.decode(text)` raises ValueError for NaN and Infinity too."""
+    return dict(READ.mapping(value, where))
 
 
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
@@ -154,14 +113,16 @@ _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def checked_json(value: Any, raw: str, where: str) -> Any:
-    """A decoded JSON value made safe to keep: not nested too deeply (see `check_depth`),
-    and without lone UTF-16 surrogates.
+    """A decoded JSON value made safe to keep: not nested more than `MAX_JSON_DEPTH` levels
+    deep (`extra` and `chat_metadata` are the deepest parts of real chats, ~4), and without
+    lone UTF-16 surrogates.
 
     JSON may escape half of a surrogate pair (`"\\ud800"`); Python decodes it to a
     character UTF-8 cannot encode, so saving the chat would fail. It becomes U+FFFD.
     Only text that escapes a surrogate at all (`raw`) is searched.
     """
-    check_depth(value, where)
+    too_deep = ChatFormatError(f"{where} is nested more than {MAX_JSON_DEPTH} levels deep.")
+    check_tree(value, too_deep=too_deep, leaves=False)
     return _replace_surrogates(value) if _SURROGATE_ESCAPE.search(raw) else value
 
 

@@ -12,6 +12,7 @@ small session record, so the cost stays flat as a chat grows to thousands of mes
 
 from __future__ import annotations
 
+import builtins
 import shutil
 import threading
 import time
@@ -79,7 +80,7 @@ class SessionStore:
             raise NotFoundError("That chat no longer exists.")
         return Session.from_dict(dict(docs[0]))
 
-    def list_sessions(self) -> list[Session]:
+    def list(self) -> builtins.list[Session]:
         """Every chat, most recently updated first. Damaged chats are skipped."""
         sessions = []
         for folder in self.root.iterdir():
@@ -105,7 +106,7 @@ class SessionStore:
             raise StoreError("A chat title cannot be empty.")
         return self.save(replace(self.get(session_id), title=title))
 
-    def restore(self, session: Session, messages: list[Message]) -> Session:
+    def restore(self, session: Session, messages: builtins.list[Message]) -> Session:
         """Write a whole chat under the session's own id, replacing any chat with that id.
 
         Used by migrations and imports; the record keeps its original times.
@@ -207,12 +208,12 @@ class SessionStore:
                     path.unlink(missing_ok=True)
             self._counts[session_id] = total - 1
 
-    def _write_page(self, path: Path, page: list[Message]) -> None:
+    def _write_page(self, path: Path, page: builtins.list[Message]) -> None:
         """Replace a whole page in one atomic write (TinyDB's own layout)."""
         table = {str(i + 1): m.to_dict() for i, m in enumerate(page)}
         AtomicJSONStorage(path).write({_MESSAGE_TABLE: dict(table)})
 
-    def messages(self, session_id: str, *, last: int | None = None) -> list[Message]:
+    def messages(self, session_id: str, *, last: int | None = None) -> builtins.list[Message]:
         """The chat's messages in order; only the newest `last` if given.
 
         Only the pages that hold the requested messages are read.
@@ -221,7 +222,7 @@ class SessionStore:
             self.get(session_id)
             total = self.count(session_id)
             first = 0 if last is None else max(0, total - last)
-            found: list[Message] = []
+            found: builtins.list[Message] = []
             for page_no in range(first // PAGE_SIZE, (total + PAGE_SIZE - 1) // PAGE_SIZE):
                 with open_db(self._page_path(session_id, page_no)) as db:
                     docs = db.table(_MESSAGE_TABLE).all()
@@ -246,7 +247,7 @@ class SessionStore:
     def _page_path(self, session_id: str, page: int) -> Path:
         return self._dir(session_id) / f"messages-{page:05d}.json"
 
-    def _pages(self, session_id: str) -> list[Path]:
+    def _pages(self, session_id: str) -> builtins.list[Path]:
         return sorted(self._dir(session_id).glob("messages-[0-9][0-9][0-9][0-9][0-9].json"))
 
     def _check_seq(self, session_id: str, seq: int) -> None:

@@ -27,7 +27,6 @@ from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from store.chats.parts import (
-    JSON,
     MAX_LINE_CHARS,
     MAX_MESSAGES,
     MAX_SWIPES,
@@ -38,7 +37,6 @@ from store.chats.parts import (
     checked_json,
     flag_at,
     index_in,
-    kind_of,
     object_at,
     parse_st_date,
     st_display_date,
@@ -46,6 +44,7 @@ from store.chats.parts import (
     text_at,
 )
 from store.records import Message, Role, Session
+from store.untrusted import kind_of, loads
 
 META_KEY = "sillytavern"
 """Where a message's and a session's kept SillyTavern data live (`meta`, `extra`)."""
@@ -71,7 +70,7 @@ def parse_lines(text: str) -> Iterator[tuple[int, Any]]:
         if len(line) > MAX_LINE_CHARS:
             raise ChatTooLargeError(f"Line {number} is longer than {MAX_LINE_CHARS:,} characters.")
         try:
-            value = JSON.decode(line)
+            value = loads(line)
         except RecursionError as exc:
             raise ChatFormatError(f"Line {number} is nested too deeply to be a chat message.") from exc
         except json.JSONDecodeError as exc:

@@ -33,11 +33,11 @@ from store.chats.parts import (
     ImportedChat,
     Notes,
     index_in,
-    kind_of,
     parse_textgen_time,
     text_at,
 )
 from store.records import Message, Role
+from store.untrusted import kind_of
 
 META_KEY = "textgen"
 GREETING_MARKER = "<|BEGIN-VISIBLE-CHAT|>"

@@ -1,4 +1,4 @@
-"""The exact shape a `Story` is stored in (`Story.to_dict` / `Story.from_dict`).
+"""The exact shape a `Story` is stored in, and the conversions (`story_to_dict` / `story_from_dict`).
 
 The record carries `schema`; a record from a newer Hearth is refused rather than
 misread, and a damaged one raises `StoreCorruptError` naming the field.

@@ -9,19 +9,17 @@ spelling it was imported in, as long as the value did not change.
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Callable, Mapping
 from typing import Any, Literal, TypeVar
 
 from store.errors import StoryFormatError
+from store.untrusted import Reader, check_tree, loads
 
 T = TypeVar("T")
 
 MAX_FILE_BYTES = 32 * 1024 * 1024
 """A whole save file. Lite saves with embedded images are a few MB; stories are far smaller."""
-MAX_JSON_DEPTH = 64
-"""Nesting of the save JSON (`savedsettings` is the deepest part of real saves, at ~5)."""
 MAX_JSON_NODES = 2_000_000
 """Values in the save JSON, kept or not; bounds the memory a parsed file can take."""
 MAX_CHUNKS = 100_000
@@ -30,6 +28,15 @@ MAX_TEXT_CHARS = 8_000_000
 MAX_WI_ENTRIES = 10_000
 MAX_KEYS = 1_000
 """Keys of one kind (primary, secondary, anti) in one world-info entry."""
+
+READ = Reader(
+    StoryFormatError,
+    StoryFormatError,
+    wrong_type="The story file's {where} should be {expected}, not {kind}.",
+    too_long="The story file's {where} is longer than {limit:,} characters.",
+    too_many="The story file's {where} has more than {limit:,} items.",
+    show_numbers=True,
+)
 
 
 def decode_json(data: bytes | str) -> Any:
@@ -46,7 +53,7 @@ def decode_json(data: bytes | str) -> Any:
         except UnicodeDecodeError as exc:
             raise StoryFormatError("The story file is not UTF-8 text, so it is not a Kobold save.") from exc
     try:
-        obj = json.loads(data, parse_constant=_refuse_constant)
+        obj = loads(data)
     except RecursionError as exc:
         raise StoryFormatError("The story file is nested too deeply to be a Kobold save.") from exc
     except ValueError as exc:  # JSONDecodeError, NaN/Infinity, numbers too long to convert
@@ -54,47 +61,25 @@ def decode_json(data: bytes | str) -> Any:
     return obj  # `import_story` checks its depth and size (`check_shape`)
 
 
-def _refuse_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a JSON number")
-
-
 def check_shape(obj: Any) -> None:
-    """Refuse JSON deeper than `MAX_JSON_DEPTH` or with more than `MAX_JSON_NODES` values."""
-    stack: list[tuple[Any, int]] = [(obj, 1)]
-    nodes = 0
-    while stack:
-        value, depth = stack.pop()
-        nodes += 1
-        if nodes > MAX_JSON_NODES:
-            raise StoryFormatError("The story file holds too many values to be a Kobold save.")
-        if depth > MAX_JSON_DEPTH:
-            raise StoryFormatError("The story file is nested too deeply to be a Kobold save.")
-        if isinstance(value, Mapping):
-            stack.extend((v, depth + 1) for v in value.values())
-        elif isinstance(value, list | tuple):
-            stack.extend((v, depth + 1) for v in value)
+    """Refuse JSON deeper than `store.untrusted.MAX_JSON_DEPTH` (`savedsettings` is the
+    deepest part of real saves, at ~5) or with more than `MAX_JSON_NODES` values."""
+    check_tree(
+        obj,
+        too_deep=StoryFormatError("The story file is nested too deeply to be a Kobold save."),
+        too_many=StoryFormatError("The story file holds too many values to be a Kobold save."),
+        max_nodes=MAX_JSON_NODES,
+    )
 
 
 def as_text(raw: Any, where: str) -> str:
     """A text field; a missing value (null) reads as ""."""
-    if raw is None:
-        return ""
-    if not isinstance(raw, str):
-        raise StoryFormatError(f"The story file's {where} should be text, not {_kind(raw)}.")
-    if len(raw) > MAX_TEXT_CHARS:
-        raise StoryFormatError(f"The story file's {where} is longer than {MAX_TEXT_CHARS:,} characters.")
-    return raw
+    return READ.text(raw, where, MAX_TEXT_CHARS)
 
 
 def as_flag(raw: Any, where: str) -> bool:
     """A true/false field; also `0`/`1` and `"true"`/`"false"`, which hand-edited saves use."""
-    if isinstance(raw, bool):
-        return raw
-    if raw in (0, 1) and not isinstance(raw, float):
-        return bool(raw)
-    if isinstance(raw, str) and raw.strip().lower() in ("true", "false"):
-        return raw.strip().lower() == "true"
-    raise StoryFormatError(f"The story file's {where} should be true or false, not {_kind(raw)}.")
+    return READ.flag(raw, where, numbers=True, words=True)
 
 
 def as_int(raw: Any, where: str, low: int, high: int) -> int:
@@ -108,7 +93,7 @@ def as_int(raw: Any, where: str, low: int, high: int) -> int:
     if isinstance(value, float) and math.isfinite(value) and value.is_integer():
         value = int(value)
     if not isinstance(value, int) or isinstance(value, bool):
-        raise StoryFormatError(f"The story file's {where} should be a whole number, not {_kind(raw)}.")
+        raise READ.wrong(raw, where, "a whole number")
     if not low <= value <= high:
         raise StoryFormatError(f"The story file's {where} is {value}; it must be between {low} and {high}.")
     return value
@@ -143,17 +128,11 @@ def as_keys(raw: Any, where: str) -> tuple[str, ...]:
 
 
 def as_object(raw: Any, where: str) -> Mapping[str, Any]:
-    if not isinstance(raw, Mapping):
-        raise StoryFormatError(f"The story file's {where} should be an object, not {_kind(raw)}.")
-    return raw
+    return READ.mapping(raw, where)
 
 
 def as_list(raw: Any, where: str, limit: int) -> list[Any]:
-    if not isinstance(raw, list):
-        raise StoryFormatError(f"The story file's {where} should be a list, not {_kind(raw)}.")
-    if len(raw) > limit:
-        raise StoryFormatError(f"The story file's {where} has more than {limit:,} items.")
-    return raw
+    return READ.items(raw, where, limit)
 
 
 def restore(
@@ -180,17 +159,3 @@ def origin_of_action(text: str) -> Literal["user", "ai"]:
 def without(obj: Mapping[str, Any], *keys: str) -> dict[str, Any]:
     """A copy of `obj` without `keys` (the parts a story holds in its own fields)."""
     return {k: v for k, v in obj.items() if k not in keys}
-
-
-def _kind(raw: Any) -> str:
-    if raw is None:
-        return "null"
-    if isinstance(raw, bool):
-        return "true/false"
-    if isinstance(raw, int | float):
-        return f"the number {raw}"
-    if isinstance(raw, str):
-        return "text"
-    if isinstance(raw, list):
-        return "a list"
-    return "an object"

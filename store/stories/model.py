@@ -19,10 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any, Literal
-
-if TYPE_CHECKING:
-    from store.stories.codec import StoryRecord
+from typing import Any, Literal
 
 Origin = Literal["prompt", "user", "ai", "edit"]
 Mode = Literal["story", "adventure"]
@@ -134,7 +131,7 @@ class Story:
     extra: Mapping[str, Any] = field(default_factory=dict)  # keys of an imported save
 
     def __post_init__(self) -> None:
-        # Programming errors, not user errors: stored data is validated by `from_dict`.
+        # Programming errors, not user errors: stored data is validated by `story_from_dict`.
         if self.mode not in MODES:
             raise ValueError(f"unknown mode {self.mode!r}")
         if self.wi_placement not in WI_PLACEMENTS:
@@ -309,20 +306,6 @@ class Story:
             return 0, 0
         touched = [i for i, (lo, hi) in enumerate(bounds) if lo < end and hi > start]
         return touched[0], touched[-1]
-
-    # ----- storage -----
-    # The record shape lives in `codec`, which imports this module; hence the late imports.
-
-    def to_dict(self) -> StoryRecord:
-        from store.stories.codec import story_to_dict
-
-        return story_to_dict(self)
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Story:
-        from store.stories.codec import story_from_dict
-
-        return story_from_dict(data)
 
 
 def _changed_span(old: str, new: str) -> tuple[int, int, int]:

@@ -11,6 +11,7 @@ the file changes.
 
 from __future__ import annotations
 
+import builtins
 import re
 import threading
 import time
@@ -24,7 +25,8 @@ from tinydb import Query
 from store.atomic import open_db
 from store.errors import NotFoundError, StoreCorruptError, StoreError
 from store.records import check_id, new_id
-from store.stories import Mode, Story
+from store.stories.codec import story_from_dict, story_to_dict
+from store.stories.model import Mode, Story
 
 MAX_TITLE_CHARS = 120
 COPY_SUFFIX = " (copy)"
@@ -83,7 +85,7 @@ class StoryStore:
         doc = dict(docs[0])
         try:
             created, updated = float(doc["created"]), float(doc["updated"])
-            return StoredStory(story_id, Story.from_dict(doc["record"]), created, updated)
+            return StoredStory(story_id, story_from_dict(doc["record"]), created, updated)
         except (KeyError, TypeError, ValueError) as exc:
             raise StoreCorruptError(f"The story file {path.name} is damaged ({exc}).") from exc
 
@@ -125,7 +127,7 @@ class StoryStore:
             path.unlink()
             self._summaries.pop(story_id, None)
 
-    def list_stories(self, mode: Mode | None = None, query: str = "") -> list[StorySummary]:
+    def list(self, mode: Mode | None = None, query: str = "") -> builtins.list[StorySummary]:
         """Stories (of one mode, if given) whose title holds `query`, newest first.
         Damaged files are skipped, not fatal."""
         wanted = query.strip().lower()
@@ -164,7 +166,7 @@ class StoryStore:
             "id": stored.id,
             "created": stored.created,
             "updated": stored.updated,
-            "record": dict(stored.story.to_dict()),
+            "record": dict(story_to_dict(stored.story)),
         }
         with open_db(self._path(stored.id)) as db:
             # One upsert is one atomic write; truncate-then-insert would be two.

@@ -1,5 +1,5 @@
 """The Chat tab: history, reply, sidebar (characters, chats) and panels."""
 
-from ui.chat.tab import ChatTab, build
+from ui.chat.tab import build
 
-__all__ = ["ChatTab", "build"]
+__all__ = ["build"]

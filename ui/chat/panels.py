@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import io
-from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import gradio as gr
+from PIL import Image
 
 from services.chat import character_edit, logic
 from services.chat.characters import chat_persona, lock_persona, speaker_names
@@ -17,45 +17,9 @@ from services.context import AppContext
 from services.files import download_file, read_upload
 from store.cards import export_json, export_png
 from store.chats import export_jsonl, export_text, import_chat
-from ui.chat.tab import side as chat_side
-from ui.chat.widgets import EDITS, ChatWidgets
+from ui.chat import side as chat_side
+from ui.chat.widgets import EDITS, ChatWidgets, PanelWidgets, Switch
 from ui.errors import notify, shown_errors, warn
-
-Switch = Callable[[ChatView | None], tuple[Any, ...]]
-
-
-@dataclass
-class PanelWidgets:
-    fields: list[Any]  # character_edit.TEXT_FIELDS, greetings, tags, lore table
-    avatar_upload: gr.Image
-    save_character: gr.Button
-    export_png: gr.Button
-    export_json: gr.Button
-    persona: gr.Dropdown
-    persona_name: gr.Textbox
-    persona_description: gr.Textbox
-    persona_save: gr.Button
-    persona_new: gr.Button
-    persona_default: gr.Button
-    persona_lock: gr.Checkbox
-    persona_avatar: gr.Image
-    worlds: gr.CheckboxGroup
-    world_upload: gr.UploadButton
-    export_chat: gr.Button
-    export_chat_text: gr.Button
-    import_chat: gr.UploadButton
-    download: gr.File
-
-    @property
-    def outputs(self) -> list[Any]:
-        return [
-            *self.fields,
-            self.persona,
-            self.persona_name,
-            self.persona_description,
-            self.persona_lock,
-            self.worlds,
-        ]
 
 
 def layout(ctx: AppContext) -> PanelWidgets:
@@ -141,13 +105,13 @@ def values(ctx: AppContext, view: ChatView) -> tuple[Any, ...]:
     )
 
 
-def wire(ctx: AppContext, w: ChatWidgets, switch: Switch) -> None:
-    _wire_editor(ctx, w, switch)
-    _wire_persona(ctx, w)
-    _wire_files(ctx, w, switch)
+def wire(w: ChatWidgets, ctx: AppContext, switch: Switch) -> None:
+    _wire_editor(w, ctx, switch)
+    _wire_persona(w, ctx)
+    _wire_files(w, ctx, switch)
 
 
-def _wire_editor(ctx: AppContext, w: ChatWidgets, switch: Switch) -> None:
+def _wire_editor(w: ChatWidgets, ctx: AppContext, switch: Switch) -> None:
     p = w.panels
 
     @shown_errors
@@ -187,7 +151,7 @@ def _wire_editor(ctx: AppContext, w: ChatWidgets, switch: Switch) -> None:
     p.export_json.click(lambda v: on_export(v, "json"), [w.view], [p.download], api_name="export_card_json")
 
 
-def _wire_persona(ctx: AppContext, w: ChatWidgets) -> None:
+def _wire_persona(w: ChatWidgets, ctx: AppContext) -> None:
     p = w.panels
     quiet: dict[str, Any] = {"api_visibility": "undocumented", **EDITS}
     outputs = [p.persona, p.persona_name, p.persona_description, p.persona_lock, p.persona_avatar]
@@ -209,7 +173,7 @@ def _wire_persona(ctx: AppContext, w: ChatWidgets) -> None:
         view: ChatView | None, persona_id: str, name: str, description: str, lock: bool, avatar: str | None
     ) -> tuple[Any, ...]:
         view = logic.ensure_session(ctx, view)
-        persona = ctx.store.personas.update(persona_id, name=name, description=description)
+        persona = ctx.store.personas.save(persona_id, name=name, description=description)
         current = ctx.store.personas.avatar_path(persona.id)
         if avatar and (current is None or Path(avatar).resolve() != current.resolve()):
             ctx.store.personas.set_avatar(persona.id, _png_bytes(Path(avatar)))
@@ -235,7 +199,7 @@ def _wire_persona(ctx: AppContext, w: ChatWidgets) -> None:
 
     @shown_errors
     def on_world_upload(upload: str | None) -> Any:
-        summary = ctx.store.worlds.import_book(read_upload(upload), Path(upload or "").name, enabled=True)
+        summary = ctx.store.worlds.import_file(read_upload(upload), Path(upload or "").name, enabled=True)
         notify(f"Imported the world book {summary.name} ({summary.entries} entries); it is enabled.")
         books = ctx.store.worlds.list()
         return gr.update(choices=[(b.name, b.id) for b in books], value=[b.id for b in books if b.enabled])
@@ -250,7 +214,7 @@ def _wire_persona(ctx: AppContext, w: ChatWidgets) -> None:
     )
 
 
-def _wire_files(ctx: AppContext, w: ChatWidgets, switch: Switch) -> None:
+def _wire_files(w: ChatWidgets, ctx: AppContext, switch: Switch) -> None:
     p = w.panels
 
     @shown_errors
@@ -272,8 +236,6 @@ def _wire_files(ctx: AppContext, w: ChatWidgets, switch: Switch) -> None:
         session = ctx.store.sessions.create(
             title=imported.title or "Imported chat", character_id=view.character_id
         )
-        from dataclasses import replace
-
         session = replace(session, extra={**session.extra, **imported.session_extra})
         ctx.store.sessions.restore(session, imported.messages)
         for warning in imported.warnings:
@@ -304,8 +266,6 @@ def _avatar(ctx: AppContext, persona_id: str) -> str | None:
 
 def _png_bytes(path: Path) -> bytes:
     """Any picture the browser sends, as PNG bytes (the store keeps avatars as PNG)."""
-    from PIL import Image
-
     with Image.open(path) as picture:
         buffer = io.BytesIO()
         picture.convert("RGBA").save(buffer, format="PNG")

@@ -34,7 +34,7 @@ def closed() -> tuple[Any, ...]:
     return gr.update(visible=False), "", ""
 
 
-def wire(ctx: AppContext, w: ChatWidgets) -> None:
+def wire(w: ChatWidgets, ctx: AppContext) -> None:
     sel = w.selection
     quiet: dict[str, Any] = {"api_visibility": "undocumented", **EDITS}
     history_outputs = [w.history, w.older, w.view, *sel.outputs]

@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Callable
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import gradio as gr
 
-from presets.samplers import SamplerPreset
 from services.chat import logic
 from services.chat.logic import ChatView
 from services.context import AppContext
@@ -18,16 +15,13 @@ from services.models.logic import md
 from store.cards import import_card, plain_png
 from store.characters import CharacterSummary
 from store.errors import CardFormatError
-from ui.chat.widgets import EDITS, ChatWidgets, SideWidgets, read_settings
+from ui.chat.widgets import EDITS, ChatWidgets, SideWidgets, Switch, read_settings
 from ui.errors import notify, shown_errors, warn
-from ui.sampler_panel import params_from, preset_choices
 
 NO_CHARACTER = ""  # the dropdown value for the plain assistant
 CARD_TYPES = [".png", ".json", ".charx", ".yaml", ".yml"]
 MAX_UPLOAD = 32 * 1024 * 1024
 PLACEHOLDER_GREY = (0x9A, 0x94, 0x8F)  # a neutral warm grey, for characters without a picture
-
-Switch = Callable[[ChatView | None], tuple[Any, ...]]
 
 
 def layout(ctx: AppContext) -> SideWidgets:
@@ -59,8 +53,6 @@ def layout(ctx: AppContext) -> SideWidgets:
             value=lambda: gallery_items(ctx, ""),  # a callable value is filled on every page load
             show_label=False, columns=3, height=300, allow_preview=False, elem_id="character-gallery",
         )  # fmt: skip
-    # Opening the gallery shows the characters as they are now (edits, other windows).
-    gallery_panel.expand(lambda q: gallery_items(ctx, q), [search], [gallery], api_visibility="undocumented")
     new_chat = gr.Button("New chat", variant="secondary", elem_id="new-chat")
     sessions = gr.Dropdown(
         label="Chats", choices=[], filterable=True, allow_custom_value=True, elem_id="session-list"
@@ -73,9 +65,9 @@ def layout(ctx: AppContext) -> SideWidgets:
         confirm_chat = gr.Button("Delete for good", variant="stop", size="sm", elem_id="confirm-delete")
         keep_chat = gr.Button("Keep it", size="sm", elem_id="cancel-delete")
     return SideWidgets(
-        character, avatar, notes, search, gallery, import_card_button, new_character, duplicate,
-        delete_character, confirm_character_row, confirm_character, keep_character, new_chat, sessions,
-        rename_box, rename, delete_chat, confirm_chat_row, confirm_chat, keep_chat,
+        character, avatar, notes, gallery_panel, search, gallery, import_card_button, new_character,
+        duplicate, delete_character, confirm_character_row, confirm_character, keep_character, new_chat,
+        sessions, rename_box, rename, delete_chat, confirm_chat_row, confirm_chat, keep_chat,
     )  # fmt: skip
 
 
@@ -138,7 +130,7 @@ def placeholder_avatar() -> Path:
     return path
 
 
-def wire(ctx: AppContext, w: ChatWidgets, switch: Switch) -> None:
+def wire(w: ChatWidgets, ctx: AppContext, switch: Switch) -> None:
     side = w.side
     outputs = w.switch_outputs
     quiet: dict[str, Any] = {"api_visibility": "undocumented", **EDITS}
@@ -155,7 +147,7 @@ def wire(ctx: AppContext, w: ChatWidgets, switch: Switch) -> None:
         if path.stat().st_size > MAX_UPLOAD:
             raise CardFormatError("That file is too big to be a character card (over 32 MB).")
         imported = import_card(path.read_bytes(), path.name)
-        summary = ctx.store.characters.add(imported)
+        summary = ctx.store.characters.create(imported)
         for warning in imported.warnings:
             warn(warning)
         notify(f"Imported {summary.name}.")
@@ -163,7 +155,7 @@ def wire(ctx: AppContext, w: ChatWidgets, switch: Switch) -> None:
 
     @shown_errors
     def on_new_character() -> tuple[Any, ...]:
-        summary = ctx.store.characters.new_blank("New character")
+        summary = ctx.store.characters.create_blank("New character")
         return switch(logic.new_chat(ctx, character_id=summary.id))
 
     @shown_errors
@@ -194,11 +186,11 @@ def wire(ctx: AppContext, w: ChatWidgets, switch: Switch) -> None:
     ]
     side.delete_character.click(lambda: gr.update(visible=True), None, side.confirm_character_row, **quiet)
     side.keep_character.click(lambda: gr.update(visible=False), None, side.confirm_character_row, **quiet)
-    _wire_gallery(ctx, w, switch, changes)
-    _wire_chats(ctx, w, switch)
+    _wire_gallery(w, ctx, switch, changes)
+    _wire_chats(w, ctx, switch)
 
 
-def _wire_gallery(ctx: AppContext, w: ChatWidgets, switch: Switch, changes: list[Any]) -> None:
+def _wire_gallery(w: ChatWidgets, ctx: AppContext, switch: Switch, changes: list[Any]) -> None:
     side = w.side
     quiet: dict[str, Any] = {"api_visibility": "undocumented", **EDITS}
 
@@ -212,13 +204,15 @@ def _wire_gallery(ctx: AppContext, w: ChatWidgets, switch: Switch, changes: list
             raise gr.Error("That character is no longer there.")
         return switch(logic.ensure_session(ctx, ChatView(character_id=listed[evt.index].id)))
 
+    # Opening the gallery shows the characters as they are now (edits, other windows).
+    side.gallery_panel.expand(refresh, [side.search], [side.gallery], api_visibility="undocumented")
     for event in changes:
         event.then(refresh, [side.search], [side.gallery], **quiet)
     side.search.change(refresh, [side.search], [side.gallery], **quiet)
     side.gallery.select(on_gallery, [side.search], w.switch_outputs, **quiet)
 
 
-def _wire_chats(ctx: AppContext, w: ChatWidgets, switch: Switch) -> None:
+def _wire_chats(w: ChatWidgets, ctx: AppContext, switch: Switch) -> None:
     side = w.side
     quiet: dict[str, Any] = {"api_visibility": "undocumented", **EDITS}
 
@@ -253,30 +247,3 @@ def _wire_chats(ctx: AppContext, w: ChatWidgets, switch: Switch) -> None:
     side.confirm_chat.click(
         on_delete, [w.view], [side.confirm_chat_row, *w.switch_outputs], api_name="delete_chat", **EDITS
     )
-
-
-def wire_presets(ctx: AppContext, w: ChatWidgets) -> None:
-    """Saving the sampler sliders as a named preset."""
-
-    @shown_errors
-    def on_save_preset(name: str, *values: Any) -> tuple[Any, ...]:
-        name = " ".join(name.split())
-        if not name:
-            raise gr.Error("Give the preset a name first.")
-        if name in ctx.builtin_presets:
-            raise gr.Error(f"{name} is a built-in preset; pick another name.")
-        ctx.store.save_preset(
-            SamplerPreset(name, "Saved from the Chat tab", params_from(list(values)), False)
-        )
-        return gr.update(choices=preset_choices(ctx.presets()), value=name), ""
-
-    w.sampler.save_button.click(
-        on_save_preset,
-        [w.sampler.save_name, *w.sampler.sliders],
-        [w.sampler.preset, w.sampler.save_name],
-        api_name="save_preset",
-    )
-
-
-def view_with_character(view: ChatView, character_id: str | None) -> ChatView:
-    return replace(view, character_id=character_id)

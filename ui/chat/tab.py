@@ -1,5 +1,5 @@
-"""The Chat tab: layout first, then events. The logic lives in `chat_logic`, `chat_reply`,
-`chat_actions` and `character_logic`; the sidebar and the panels have modules of their own.
+"""The Chat tab: layout first, then events. The logic lives in `services.chat` (logic, reply,
+actions, characters); the sidebar, the selected message and the panels have modules of their own.
 
 Streaming cost does not grow with the chat: the history Chatbot holds a window of
 recent messages and is updated once per turn, while a reply streams into a small
@@ -10,46 +10,40 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from dataclasses import replace
 from typing import Any
 
 import gradio as gr
 
 from engine.run import Run
+from presets.samplers import ordered_values
 from services.chat import actions as chat_actions
 from services.chat import logic
 from services.chat import reply as chat_reply
+from services.chat.characters import set_lore_placement
 from services.chat.logic import AUTO_FORMAT, ChatView
 from services.context import AppContext
-from ui.chat.tab import panels as chat_panels
-from ui.chat.tab import selection as chat_selection
-from ui.chat.tab import side as chat_side
-from ui.chat.widgets import EDITS, LLM_QUEUE, ChatWidgets, chatbot, read_settings
+from ui import sampler_panel
+from ui.chat import panels as chat_panels
+from ui.chat import selection as chat_selection
+from ui.chat import side as chat_side
+from ui.chat.widgets import EDITS, ChatWidgets, Switch, chatbot, read_settings
 from ui.errors import shown_errors, warn
-from ui.sampler_panel import build_sampler_panel, preset_choices, slider_values
+from ui.shared import LLM_QUEUE, TabHandle, owner_of
 
 
-@dataclass
-class ChatTab:
-    """What other tabs may need from the Chat tab."""
-
-    view: gr.State
-    load_outputs: list[Any]
-    load_fn: Any
-
-
-def build(ctx: AppContext) -> ChatTab:
-    w = _layout(ctx)
+def build(ctx: AppContext) -> TabHandle:
+    w = layout(ctx)
     switch = _switch_fn(ctx, w)
-    _wire_generation(ctx, w)
-    chat_side.wire(ctx, w, switch)
-    chat_selection.wire(ctx, w)
-    chat_panels.wire(ctx, w, switch)
-    _wire_settings(ctx, w)
-    return ChatTab(w.view, w.switch_outputs, switch)
+    _wire_generation(w, ctx)
+    chat_side.wire(w, ctx, switch)
+    chat_selection.wire(w, ctx)
+    chat_panels.wire(w, ctx, switch)
+    _wire_settings(w, ctx)
+    return TabHandle(switch, w.view, w.switch_outputs)
 
 
-def _layout(ctx: AppContext) -> ChatWidgets:
+def layout(ctx: AppContext) -> ChatWidgets:
     view = gr.State(None)
     pending = gr.State(False)  # a swipe right past the newest version asks for a new one
     with gr.Row(equal_height=False):
@@ -96,7 +90,7 @@ def _layout(ctx: AppContext) -> ChatWidgets:
                     label="Where triggered lorebook entries go",
                     elem_id="lore-placement",
                 )
-            sampler = build_sampler_panel(ctx.presets())
+            sampler = sampler_panel.layout(ctx.presets())
             panels = chat_panels.layout(ctx)
     return ChatWidgets(
         view=view, pending=pending, side=side, older=older, history=history, live=live,
@@ -110,7 +104,7 @@ def _layout(ctx: AppContext) -> ChatWidgets:
 # -- generating ---------------------------------------------------------------------------
 
 
-def _wire_generation(ctx: AppContext, w: ChatWidgets) -> None:
+def _wire_generation(w: ChatWidgets, ctx: AppContext) -> None:
     @shown_errors
     def on_send(message: str, *values: Any) -> tuple[Any, ...]:
         view, settings = read_settings(values)
@@ -271,15 +265,10 @@ def _warn_about(run: Run, mode: chat_reply.ReplyMode = "reply") -> None:
         warn("The model's reply was empty, so nothing was added. Try Regenerate, or raise the temperature.")
 
 
-def owner_of(request: gr.Request | None) -> str:
-    """Runs belong to the browser session that started them, so Stop is per user."""
-    return (request.session_hash if request is not None else None) or "anonymous"
-
-
 # -- switching chats and settings -------------------------------------------------------------
 
 
-def _switch_fn(ctx: AppContext, w: ChatWidgets) -> Callable[[ChatView | None], tuple[Any, ...]]:
+def _switch_fn(ctx: AppContext, w: ChatWidgets) -> Switch:
     """A function giving the values of `w.switch_outputs` for a chat."""
 
     def switch(view: ChatView | None) -> tuple[Any, ...]:
@@ -296,8 +285,8 @@ def _switch_fn(ctx: AppContext, w: ChatWidgets) -> Callable[[ChatView | None], t
             settings.system_prompt,
             gr.update(choices=logic.format_choices(ctx), value=settings.format_choice),
             session.extra.get("lore_placement", "character"),
-            gr.update(choices=preset_choices(ctx.presets()), value=settings.preset),
-            *slider_values(settings.params),
+            gr.update(choices=sampler_panel.preset_choices(ctx.presets()), value=settings.preset),
+            *ordered_values(settings.params),
             chat_reply.context_status(ctx, view),
             chat_actions.swipe_label(ctx, view.session_id),
             *chat_side.character_values(ctx, view),
@@ -308,9 +297,7 @@ def _switch_fn(ctx: AppContext, w: ChatWidgets) -> Callable[[ChatView | None], t
     return switch
 
 
-def _wire_settings(ctx: AppContext, w: ChatWidgets) -> None:
-    from services.chat.characters import set_lore_placement
-
+def _wire_settings(w: ChatWidgets, ctx: AppContext) -> None:
     @shown_errors
     def on_settings(*values: Any) -> None:
         view, settings = read_settings(values)
@@ -321,7 +308,7 @@ def _wire_settings(ctx: AppContext, w: ChatWidgets) -> None:
         view, settings = read_settings(values)
         preset = logic.find_preset(ctx, settings.preset)
         logic.save_settings(ctx, logic.ensure_session(ctx, view), settings.with_params(preset.params))
-        return slider_values(preset.params)
+        return ordered_values(preset.params)
 
     @shown_errors
     def on_placement(view: ChatView | None, placement: str) -> str:
@@ -336,15 +323,13 @@ def _wire_settings(ctx: AppContext, w: ChatWidgets) -> None:
     w.sampler.preset.input(on_preset, w.settings_inputs, w.sampler.sliders, **quiet)
     w.lore_placement.input(on_placement, [w.view, w.lore_placement], [w.status], **quiet)
     w.older.click(_older_fn(ctx), [w.view], [w.history, w.older, w.view], **quiet)
-    chat_side.wire_presets(ctx, w)
+    sampler_panel.wire_save(w.sampler, ctx, "Saved from the Chat tab")
 
 
 def _older_fn(ctx: AppContext) -> Callable[..., tuple[Any, ...]]:
     @shown_errors
     def older(view: ChatView | None) -> tuple[Any, ...]:
         view = logic.ensure_session(ctx, view)
-        from dataclasses import replace
-
         history, hidden, view = logic.visible_history(ctx, replace(view, window=view.window + logic.WINDOW))
         return history, gr.update(visible=hidden > 0), view
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -9,12 +10,13 @@ import gradio as gr
 
 from presets.samplers import DEFAULT_PRESET
 from services.chat.logic import AUTO_FORMAT, ChatSettings, ChatView
-from ui.sampler_panel import SamplerPanel, params_from
+from ui.sampler_panel import SamplerWidgets, params_from
 
-LLM_QUEUE = "llm"  # every listener that generates shares this queue
 # Listeners that change a chat run one at a time, in the order they were triggered, so
 # a settings save cannot overtake the message it belongs to.
 EDITS: dict[str, Any] = {"concurrency_id": "chat-edits", "concurrency_limit": 1}
+# Fills `ChatWidgets.switch_outputs` for a chat (built by the tab, used by its sections).
+Switch = Callable[[ChatView | None], tuple[Any, ...]]
 
 
 @dataclass
@@ -24,6 +26,7 @@ class SideWidgets:
     character: gr.Dropdown
     avatar: gr.Image
     notes: gr.Markdown
+    gallery_panel: gr.Accordion
     search: gr.Textbox
     gallery: gr.Gallery
     import_card: gr.UploadButton
@@ -66,6 +69,40 @@ class SelectionWidgets:
 
 
 @dataclass
+class PanelWidgets:
+    fields: list[Any]  # character_edit.TEXT_FIELDS, greetings, tags, lore table
+    avatar_upload: gr.Image
+    save_character: gr.Button
+    export_png: gr.Button
+    export_json: gr.Button
+    persona: gr.Dropdown
+    persona_name: gr.Textbox
+    persona_description: gr.Textbox
+    persona_save: gr.Button
+    persona_new: gr.Button
+    persona_default: gr.Button
+    persona_lock: gr.Checkbox
+    persona_avatar: gr.Image
+    worlds: gr.CheckboxGroup
+    world_upload: gr.UploadButton
+    export_chat: gr.Button
+    export_chat_text: gr.Button
+    import_chat: gr.UploadButton
+    download: gr.File
+
+    @property
+    def outputs(self) -> list[Any]:
+        return [
+            *self.fields,
+            self.persona,
+            self.persona_name,
+            self.persona_description,
+            self.persona_lock,
+            self.worlds,
+        ]
+
+
+@dataclass
 class ChatWidgets:
     view: gr.State
     pending: gr.State
@@ -87,8 +124,8 @@ class ChatWidgets:
     system: gr.Textbox
     format: gr.Dropdown
     lore_placement: gr.Radio
-    sampler: SamplerPanel
-    panels: Any  # chat_panels.PanelWidgets
+    sampler: SamplerWidgets
+    panels: PanelWidgets
 
     @property
     def settings_inputs(self) -> list[Any]:
@@ -102,7 +139,7 @@ class ChatWidgets:
 
     @property
     def switch_outputs(self) -> list[Any]:
-        """Everything that changes when the tab switches to another chat (see chat._switch_fn)."""
+        """Everything that changes when the tab switches to another chat (see tab._switch_fn)."""
         return [
             self.view, self.side.sessions, self.history, self.older, self.system, self.format,
             self.lore_placement, self.sampler.preset, *self.sampler.sliders, self.status, self.swipe_label,

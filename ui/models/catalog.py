@@ -12,21 +12,26 @@ from catalog.entries import CatalogEntry
 from services.context import AppContext
 from services.models import logic
 from ui.errors import shown_errors
-from ui.models.download import cancel_fn, download_and_load, loaded_line, owner_of, tab_after_load
+from ui.models.download import cancel_fn, download_and_load, loaded_line, tab_after_load
+from ui.shared import owner_of
 
 
 @dataclass
-class CatalogSection:
-    cards: list[gr.Markdown]
-    buttons: list[gr.Button]
+class CatalogWidgets:
+    entries: list[CatalogEntry]  # the entry of each card, quant and button, in the same order
     status: gr.Markdown
-    loaded: list[Any]
-    refresh_fn: Callable[[], list[Any]]  # values for cards + buttons
+    cancel: gr.Button
+    cards: list[gr.Markdown]
+    quants: list[gr.Dropdown]
+    buttons: list[gr.Button]
+
+    @property
+    def refresh_outputs(self) -> list[Any]:
+        """What `refresh_values` fills: every card, then every button."""
+        return [*self.cards, *self.buttons]
 
 
-def build(
-    ctx: AppContext, jobs: logic.JobBoard, facts: gr.Markdown, tabs: gr.Tabs, tab_ids: set[str]
-) -> CatalogSection:
+def layout(ctx: AppContext) -> CatalogWidgets:
     entries = [e for _, _, group in ctx.catalog.grouped() for e in group]
     cards: list[gr.Markdown] = []
     buttons: list[gr.Button] = []
@@ -46,14 +51,27 @@ def build(
                         buttons.append(button)
                     if len(pair) == 1:
                         gr.Column()  # keeps a lone card at half width
+    return CatalogWidgets(entries, status, cancel, cards, quants, buttons)
 
-    def refresh() -> list[Any]:
-        installed = {entry.id: logic.installed_for(ctx, entry) is not None for entry in entries}
-        values: list[Any] = [logic.catalog_card(ctx, e, None, installed[e.id]) for e in entries]
-        return values + [gr.update(value=_button_label(e, installed[e.id])) for e in entries]
 
+def refresh_values(ctx: AppContext, w: CatalogWidgets) -> list[Any]:
+    """Values for `refresh_outputs`: the cards and buttons as the installed models are now."""
+    installed = {entry.id: logic.installed_for(ctx, entry) is not None for entry in w.entries}
+    values: list[Any] = [logic.catalog_card(ctx, e, None, installed[e.id]) for e in w.entries]
+    return values + [gr.update(value=_button_label(e, installed[e.id])) for e in w.entries]
+
+
+def wire(
+    w: CatalogWidgets,
+    ctx: AppContext,
+    jobs: logic.JobBoard,
+    facts: gr.Markdown,
+    tabs: gr.Tabs,
+    tab_ids: set[str],
+) -> list[Any]:
+    """Wire the cards; returns their load events, for chaining what follows a model load."""
     loaded = []
-    for entry, card, quant, button in zip(entries, cards, quants, buttons, strict=True):
+    for entry, card, quant, button in zip(w.entries, w.cards, w.quants, w.buttons, strict=True):
         quant.input(
             _card_fn(ctx, entry), [quant], [card], api_visibility="undocumented", concurrency_limit=None
         )
@@ -62,21 +80,21 @@ def build(
                 button.click(
                     _get_fn(ctx, jobs, entry, tab_ids),
                     [quant],
-                    [status, facts, tabs],
+                    [w.status, facts, tabs],
                     api_visibility="undocumented",
                     concurrency_id="model-jobs",
                     concurrency_limit=2,
                     show_progress="hidden",  # the status line carries its own progress bar
                 )
             )
-    cancel.click(
+    w.cancel.click(
         cancel_fn(jobs),
         None,
         None,
         api_visibility="undocumented",
         concurrency_limit=None,
     )
-    return CatalogSection(cards, buttons, status, loaded, refresh)
+    return loaded
 
 
 def _entry_widgets(entry: CatalogEntry) -> tuple[gr.Markdown, gr.Dropdown, gr.Button]:

@@ -21,16 +21,10 @@ from services.context import AppContext
 from services.models import convert as logic
 from services.models.logic import JobBoard, facts_markdown
 from ui.errors import shown_errors, warn
-from ui.models.download import owner_of, tab_after_load
+from ui.models.download import tab_after_load
+from ui.shared import owner_of
 
 LEGACY_TYPES = [".bin", ".gguf"]
-
-
-@dataclass
-class ConvertSection:
-    pending: gr.State
-    open_outputs: list[Any]  # what `open_values` fills, in order
-    loaded: Any  # the Convert event, for chaining what follows a load
 
 
 @dataclass
@@ -52,6 +46,7 @@ class ConvertWidgets:
 
     @property
     def open_outputs(self) -> list[Any]:
+        """What `open_values` and `closed_values` fill, in order."""
         return [
             self.pending, self.panel, self.about, self.form, self.name, self.prompt_format,
             self.context, self.epsilon, self.gqa, self.rope, self.status, self.drop,
@@ -62,15 +57,7 @@ class ConvertWidgets:
         return [self.pending, self.name, self.prompt_format, self.context, self.epsilon, self.gqa, self.rope]
 
 
-def build(
-    ctx: AppContext, jobs: JobBoard, facts: gr.Markdown, tabs: gr.Tabs, tab_ids: set[str]
-) -> ConvertSection:
-    w = _layout(ctx)
-    loaded = _wire(ctx, jobs, w, [facts, tabs], tab_ids)
-    return ConvertSection(w.pending, w.open_outputs, loaded)
-
-
-def _layout(ctx: AppContext) -> ConvertWidgets:
+def layout(ctx: AppContext) -> ConvertWidgets:
     drop = gr.File(
         label="Drop a legacy GGML .bin here to convert it to GGUF",
         file_types=LEGACY_TYPES,
@@ -118,11 +105,11 @@ def _layout(ctx: AppContext) -> ConvertWidgets:
     )
 
 
-def _wire(
-    ctx: AppContext, jobs: JobBoard, w: ConvertWidgets, loaded_outputs: list[Any], tab_ids: set[str]
+def wire(
+    w: ConvertWidgets, ctx: AppContext, jobs: JobBoard, facts: gr.Markdown, tabs: gr.Tabs, tab_ids: set[str]
 ) -> Any:
-    """Wire the panel; returns the Convert event. `loaded_outputs` are the model facts
-    and the tabs, updated once the converted model has loaded."""
+    """Wire the panel; returns the Convert event, for chaining what follows a load. The
+    model `facts` and the `tabs` are updated once the converted model has loaded."""
 
     @shown_errors
     def on_drop(path: str | None, previous: logic.PendingConversion | None) -> tuple[Any, ...]:
@@ -164,7 +151,7 @@ def _wire(
     loaded = w.start.click(
         on_convert,
         w.form_inputs,
-        [w.status, *loaded_outputs, w.pending, w.form, w.drop],
+        [w.status, facts, tabs, w.pending, w.form, w.drop],
         api_name="convert_model",
         concurrency_id="model-jobs",
         concurrency_limit=2,
@@ -188,7 +175,7 @@ def _examine_drop(ctx: AppContext, upload: Path) -> tuple[Any, ...]:
 
 
 def open_values(ctx: AppContext, examined: logic.Examined, *, dropped: bool = False) -> tuple[Any, ...]:
-    """Values for `ConvertSection.open_outputs` that show a file in the panel.
+    """Values for `ConvertWidgets.open_outputs` that show a file in the panel.
 
     A file that cannot convert also raises a warning toast with the reason and the
     catalog's GGUF alternative. The drop zone keeps only a dropped file that can convert.
@@ -215,7 +202,7 @@ def open_values(ctx: AppContext, examined: logic.Examined, *, dropped: bool = Fa
 
 
 def closed_values() -> tuple[Any, ...]:
-    """Values for `ConvertSection.open_outputs` that hide the panel and forget the file."""
+    """Values for `ConvertWidgets.open_outputs` that hide the panel and forget the file."""
     return None, gr.update(visible=False), *(gr.skip() for _ in range(9)), None
 
 

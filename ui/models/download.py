@@ -14,13 +14,9 @@ from catalog.naming import GgufChoice
 from engine.types import ModelInfo
 from services.context import AppContext
 from services.models import logic
+from ui.shared import owner_of
 
 POLL = 0.25  # seconds between progress updates
-
-
-def owner_of(request: gr.Request | None) -> str:
-    """Downloads belong to the browser session that started them, so Cancel is per user."""
-    return (request.session_hash if request is not None else None) or "anonymous"
 
 
 def cancel_fn(jobs: logic.JobBoard) -> Any:

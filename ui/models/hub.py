@@ -12,20 +12,26 @@ from catalog.naming import GgufChoice
 from services.context import AppContext
 from services.models import logic
 from ui.errors import shown_errors
-from ui.models.download import cancel_fn, download_and_load, owner_of, tab_after_load
+from ui.models.download import cancel_fn, download_and_load, tab_after_load
+from ui.shared import owner_of
 
 SORTS = [("Most downloaded", "downloads"), ("Most liked", "likes"), ("Recently updated", "recent")]
 
 
 @dataclass
-class HubSection:
+class HubWidgets:
+    query: gr.Textbox
+    sort: gr.Radio
+    search: gr.Button
+    results: gr.Dropdown
+    files: gr.Dropdown
+    fit: gr.Markdown
+    get: gr.Button
+    cancel: gr.Button
     status: gr.Markdown
-    loaded: Any
 
 
-def build(
-    ctx: AppContext, jobs: logic.JobBoard, facts: gr.Markdown, tabs: gr.Tabs, tab_ids: set[str]
-) -> HubSection:
+def layout() -> HubWidgets:
     with gr.Row():
         query = gr.Textbox(
             label="Search GGUF models",
@@ -43,6 +49,14 @@ def build(
         get = gr.Button("Download and load", variant="primary", elem_id="hub-download")
         cancel = gr.Button("Cancel download", variant="stop", elem_id="hub-cancel")
     status = gr.Markdown(elem_id="hub-status")
+    return HubWidgets(query, sort, search, results, files, fit, get, cancel, status)
+
+
+def wire(
+    w: HubWidgets, ctx: AppContext, jobs: logic.JobBoard, facts: gr.Markdown, tabs: gr.Tabs, tab_ids: set[str]
+) -> Any:
+    """Wire the search and the download; returns the download's event, for chaining what
+    follows a model load."""
 
     @shown_errors
     def on_search(text: str, order: str) -> tuple[Any, ...]:
@@ -82,17 +96,18 @@ def build(
             yield line, logic.facts_markdown(ctx, ctx.models.info), tab_after_load(ctx, tab_ids)
 
     quiet: dict[str, Any] = {"api_visibility": "undocumented", "concurrency_limit": 4}
-    search.click(on_search, [query, sort], [results, files, fit, status], api_name="hub_search")
-    query.submit(on_search, [query, sort], [results, files, fit, status], **quiet)
+    found = [w.results, w.files, w.fit, w.status]
+    w.search.click(on_search, [w.query, w.sort], found, api_name="hub_search")
+    w.query.submit(on_search, [w.query, w.sort], found, **quiet)
     # .change, not .input: a search that picks the first result lists its files too.
-    results.change(on_repo, [results], [files, fit, status], **quiet)
-    files.input(on_file, [results, files], [fit], **quiet)
-    loaded = get.click(
-        on_get, [results, files], [status, facts, tabs], api_name="hub_download",
+    w.results.change(on_repo, [w.results], [w.files, w.fit, w.status], **quiet)
+    w.files.input(on_file, [w.results, w.files], [w.fit], **quiet)
+    loaded = w.get.click(
+        on_get, [w.results, w.files], [w.status, facts, tabs], api_name="hub_download",
         concurrency_id="model-jobs", concurrency_limit=2, show_progress="hidden",
     )  # fmt: skip
-    cancel.click(cancel_fn(jobs), None, None, **quiet)
-    return HubSection(status, loaded)
+    w.cancel.click(cancel_fn(jobs), None, None, **quiet)
+    return loaded
 
 
 def _find(ctx: AppContext, repo_id: str | None, first_part: str | None) -> GgufChoice | None:

@@ -18,24 +18,31 @@ from services.context import AppContext
 from services.models import convert as convert_logic
 from services.models import logic
 from ui.errors import shown_errors
+from ui.models import convert as models_convert
 from ui.models.download import tab_after_load
-from ui.models.tab import convert as models_convert
 
 
 @dataclass
-class LibrarySection:
+class LibraryWidgets:
     table: gr.Dataframe
     choice: gr.Dropdown
+    refresh: gr.Button
+    n_ctx: gr.Number
+    threads: gr.Number
+    gpu: gr.Number
+    load: gr.Button
+    unload: gr.Button
+    delete: gr.Button
+    confirm_row: gr.Row
+    confirm: gr.Button
+    keep: gr.Button
+    add_path: gr.Textbox
+    add: gr.Button
     status: gr.Markdown
-    loaded: Any  # the Load event, for chaining what follows a load
-    unloaded: Any  # the Unload event
-    converted: Any  # the Convert event, which loads the converted model
-    refresh_fn: Any  # () -> (table, choice) values
+    convert: models_convert.ConvertWidgets  # the Convert panel, under the list
 
 
-def build(
-    ctx: AppContext, facts: gr.Markdown, convert_jobs: logic.JobBoard, tabs: gr.Tabs, tab_ids: set[str]
-) -> LibrarySection:
+def layout(ctx: AppContext) -> LibraryWidgets:
     options = ctx.settings.load_options
     table = gr.Dataframe(
         headers=logic.LIBRARY_COLUMNS,
@@ -69,19 +76,32 @@ def build(
         add_path = gr.Textbox(label="Add a model file by its path", scale=4, elem_id="model-path")
         add = gr.Button("Add", scale=0, min_width=90, elem_id="library-add")
     status = gr.Markdown(elem_id="load-status")
-    convert = models_convert.build(ctx, convert_jobs, facts, tabs, tab_ids)
-    keep_panel = tuple(gr.skip() for _ in convert.open_outputs)
+    convert = models_convert.layout(ctx)
+    return LibraryWidgets(
+        table, choice, refresh, n_ctx, threads, gpu, load, unload, delete, confirm_row, confirm, keep,
+        add_path, add, status, convert,
+    )  # fmt: skip
+
+
+def listing(ctx: AppContext) -> tuple[Any, Any]:
+    """Values for the table and the model list."""
+    items = ctx.library.items()
+    loaded = Path(ctx.models.info.path) if ctx.models.info else None
+    rows = logic.library_rows(items, loaded, ctx.settings.n_ctx)
+    return rows, gr.update(choices=logic.library_choices(items))
+
+
+def wire(
+    w: LibraryWidgets, ctx: AppContext, facts: gr.Markdown, tabs: gr.Tabs, tab_ids: set[str]
+) -> list[Any]:
+    """Wire the list; returns the Load and Unload events, for chaining what follows a change
+    of model. A legacy GGML file opens the Convert panel here; `convert.wire` converts it."""
+    keep_panel = tuple(gr.skip() for _ in w.convert.open_outputs)
 
     def open_convert(item: LibraryItem, previous: convert_logic.PendingConversion | None) -> tuple[Any, ...]:
         examined = convert_logic.examine(ctx, item.path, "library", item.id)
         models_convert.discard_upload(previous)  # a dropped file the panel showed before this one
         return models_convert.open_values(ctx, examined)
-
-    def listing() -> tuple[Any, Any]:
-        items = ctx.library.items()
-        loaded = Path(ctx.models.info.path) if ctx.models.info else None
-        rows = logic.library_rows(items, loaded, ctx.settings.n_ctx)
-        return rows, gr.update(choices=logic.library_choices(items))
 
     @shown_errors
     def on_load(
@@ -126,7 +146,7 @@ def build(
         if info is not None and Path(info.path) in (item.path, *item.parts):
             raise gr.Error(f"{item.name} is loaded. Load another model before deleting it.")
         ctx.library.delete(item_id)
-        rows, choices = listing()
+        rows, choices = listing(ctx)
         return gr.update(visible=False), rows, choices, f"Deleted **{logic.md(item.name)}**."
 
     @shown_errors
@@ -134,25 +154,29 @@ def build(
         if not path.strip():
             raise gr.Error("Type the path of a .gguf file first.")
         item = ctx.library.add(Path(path.strip()).expanduser())
-        rows, _ = listing()
+        rows, _ = listing(ctx)
         choices = gr.update(choices=logic.library_choices(ctx.library.items()), value=item.id)
         if item.needs_conversion:
             line = f"Added **{logic.md(item.name)}**, a legacy GGML file: convert it to GGUF below."
             return rows, choices, "", line, *open_convert(item, previous)
         return rows, choices, "", f"Added **{logic.md(item.name)}**.", *keep_panel
 
-    panel, waiting = convert.open_outputs, convert.pending
-    loaded = load.click(
-        on_load, [choice, n_ctx, threads, gpu, waiting], [facts, status, tabs, *panel], api_name="load_model",
-        concurrency_id="model-jobs", concurrency_limit=1,
+    panel, waiting = w.convert.open_outputs, w.convert.pending
+    quiet: dict[str, Any] = {"api_visibility": "undocumented"}
+    loaded = w.load.click(
+        on_load, [w.choice, w.n_ctx, w.threads, w.gpu, waiting], [facts, w.status, tabs, *panel],
+        api_name="load_model", concurrency_id="model-jobs", concurrency_limit=1,
     )  # fmt: skip
-    unloaded = unload.click(
-        on_unload, None, [facts, status], api_name="unload_model", concurrency_id="model-jobs"
+    unloaded = w.unload.click(
+        on_unload, None, [facts, w.status], api_name="unload_model", concurrency_id="model-jobs"
     )
-    choice.input(on_pick, [choice, waiting], panel, api_visibility="undocumented")
-    refresh.click(listing, None, [table, choice], api_visibility="undocumented")
-    delete.click(lambda: gr.update(visible=True), None, confirm_row, api_visibility="undocumented")
-    keep.click(lambda: gr.update(visible=False), None, confirm_row, api_visibility="undocumented")
-    confirm.click(on_delete, [choice], [confirm_row, table, choice, status], api_name="delete_model")
-    add.click(on_add, [add_path, waiting], [table, choice, add_path, status, *panel], api_name="add_model")
-    return LibrarySection(table, choice, status, loaded, unloaded, convert.loaded, listing)
+    w.choice.input(on_pick, [w.choice, waiting], panel, **quiet)
+    w.refresh.click(lambda: listing(ctx), None, [w.table, w.choice], **quiet)
+    w.delete.click(lambda: gr.update(visible=True), None, w.confirm_row, **quiet)
+    w.keep.click(lambda: gr.update(visible=False), None, w.confirm_row, **quiet)
+    w.confirm.click(
+        on_delete, [w.choice], [w.confirm_row, w.table, w.choice, w.status], api_name="delete_model"
+    )
+    added = [w.table, w.choice, w.add_path, w.status, *panel]
+    w.add.click(on_add, [w.add_path, waiting], added, api_name="add_model")
+    return [loaded, unloaded]

@@ -10,10 +10,11 @@ import gradio as gr
 from services.context import AppContext
 from services.models import logic
 from ui.errors import warn
-from ui.models.tab import catalog as models_catalog
-from ui.models.tab import hub as models_hub
-from ui.models.tab import library as models_library
-from ui.models.tab import remote as models_remote
+from ui.models import catalog as models_catalog
+from ui.models import convert as models_convert
+from ui.models import hub as models_hub
+from ui.models import library as models_library
+from ui.models import remote as models_remote
 
 
 @dataclass
@@ -25,8 +26,8 @@ class ModelsTab:
 
 
 def build(ctx: AppContext, tabs: gr.Tabs, tab_ids: set[str]) -> ModelsTab:
-    """The tab's layout and events. `tabs` is the app's top-level Tabs, so a one-click
-    download can open the tab the new model suits."""
+    """Each section's layout, then its events. `tabs` is the app's top-level Tabs, so a
+    one-click download can open the tab the new model suits."""
     jobs = logic.JobBoard()
     conversions = logic.JobBoard("conversion")
     summary = gr.Markdown(elem_id="model-summary")
@@ -38,13 +39,13 @@ def build(ctx: AppContext, tabs: gr.Tabs, tab_ids: set[str]) -> ModelsTab:
                 "The models a popular newcomers' guide recommends, grouped the way it groups them. "
                 "One click downloads the recommended quant, loads it, and opens the tab it suits."
             )
-            catalog = models_catalog.build(ctx, jobs, facts, tabs, tab_ids)
+            catalog = models_catalog.layout(ctx)
         with gr.Tab("Search Hugging Face", id="models-hub"):
-            hub = models_hub.build(ctx, jobs, facts, tabs, tab_ids)
+            hub = models_hub.layout()
         with gr.Tab("Installed", id="models-installed"):
-            library = models_library.build(ctx, facts, conversions, tabs, tab_ids)
+            library = models_library.layout(ctx)
         with gr.Tab("Remote engine", id="models-remote"):
-            remote = models_remote.build_remote_section(ctx)
+            remote = models_remote.layout(ctx)
 
     def page() -> tuple[Any, ...]:
         ctx.wait_ready()
@@ -54,21 +55,18 @@ def build(ctx: AppContext, tabs: gr.Tabs, tab_ids: set[str]) -> ModelsTab:
         return (
             logic.summary_markdown(ctx, info),
             logic.facts_markdown(ctx, info),
-            *library.refresh_fn(),
-            *catalog.refresh_fn(),
+            *models_library.listing(ctx),
+            *models_catalog.refresh_values(ctx, catalog),
         )
 
-    outputs = [summary, facts, library.table, library.choice, *catalog.cards, *catalog.buttons]
-    remote_connected = models_remote.wire_remote(ctx, remote, facts)
+    outputs = [summary, facts, library.table, library.choice, *catalog.refresh_outputs]
+    catalog_loads = models_catalog.wire(catalog, ctx, jobs, facts, tabs, tab_ids)
+    hub_load = models_hub.wire(hub, ctx, jobs, facts, tabs, tab_ids)
+    converted = models_convert.wire(library.convert, ctx, conversions, facts, tabs, tab_ids)
+    library_loads = models_library.wire(library, ctx, facts, tabs, tab_ids)
+    connected = models_remote.wire(remote, ctx, facts)
     # Every event that changes the model; the other tabs refresh after each.
-    loaded = [
-        *catalog.loaded,
-        hub.loaded,
-        library.loaded,
-        library.unloaded,
-        library.converted,
-        remote_connected,
-    ]
+    loaded = [*catalog_loads, hub_load, *library_loads, converted, connected]
     for event in loaded:
         event.success(page, None, outputs, api_visibility="undocumented")
     return ModelsTab(facts=facts, loaded=loaded, page_outputs=outputs, page_fn=page)

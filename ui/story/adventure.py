@@ -24,12 +24,12 @@ from services.story import adventure as play
 from services.story import logic
 from services.story.logic import Action, StoryView
 from store.stories import Mode, StoredStory
-from ui.chat.tab import owner_of
-from ui.chat.widgets import LLM_QUEUE
+from ui import sampler_panel
 from ui.errors import shown_errors
-from ui.sampler_panel import SamplerPanel, build_sampler_panel, follow_presets, params_from
-from ui.story.tab import steering as story_steering
-from ui.story.tab import story_list
+from ui.sampler_panel import SamplerWidgets, params_from
+from ui.shared import LLM_QUEUE, TabHandle, owner_of
+from ui.story import steering as story_steering
+from ui.story import story_list
 
 MODE: Mode = "adventure"
 KINDS = [("Do", InputKind.DO.value), ("Say", InputKind.SAY.value), ("Story", InputKind.STORY.value)]
@@ -58,7 +58,7 @@ class AdventureWidgets:
     save_turn: gr.Button
     tokens: gr.Markdown
     steering: story_steering.SteeringWidgets
-    sampler: SamplerPanel
+    sampler: SamplerWidgets
 
     @property
     def outputs(self) -> list[Any]:
@@ -69,25 +69,18 @@ class AdventureWidgets:
         ]  # fmt: skip
 
 
-@dataclass
-class AdventureTab:
-    load_fn: Callable[..., tuple[Any, ...]]
-    state: gr.State
-    outputs: list[Any]
-
-
-def build(ctx: AppContext) -> AdventureTab:
-    w = _layout(ctx)
+def build(ctx: AppContext) -> TabHandle:
+    w = layout(ctx)
     show = _shower(ctx)
-    story_list.wire(ctx, MODE, w.side, w.state, w.outputs, show)
-    _wire_scenarios(ctx, w, show)
-    _wire_play(ctx, w, show)
-    story_steering.wire(ctx, MODE, w.steering, w.state, w.tokens)
-    follow_presets(w.sampler, ctx.presets)
-    return AdventureTab(story_list.load_fn(ctx, MODE, show), w.state, w.outputs)
+    story_list.wire(w.side, ctx, MODE, w.state, w.outputs, show)
+    _wire_scenarios(w, ctx, show)
+    _wire_play(w, ctx, show)
+    story_steering.wire(w.steering, ctx, MODE, w.state, w.tokens)
+    sampler_panel.wire(w.sampler, ctx)
+    return TabHandle(story_list.load_fn(ctx, MODE, show), w.state, w.outputs)
 
 
-def _layout(ctx: AppContext) -> AdventureWidgets:
+def layout(ctx: AppContext) -> AdventureWidgets:
     state = gr.State(None)
     with gr.Row():
         with gr.Column(scale=1, min_width=220):
@@ -133,7 +126,7 @@ def _layout(ctx: AppContext) -> AdventureWidgets:
                 last_turn = gr.Textbox(show_label=False, lines=4, elem_id="adventure-last-turn")
                 save_turn = gr.Button("Save the edit", size="sm", elem_id="adventure-save-turn")
             steering = story_steering.layout("adventure", "Story cards")
-            sampler = build_sampler_panel(ctx.presets())
+            sampler = sampler_panel.layout(ctx.presets())
     return AdventureWidgets(
         state, side, scenario_panel, scenario, custom_prompt, custom_memory, questions, transcript, live,
         kind, action, send, cont, retry, undo, redo, stop, last_turn, save_turn, tokens, steering, sampler,
@@ -159,16 +152,16 @@ def _shower(ctx: AppContext) -> story_list.Show:
     return show
 
 
-def _wire_scenarios(ctx: AppContext, w: AdventureWidgets, show: story_list.Show) -> None:
+def _wire_scenarios(w: AdventureWidgets, ctx: AppContext, show: story_list.Show) -> None:
     quiet: dict[str, Any] = {"show_progress": "hidden", "api_visibility": "undocumented"}
     custom = [w.custom_prompt, w.custom_memory]
     w.scenario.change(lambda sid: [gr.update(visible=sid == play.CUSTOM)] * 2, [w.scenario], custom, **quiet)
 
     with w.questions:
-        _render_questions(ctx, w, show)
+        _render_questions(w, ctx, show)
 
 
-def _render_questions(ctx: AppContext, w: AdventureWidgets, show: story_list.Show) -> None:
+def _render_questions(w: AdventureWidgets, ctx: AppContext, show: story_list.Show) -> None:
     """The chosen scenario's description, one box per ${question}, and Start."""
     quiet: dict[str, Any] = {"show_progress": "hidden", "api_visibility": "undocumented"}
 
@@ -197,9 +190,9 @@ def _render_questions(ctx: AppContext, w: AdventureWidgets, show: story_list.Sho
 QUIET: dict[str, Any] = {"show_progress": "hidden", "api_visibility": "undocumented"}
 
 
-def _wire_play(ctx: AppContext, w: AdventureWidgets, show: story_list.Show) -> None:
-    runs = _wire_turns(ctx, w, show)
-    _wire_edits(ctx, w, show)
+def _wire_play(w: AdventureWidgets, ctx: AppContext, show: story_list.Show) -> None:
+    runs = _wire_turns(w, ctx, show)
+    _wire_edits(w, ctx, show)
     stop = story_list.stop_fn(ctx, MODE, show)
 
     def on_stop(view: StoryView | None, request: gr.Request) -> tuple[Any, ...]:
@@ -208,7 +201,7 @@ def _wire_play(ctx: AppContext, w: AdventureWidgets, show: story_list.Show) -> N
     w.stop.click(on_stop, [w.state], [*w.outputs, w.send], cancels=runs, concurrency_limit=None, **QUIET)
 
 
-def _wire_turns(ctx: AppContext, w: AdventureWidgets, show: story_list.Show) -> list[Any]:
+def _wire_turns(w: AdventureWidgets, ctx: AppContext, show: story_list.Show) -> list[Any]:
     """Send (or Enter), Continue and Retry; returns their model runs, for Stop to cancel."""
     streaming: dict[str, Any] = {
         "concurrency_id": LLM_QUEUE, "concurrency_limit": 1, "show_progress": "hidden",
@@ -240,7 +233,7 @@ def _wire_turns(ctx: AppContext, w: AdventureWidgets, show: story_list.Show) -> 
     return runs
 
 
-def _wire_edits(ctx: AppContext, w: AdventureWidgets, show: story_list.Show) -> None:
+def _wire_edits(w: AdventureWidgets, ctx: AppContext, show: story_list.Show) -> None:
     """Undo, Redo and editing the last turn; refused while the model is still writing."""
 
     def step(change: Callable[[Any], Any]) -> Callable[..., tuple[Any, ...]]:

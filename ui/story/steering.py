@@ -16,10 +16,10 @@ import gradio as gr
 from services.context import AppContext
 from services.story import logic
 from services.story.logic import StoryView
+from services.table_values import as_bool, match_rows, split_keys, table_rows
 from store.errors import StoreError
 from store.stories import DEPTH_UNITS, Mode, Story, WorldInfoEntry
 from ui.errors import shown_errors
-from ui.table_values import as_bool, match_rows, split_keys, table_rows
 
 WI_COLUMNS = [
     "Keys",
@@ -194,7 +194,7 @@ def _count(value: Any, what: str) -> int:
     return int(number)
 
 
-def wire(ctx: AppContext, mode: Mode, w: SteeringWidgets, state: gr.State, tokens: gr.Markdown) -> None:
+def wire(w: SteeringWidgets, ctx: AppContext, mode: Mode, state: gr.State, tokens: gr.Markdown) -> None:
     """Save the panel as the writer leaves each field (nothing typed is lost), and
     refresh the token line."""
     quiet: dict[str, Any] = {"show_progress": "hidden", "api_visibility": "undocumented", "queue": False}

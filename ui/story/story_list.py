@@ -24,8 +24,8 @@ from store.stories import (
     story_from_text,
     to_plain_text,
 )
-from ui.chat.tab import owner_of
 from ui.errors import notify, shown_errors, warn
+from ui.shared import owner_of
 
 Show = Callable[[StoryView, StoredStory], tuple[Any, ...]]
 EXPORTS = [
@@ -92,12 +92,12 @@ def layout(prefix: str, noun: str, plural: str) -> ListWidgets:
 
 
 def list_update(ctx: AppContext, mode: Mode, selected: str) -> Any:
-    choices = [(s.title, s.id) for s in logic.stories(ctx).list_stories(mode)]
+    choices = [(s.title, s.id) for s in logic.stories(ctx).list(mode)]
     return gr.update(choices=choices, value=selected)
 
 
 def wire(
-    ctx: AppContext, mode: Mode, w: ListWidgets, state: gr.State, outputs: list[Any], show: Show
+    w: ListWidgets, ctx: AppContext, mode: Mode, state: gr.State, outputs: list[Any], show: Show
 ) -> None:
     """Wire the list. `outputs` starts with the state and the list; `show` fills them all."""
     quiet: dict[str, Any] = {"show_progress": "hidden", "api_visibility": "undocumented"}

@@ -20,12 +20,12 @@ from services.run_stream import run_texts
 from services.story import logic
 from services.story.logic import Action, StoryView
 from store.stories import Mode, StoredStory
-from ui.chat.tab import owner_of
-from ui.chat.widgets import LLM_QUEUE
+from ui import sampler_panel
 from ui.errors import shown_errors
-from ui.sampler_panel import SamplerPanel, build_sampler_panel, follow_presets, params_from
-from ui.story.tab import steering as story_steering
-from ui.story.tab import story_list
+from ui.sampler_panel import SamplerWidgets, params_from
+from ui.shared import LLM_QUEUE, TabHandle, owner_of
+from ui.story import steering as story_steering
+from ui.story import story_list
 
 MODE: Mode = "story"
 
@@ -43,7 +43,7 @@ class StoryWidgets:
     versions: gr.Dropdown
     tokens: gr.Markdown
     steering: story_steering.SteeringWidgets
-    sampler: SamplerPanel
+    sampler: SamplerWidgets
 
     @property
     def outputs(self) -> list[Any]:
@@ -54,24 +54,18 @@ class StoryWidgets:
         ]  # fmt: skip
 
 
-@dataclass
-class StoryTab:
-    load_fn: Callable[..., tuple[Any, ...]]
-    state: gr.State
-    outputs: list[Any]
-
-
-def build(ctx: AppContext) -> StoryTab:
-    w = _layout(ctx)
+def build(ctx: AppContext) -> TabHandle:
+    w = layout(ctx)
     show = _shower(ctx, w)
-    story_list.wire(ctx, MODE, w.side, w.state, w.outputs, show)
-    _wire_actions(ctx, w, show)
-    _wire_edits(ctx, w)
-    follow_presets(w.sampler, ctx.presets)
-    return StoryTab(story_list.load_fn(ctx, MODE, show), w.state, w.outputs)
+    story_list.wire(w.side, ctx, MODE, w.state, w.outputs, show)
+    _wire_actions(w, ctx, show)
+    _wire_edits(w, ctx)
+    story_steering.wire(w.steering, ctx, MODE, w.state, w.tokens)
+    sampler_panel.wire(w.sampler, ctx)
+    return TabHandle(story_list.load_fn(ctx, MODE, show), w.state, w.outputs)
 
 
-def _layout(ctx: AppContext) -> StoryWidgets:
+def layout(ctx: AppContext) -> StoryWidgets:
     state = gr.State(None)
     with gr.Row():
         with gr.Column(scale=1, min_width=220):
@@ -96,7 +90,7 @@ def _layout(ctx: AppContext) -> StoryWidgets:
             )
             tokens = gr.Markdown("", elem_id="story-tokens")
             steering = story_steering.layout("story", "World info")
-            sampler = build_sampler_panel(ctx.presets())
+            sampler = sampler_panel.layout(ctx.presets())
     return StoryWidgets(
         state, side, text, generate, retry, undo, redo, stop, versions, tokens, steering, sampler
     )
@@ -120,7 +114,7 @@ def _shower(ctx: AppContext, w: StoryWidgets) -> story_list.Show:
     return show
 
 
-def _wire_actions(ctx: AppContext, w: StoryWidgets, show: story_list.Show) -> None:
+def _wire_actions(w: StoryWidgets, ctx: AppContext, show: story_list.Show) -> None:
     quiet: dict[str, Any] = {"show_progress": "hidden", "api_visibility": "undocumented"}
     streaming: dict[str, Any] = {
         "concurrency_id": LLM_QUEUE, "concurrency_limit": 1, "show_progress": "hidden",
@@ -186,7 +180,7 @@ def _streamer(ctx: AppContext, action: Action) -> Callable[..., AsyncIterator[st
     return stream
 
 
-def _wire_edits(ctx: AppContext, w: StoryWidgets) -> None:
+def _wire_edits(w: StoryWidgets, ctx: AppContext) -> None:
     """Save the writer's edits as they type and as they leave a field, so nothing typed is lost."""
     quiet: dict[str, Any] = {"show_progress": "hidden", "api_visibility": "undocumented", "queue": False}
 
@@ -201,5 +195,3 @@ def _wire_edits(ctx: AppContext, w: StoryWidgets) -> None:
     # closing the page right after typing loses nothing; and again on leaving the box.
     w.text.input(on_text, [w.state, w.text], None, trigger_mode="always_last", **quiet)
     w.text.blur(on_text, [w.state, w.text], None, **quiet)
-
-    story_steering.wire(ctx, MODE, w.steering, w.state, w.tokens)

@@ -30,6 +30,7 @@ from typing import Any, Literal, TypedDict, cast, get_args
 from store.atomic import atomic_write_bytes, read_json
 from store.cards import MAX_BOOK_ENTRIES, MAX_JSON_BYTES, load_json, size_text
 from store.errors import CardFormatError, NotFoundError, SchemaTooNewError, StoreCorruptError, StoreError
+from store.filecache import FileCache
 from store.records import check_id, new_id
 
 WORLD_SCHEMA = 1
@@ -86,7 +87,7 @@ class WorldBookStore:
         self.root = root
         self.root.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()
-        self._summaries: dict[str, tuple[tuple[int, int, int], WorldBookSummary]] = {}
+        self._summaries: FileCache[WorldBookSummary] = FileCache()
 
     # -- reading -----------------------------------------------------------------
 
@@ -199,7 +200,7 @@ class WorldBookStore:
                 raise NotFoundError(_NOT_FOUND) from None
             except OSError as exc:
                 raise StoreError(f"Could not delete the world book: {exc.strerror or exc}.") from exc
-            self._summaries.pop(book_id, None)
+            self._summaries.forget(book_id)
 
     # -- internals ---------------------------------------------------------------
 
@@ -223,21 +224,17 @@ class WorldBookStore:
 
     def _summary(self, book_id: str) -> WorldBookSummary:
         """Cached until the file changes, so listing does not parse every book every time."""
-        try:
-            stat = self._path(book_id).stat()
-        except FileNotFoundError:
-            raise NotFoundError(_NOT_FOUND) from None
-        # Every write replaces the file, so a new inode or time or size means new contents.
-        signature = (stat.st_ino, stat.st_mtime_ns, stat.st_size)
-        cached = self._summaries.get(book_id)
-        if cached is None or cached[0] != signature:
+
+        def build() -> WorldBookSummary:
             doc = self._read(book_id)
-            summary = WorldBookSummary(
+            return WorldBookSummary(
                 doc["id"], doc["name"], len(doc["book"]["entries"]), doc["enabled"], doc["shape"]
             )
-            cached = (signature, summary)
-            self._summaries[book_id] = cached
-        return cached[1]
+
+        try:
+            return self._summaries.get(book_id, self._path(book_id), build)
+        except FileNotFoundError:
+            raise NotFoundError(_NOT_FOUND) from None
 
 
 def parse_world_book(data: bytes) -> tuple[Shape, dict[str, Any]]:

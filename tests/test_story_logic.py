@@ -16,10 +16,10 @@ from presets.samplers import SamplerParams
 from services.context import AppContext
 from services.story import adventure as play
 from services.story import logic
+from services.story import steering as story_steering
 from services.story.logic import StoryView
 from store.errors import NotFoundError
 from store.stories import Story, WorldInfoEntry
-from ui.story import steering as story_steering
 
 PARAMS = SamplerParams(max_new_tokens=32)
 

@@ -21,6 +21,7 @@ from services.chat import actions as chat_actions
 from services.chat.characters import prompt_inputs
 from services.chat.logic import ChatView, active_format, ensure_session, settings_for
 from services.context import AppContext
+from services.models.remote import estimate_note
 from services.render import inert_markdown
 from services.run_stream import STREAM_INTERVAL, run_texts
 from store.errors import StoreError
@@ -169,7 +170,7 @@ def context_status(ctx: AppContext, view: ChatView) -> str:
         return ctx.startup_error or "No model loaded."
     n_ctx = ctx.models.backend.n_ctx
     latest = ctx.store.sessions.messages(view.session_id, last=1)
-    estimate = " (estimated)" if ctx.models.backend.token_count_is_estimate else ""
+    estimate = estimate_note(ctx.models.backend)
     if latest and latest[0].role == "assistant" and "prompt_tokens" in latest[0].meta:
         return _usage_line(latest[0].meta, n_ctx, estimate)
     try:

@@ -27,6 +27,7 @@ from engine.types import GenerationRequest
 from presets.errors import HearthError
 from presets.samplers import SamplerParams
 from services.context import AppContext
+from services.models.remote import estimate_note
 from store.stories import Mode, StoredStory, Story, StoryStore
 
 Action = Literal["generate", "retry"]
@@ -181,7 +182,7 @@ def token_summary(
     prepared = prepare(ctx, story, params, anchor=anchor)
     counts = part_tokens(prepared.prompt, prepared.fitted, ctx.models.count_tokens)
     n_ctx = ctx.models.backend.n_ctx
-    estimate = " (estimated)" if ctx.models.backend.token_count_is_estimate else ""
+    estimate = estimate_note(ctx.models.backend)
     dropped = f" ({counts.lines_dropped} oldest lines left out)" if counts.lines_dropped else ""
     line = (
         f"Memory {counts.memory} · World info {counts.world_info} · Author's note {counts.authors_note} · "

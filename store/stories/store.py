@@ -24,6 +24,7 @@ from tinydb import Query
 
 from store.atomic import open_db
 from store.errors import NotFoundError, StoreCorruptError, StoreError
+from store.filecache import FileCache
 from store.records import check_id, new_id
 from store.stories.codec import story_from_dict, story_to_dict
 from store.stories.model import Mode, Story
@@ -63,7 +64,7 @@ class StoryStore:
         self.root = root
         self.root.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()
-        self._summaries: dict[str, tuple[tuple[float, int], StorySummary]] = {}
+        self._summaries: FileCache[StorySummary] = FileCache()
 
     def create(self, story: Story) -> StoredStory:
         """Save `story` as a new story (an untitled one is called "Untitled story")."""
@@ -125,7 +126,7 @@ class StoryStore:
             if not path.is_file():
                 raise NotFoundError(_NOT_FOUND)
             path.unlink()
-            self._summaries.pop(story_id, None)
+            self._summaries.forget(story_id)
 
     def list(self, mode: Mode | None = None, query: str = "") -> builtins.list[StorySummary]:
         """Stories (of one mode, if given) whose title holds `query`, newest first.
@@ -144,22 +145,20 @@ class StoryStore:
         return sorted(found, key=lambda s: s.updated, reverse=True)
 
     def _summary(self, path: Path) -> StorySummary | None:
+        """Cached until the file changes; None for a file that cannot be read."""
         story_id = path.name.removesuffix(".json")
-        try:
-            stat = path.stat()
-            key = (stat.st_mtime, stat.st_size)
-            cached = self._summaries.get(story_id)
-            if cached is not None and cached[0] == key:
-                return cached[1]
+
+        def build() -> StorySummary:
             stored = self.get(story_id)
+            story = stored.story
+            return StorySummary(
+                story_id, story.title, story.mode, stored.updated, len(story.full_text().split())
+            )
+
+        try:
+            return self._summaries.get(story_id, path, build)
         except (OSError, StoreError):
             return None
-        story = stored.story
-        summary = StorySummary(
-            story_id, story.title, story.mode, stored.updated, len(story.full_text().split())
-        )
-        self._summaries[story_id] = (key, summary)
-        return summary
 
     def _write(self, stored: StoredStory) -> None:
         doc: dict[str, Any] = {

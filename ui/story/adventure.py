@@ -23,6 +23,7 @@ from services.run_stream import run_texts
 from services.story import adventure as play
 from services.story import logic
 from services.story.logic import Action, StoryView
+from services.story.steering import values as steering_values
 from store.stories import Mode, StoredStory
 from ui import sampler_panel
 from ui.errors import shown_errors
@@ -146,7 +147,7 @@ def _shower(ctx: AppContext) -> story_list.Show:
             play.last_turn(story),
             line,
             gr.update(open=not story.chunks),  # a started adventure needs no scenario
-            *story_steering.values(story),
+            *steering_values(story),
         )
 
     return show

@@ -19,6 +19,7 @@ from services.context import AppContext
 from services.run_stream import run_texts
 from services.story import logic
 from services.story.logic import Action, StoryView
+from services.story.steering import values as steering_values
 from store.stories import Mode, StoredStory
 from ui import sampler_panel
 from ui.errors import shown_errors
@@ -108,7 +109,7 @@ def _shower(ctx: AppContext, w: StoryWidgets) -> story_list.Show:
             story.full_text(),
             gr.update(choices=choices, value=selected, visible=bool(choices)),
             line,
-            *story_steering.values(story),
+            *steering_values(story),
         )
 
     return show

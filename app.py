@@ -15,7 +15,6 @@ import re
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 # Before gradio and huggingface_hub are imported (they read these once): Hearth sends no
 # telemetry, neither the Hub's nor gradio's usage analytics.
@@ -23,17 +22,21 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 import gradio as gr  # noqa: E402
+from filelock import FileLock, Timeout  # noqa: E402
 
 from api.deps import ApiDeps, ApiSettings
 from api.errors import ApiServerError
+from api.guard import PrivateFolder, allowed_host_name, host_policy
 from api.server import create_api_app, root_app, serve, serve_in_thread
 from presets.samplers import DEFAULT_PRESET
 from services.context import DATA_DIR_ENV, AppContext, Settings, create_context, default_data_dir  # noqa: E402
+from store.characters import AVATAR_FILE
 from ui.page import CSS, THEME, build  # noqa: E402
 
 log = logging.getLogger("hearth")
 API_KEY_ENV = "HEARTH_API_KEY"
 ORIGIN = re.compile(r"https?://[^/\s]+")
+LOCK_FILE = "hearth.lock"
 
 
 def parse_args(argv: Sequence[str] | None = None) -> Settings:
@@ -60,7 +63,18 @@ def parse_flags(argv: Sequence[str] | None = None) -> tuple[Settings, ApiSetting
         help="serve on every network interface (0.0.0.0) instead of 127.0.0.1; requires --auth",
     )
     parser.add_argument(
-        "--auth", metavar="USER:PASS", help="require this user name and password to open the app"
+        "--auth",
+        metavar="USER:PASS",
+        help="require this user name and password to open the app (and, without --api-key, the API)",
+    )
+    parser.add_argument(
+        "--allowed-host",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="answer requests addressed to this host name too (a reverse proxy's, a DNS name "
+        "for this computer); repeatable. Loopback names always pass, and with --listen so do "
+        "this computer's name and IP addresses",
     )
     parser.add_argument(
         "--n-ctx",
@@ -99,6 +113,12 @@ def parse_flags(argv: Sequence[str] | None = None) -> tuple[Settings, ApiSetting
         if not sep or not user or not password:
             parser.error("--auth must look like USER:PASS, with both parts non-empty.")
         auth = (user, password)
+    allowed_hosts: list[str] = []
+    for value in args.allowed_host:
+        name = allowed_host_name(value)
+        if name is None:
+            parser.error(f"--allowed-host {value!r} must be a host name or address, without scheme or port.")
+        allowed_hosts.append(name)
     for flag, value, low in (
         ("--port", args.port, 1),
         ("--n-ctx", args.n_ctx, 256),
@@ -111,12 +131,13 @@ def parse_flags(argv: Sequence[str] | None = None) -> tuple[Settings, ApiSetting
         port=args.port,
         listen=args.listen,
         auth=auth,
+        allowed_hosts=tuple(allowed_hosts),
         n_ctx=args.n_ctx,
         threads=args.threads,
         n_gpu_layers=args.n_gpu_layers,
         data_dir=args.data_dir or default_data_dir(),
     )
-    return settings, _api_settings(parser, args)
+    return settings, _api_settings(parser, args, auth)
 
 
 def _add_api_flags(parser: argparse.ArgumentParser) -> None:
@@ -141,7 +162,9 @@ def _add_api_flags(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _api_settings(parser: argparse.ArgumentParser, args: argparse.Namespace) -> ApiSettings | None:
+def _api_settings(
+    parser: argparse.ArgumentParser, args: argparse.Namespace, auth: tuple[str, str] | None
+) -> ApiSettings | None:
     if not args.api:
         for flag, value in (("--api-port", args.api_port), ("--api-key", args.api_key)):
             if value is not None:
@@ -152,16 +175,17 @@ def _api_settings(parser: argparse.ArgumentParser, args: argparse.Namespace) -> 
     key = args.api_key if args.api_key is not None else os.environ.get(API_KEY_ENV) or None
     if key is not None and (not key or any(c.isspace() for c in key)):
         parser.error("--api-key must be non-empty and without spaces.")
-    if args.listen and key is None:
-        parser.error(
-            "--listen with --api exposes the API to your network, so it needs --api-key KEY as well."
-        )
     if args.api_port is not None and (args.api_port == args.port or not 1 <= args.api_port <= 65535):
         parser.error("--api-port must be a port number other than --port.")
     for origin in args.api_cors_origin:
         if not ORIGIN.fullmatch(origin):
             parser.error(f"--api-cors-origin {origin!r} must be an origin like http://localhost:3000.")
-    return ApiSettings(port=args.api_port, key=key, cors_origins=tuple(args.api_cors_origin))
+    return ApiSettings(
+        port=args.api_port,
+        key=key,
+        cors_origins=tuple(args.api_cors_origin),
+        login=auth if key is None else None,  # --auth covers the API unless it has a key of its own
+    )
 
 
 def api_deps(ctx: AppContext) -> ApiDeps:
@@ -174,39 +198,98 @@ def api_deps(ctx: AppContext) -> ApiDeps:
     )
 
 
+def avatar_pictures(ctx: AppContext) -> PrivateFolder:
+    """The data folder as the file routes see it: private, but for the avatar pictures.
+
+    Avatars are `characters/<id>/avatar.png` and `personas/<id>.png`; the records,
+    chats, cards' assets and models beside them are never served.
+    """
+    characters = ctx.store.characters.root.name.lower()
+    personas = ctx.store.personas.avatars_dir.name.lower()
+
+    def public(parts: tuple[str, ...]) -> bool:
+        if len(parts) == 3:
+            folder, character_id, name = parts
+            return folder == characters and not character_id.startswith(".") and name == AVATAR_FILE
+        if len(parts) == 2:
+            folder, name = parts
+            return folder == personas and not name.startswith(".") and name.endswith(".png")
+        return False
+
+    return PrivateFolder(ctx.settings.data_dir, public)
+
+
+def lock_data_dir(data_dir: Path) -> FileLock:
+    """Hold the data folder's lock for as long as this process runs.
+
+    Two Hearths writing one folder would overwrite each other's chats and settings, so
+    a second one is refused. The system lets go of the lock when the process ends, even
+    if it crashes.
+    """
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SystemExit(
+            f"Hearth could not start: cannot create the data folder {data_dir}: {exc.strerror}."
+        ) from exc
+    lock = FileLock(data_dir / LOCK_FILE, timeout=0)
+    try:
+        lock.acquire()
+    except Timeout:
+        raise SystemExit(
+            f"Hearth could not start: another Hearth is already using the data folder {data_dir}. "
+            "Close it first, or start this one with another --data-dir."
+        ) from None
+    return lock
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings, api = parse_flags(argv)
+    lock = lock_data_dir(settings.data_dir)
     ctx = create_context(settings)
     # The page is served at once; the model loads beside it and the UI waits for it.
     threading.Thread(target=ctx.load_startup_model, name="startup-load", daemon=True).start()
     demo = build(ctx)
     demo.queue(default_concurrency_limit=8)
-    log.info("Hearth is starting on http://%s:%d", settings.host, settings.port)
-    ui_options: dict[str, Any] = dict(
+    # Everything is served through guarded roots (api.guard): foreign hosts and origins are
+    # refused, and of the data folder only avatar pictures are ever served.
+    policy = host_policy(
+        listen=settings.listen,
+        allowed_hosts=settings.allowed_hosts,
+        api_origins=api.cors_origins if api else (),
+    )
+    private = [avatar_pictures(ctx)]
+    api_app = create_api_app(api_deps(ctx), api, host=settings.host) if api else None
+    root = root_app(api_app if api and api.port is None else None, policy, private)
+    if api is not None:
+        log.info("The OpenAI-compatible API is at http://%s:%d/v1", settings.host, api.port or settings.port)
+    if api is not None and api.port is not None:
+        try:
+            serve_in_thread(root_app(api_app, policy, private), settings.host, api.port)
+        except ApiServerError as exc:
+            raise SystemExit(f"Hearth could not start: {exc}") from exc
+    gr.mount_gradio_app(
+        root,
+        demo,
+        "/",
+        server_name=settings.host,
+        server_port=settings.port,
         auth=settings.auth,
         theme=THEME,
         css=CSS,
         show_error=True,
         footer_links=[],
-        # Avatars are shown straight from the data folder; nothing else in it is served.
-        allowed_paths=[str(settings.data_dir / "characters"), str(settings.data_dir / "personas")],
+        # The avatars' folders, so Gradio may show them; the guard serves nothing else there.
+        allowed_paths=[str(ctx.store.characters.root), str(ctx.store.personas.avatars_dir)],
     )
-    if api is None:
-        demo.launch(server_name=settings.host, server_port=settings.port, **ui_options)
-        return
-    root = root_app(create_api_app(api_deps(ctx), api, host=settings.host))
-    log.info("The OpenAI-compatible API is at http://%s:%d/v1", settings.host, api.port or settings.port)
-    if api.port is not None:
-        try:
-            serve_in_thread(root, settings.host, api.port)
-        except ApiServerError as exc:
-            raise SystemExit(f"Hearth could not start: {exc}") from exc
-        demo.launch(server_name=settings.host, server_port=settings.port, **ui_options)
-        return
-    # One port: the UI is mounted at / beside the API at /v1, and uvicorn serves both.
-    gr.mount_gradio_app(root, demo, "/", server_name=settings.host, server_port=settings.port, **ui_options)
-    serve(root, settings.host, settings.port)
+    # As launch() would: Gradio then checks that files a handler returns are allowed ones.
+    demo.has_launched = True
+    log.info("Hearth is starting on http://%s:%d", settings.host, settings.port)
+    try:
+        serve(root, settings.host, settings.port)
+    finally:
+        lock.release()
 
 
 if __name__ == "__main__":

@@ -1,26 +1,30 @@
 """Building the API's ASGI app and serving it.
 
-`create_api_app` builds the API (mounted at `/v1` by `root_app`). On the UI's port,
-`app.py` mounts the Gradio app at `/` on the same root (`gr.mount_gradio_app`), so
-each keeps its own middleware: Gradio's CORS rules never reach `/v1`, and the API's
-key check and CORS never reach the UI. On a port of its own, `serve_in_thread` runs
-the root on a uvicorn server beside Gradio's.
+`create_api_app` builds the API (mounted at `/v1` by `root_app`). Everything Hearth
+serves goes through a root app from `root_app`: `app.py` mounts the Gradio app at
+`/` on it (`gr.mount_gradio_app`), beside the API or alone, and with `--api-port` the
+API gets a root of its own. Each root sits behind `api.guard.ServeGuard`, which
+refuses foreign hosts and origins (DNS rebinding) and private files before any route
+runs. Under it the UI and the API keep their own middleware: Gradio's CORS rules
+never reach `/v1`, and the API's credential check and CORS never reach the UI.
 
-The guard in front of every `/v1` request:
+The API's own check, in front of every `/v1` request:
 
 - with a key, a request without `Authorization: Bearer KEY` gets 401;
-- without a key (loopback only: `app.py` refuses to listen wider without one), a
-  request must name a loopback host, so a web page that rebinds its own domain to
-  127.0.0.1 cannot reach the API;
+- without a key but with the UI's `--auth`, a request must carry that user name and
+  password, as HTTP basic auth or as `Authorization: Bearer USER:PASS`;
 - CORS headers are sent only for the origins named with `--api-cors-origin`.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import contextlib
 import hmac
 import logging
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import uvicorn
@@ -31,35 +35,37 @@ from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api.deps import ApiDeps, ApiSettings
-from api.errors import ApiServerError, ErrorReply, ForbiddenHostError, UnauthorizedError, error_reply
+from api.errors import ApiServerError, ErrorReply, UnauthorizedError, error_reply
+from api.guard import LOOPBACK_NAMES, HostPolicy, PrivateFolder, ServeGuard
 from api.routes import build_router
 from presets.errors import HearthError
 
 log = logging.getLogger(__name__)
 
-LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 SHUTDOWN_GRACE = 5  # seconds open streams get to finish when the server stops
 
 
 def is_loopback(host: str) -> bool:
-    return host in LOOPBACK_HOSTS
+    return host in LOOPBACK_NAMES
 
 
 def create_api_app(deps: ApiDeps, settings: ApiSettings, *, host: str) -> FastAPI:
     """The API as an app of its own, to be mounted at `/v1` (see `root_app`).
 
     Raises:
-        ApiServerError: `host` is beyond loopback and no key is set.
+        ApiServerError: `host` is beyond loopback and neither a key nor a login is set.
     """
-    if settings.key is None and not is_loopback(host):
-        raise ApiServerError(f"The API would listen on {host}, beyond this computer, so it needs a key.")
+    if settings.key is None and settings.login is None and not is_loopback(host):
+        raise ApiServerError(
+            f"The API would listen on {host}, beyond this computer, so it needs a key or --auth."
+        )
     app = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
     app.include_router(build_router(deps))
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(HearthError, _hearth_error)
     app.add_exception_handler(Exception, _any_error)  # Starlette logs these with their traceback
     # Added first, so it sits inside CORS: preflight requests carry no key.
-    app.add_middleware(Guard, key=settings.key, hosts=None if settings.key else LOOPBACK_HOSTS)
+    app.add_middleware(Guard, key=settings.key, login=None if settings.key else settings.login)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -70,50 +76,71 @@ def create_api_app(deps: ApiDeps, settings: ApiSettings, *, host: str) -> FastAP
     return app
 
 
-def root_app(api_app: FastAPI) -> FastAPI:
-    """An app with the API mounted at `/v1` (and room for the UI at `/`)."""
+def root_app(
+    api_app: FastAPI | None = None,
+    policy: HostPolicy | None = None,
+    private: Sequence[PrivateFolder] = (),
+) -> FastAPI:
+    """A root behind `ServeGuard`, with the API (if given) at `/v1` and room for the UI at `/`.
+
+    `policy` defaults to loopback names only; `private` lists folders whose files no
+    route may serve, but for the ones each names as public.
+    """
     root = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
-    root.mount("/v1", api_app)
+    root.add_middleware(ServeGuard, policy=policy or HostPolicy(), private=tuple(private))
+    if api_app is not None:
+        root.mount("/v1", api_app)
     return root
 
 
 class Guard:
-    """Checks the API key, or on loopback without a key the Host header."""
+    """Checks the API key, or without one the UI's `--auth` user name and password."""
 
-    def __init__(self, app: ASGIApp, key: str | None, hosts: frozenset[str] | None) -> None:
+    def __init__(self, app: ASGIApp, key: str | None, login: tuple[str, str] | None = None) -> None:
         self.app = app
         self.key = key
-        self.hosts = hosts
+        self.login = login
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
             request = Request(scope)
             try:
                 self.check(request)
-            except (UnauthorizedError, ForbiddenHostError) as exc:
+            except UnauthorizedError as exc:
                 reply = error_reply(exc)
-                headers = {"WWW-Authenticate": "Bearer"} if reply.status == 401 else None
+                challenge = "Bearer" if self.key is not None else 'Basic realm="Hearth"'
+                headers = {"WWW-Authenticate": challenge}
                 await JSONResponse(reply.body(), reply.status, headers=headers)(scope, receive, send)
                 return
         await self.app(scope, receive, send)
 
     def check(self, request: Request) -> None:
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        scheme, token = scheme.lower(), token.strip()
         if self.key is not None:
-            scheme, _, token = request.headers.get("authorization", "").partition(" ")
-            if scheme.lower() != "bearer" or not hmac.compare_digest(
-                token.strip().encode(), self.key.encode()
-            ):
+            if scheme != "bearer" or not _same(token, self.key):
                 raise UnauthorizedError("This API needs a key: send it as 'Authorization: Bearer KEY'.")
-        if self.hosts is not None and _host_name(request.headers.get("host", "")) not in self.hosts:
-            raise ForbiddenHostError(
-                "Without an API key, Hearth's API answers only requests made to 127.0.0.1 or localhost."
-            )
+        elif self.login is not None:
+            user, password = self.login
+            if scheme == "basic":
+                token = _basic_credentials(token)
+            if scheme not in ("basic", "bearer") or not _same(token, f"{user}:{password}"):
+                raise UnauthorizedError(
+                    "This API needs Hearth's user name and password (--auth): send them as HTTP "
+                    "basic auth, or as 'Authorization: Bearer USER:PASS'."
+                )
 
 
-def _host_name(host: str) -> str:
-    if host.startswith("["):  # [::1]:7860
-        return host[1 : host.find("]")]
-    return host.rpartition(":")[0] if host.count(":") == 1 else host
+def _same(given: str, expected: str) -> bool:
+    return hmac.compare_digest(given.encode(), expected.encode())
+
+
+def _basic_credentials(token: str) -> str:
+    """`USER:PASS` from a basic-auth token, or '' when it is not valid base64 of UTF-8."""
+    try:
+        return base64.b64decode(token, validate=True).decode()
+    except (binascii.Error, UnicodeDecodeError):
+        return ""
 
 
 async def _http_error(_request: Request, exc: Exception) -> JSONResponse:

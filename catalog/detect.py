@@ -4,7 +4,10 @@
    template (their GGUFs date from 2023), so the catalog is the only reliable source.
 2. The GGUF chat template, matched to one of our formats by its markers, preferring the
    most specific match; a template no format matches is still used, derived through
-   `presets.jinja_format` and verified byte for byte.
+   `presets.jinja_format` and verified byte for byte. It runs on a budget of time,
+   memory, work, output and depth (`presets.template_budget`): a template that cannot
+   be used, however it fails, leaves the choice to the steps below, and the reason
+   says why.
 3. The model's name, against each format's name patterns.
 4. The plain `Name: text` transcript, which every model can continue.
 """

@@ -38,7 +38,7 @@ _EMIT_INTERVAL = 0.1  # seconds between progress callbacks (about ten a second)
 _RATE_SMOOTHING = 0.3  # weight of the newest rate sample in the moving average
 _HASH_BLOCK = 1 << 20
 _SIDECAR_SCHEMA = 1
-_GIT_SHA1 = re.compile(r"^[0-9a-f]{40}$")
+_GIT_SHA1 = re.compile(r"[0-9a-f]{40}")  # fullmatch: `$` would allow a final newline
 
 
 @dataclass(frozen=True)
@@ -132,7 +132,7 @@ class _Item:
     def verifier(self) -> _Verifier | None:
         if self.sha256:
             return _Verifier("sha256", self.sha256, self.size)
-        if self.version.etag and _GIT_SHA1.match(self.version.etag):
+        if self.version.etag and _GIT_SHA1.fullmatch(self.version.etag):
             return _Verifier("git-sha1", self.version.etag, self.size)
         return None  # nothing published to check against; the size check still applies
 

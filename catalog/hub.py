@@ -63,8 +63,9 @@ _REPO_URL = re.compile(
     r"(?:/(?:tree|blob|resolve|raw|commits?|discussions)(?:/[^?#\s]*)?)?/?(?:[?#].*)?$",
     re.IGNORECASE,
 )
-_REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
-_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+# Both are `fullmatch`ed: with `match`, `$` also matches before a final newline.
+_REPO_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*")
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 _PROBE_TIMEOUT = 5.0
 _REACHABLE_FOR = 60.0  # seconds a successful contact vouches for the connection
 
@@ -97,7 +98,7 @@ class FileVersion:
     @property
     def sha256(self) -> str | None:
         """The etag when it is a sha256 (LFS files); plain git files carry a sha1 etag."""
-        return self.etag if self.etag and _SHA256.match(self.etag) else None
+        return self.etag if self.etag and _SHA256.fullmatch(self.etag) else None
 
 
 @dataclass(frozen=True)
@@ -269,7 +270,7 @@ def repo_id_from_query(query: str) -> str | None:
     candidate = f"{match['owner']}/{match['name']}" if match else query
     if match and match["owner"].lower() in {"datasets", "spaces", "models", "api"}:
         return None
-    return candidate if _REPO_ID.match(candidate) else None
+    return candidate if _REPO_ID.fullmatch(candidate) else None
 
 
 def _summary(info: ModelInfo) -> RepoSummary:

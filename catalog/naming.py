@@ -29,11 +29,16 @@ _QUANT = re.compile(
     re.IGNORECASE,
 )
 # llama.cpp's gguf-split naming: `<base>-00001-of-00003.gguf`.
-_SPLIT = re.compile(r"^(?P<base>.+)-(?P<index>\d{5})-of-(?P<count>\d{5})\.gguf$", re.IGNORECASE)
-_COMPONENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+# Always `fullmatch`: with `match`, a `$` also matches before a final newline.
+_SPLIT = re.compile(r"(?P<base>.+)-(?P<index>\d{5})-of-(?P<count>\d{5})\.gguf", re.IGNORECASE)
+_COMPONENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 _MAX_COMPONENT = 200
-# Names Windows reserves whatever the extension; refusing them keeps a models folder portable.
-_RESERVED = {"CON", "PRN", "AUX", "NUL"} | {f"{p}{n}" for p in ("COM", "LPT") for n in range(1, 10)}
+# Device names Windows reserves in any case, with any extension (NUL.txt and NUL.tar.gz are
+# NUL too) and with spaces or dots before it; it also reads the superscripts ¹²³ as digits.
+_WINDOWS_DEVICES = frozenset(
+    ["CON", "PRN", "AUX", "NUL", "CONIN$", "CONOUT$"]
+    + [f"{port}{digit}" for port in ("COM", "LPT") for digit in "123456789¹²³"]
+)
 # Suffixes the downloader uses for unfinished files; a repo file with one could collide.
 _WORK_SUFFIXES = (".part", ".part.json")
 
@@ -78,7 +83,7 @@ def quant_from_name(name: str) -> str | None:
 
 def split_info(name: str) -> tuple[str, int, int] | None:
     """(base, part index, part count) for a gguf-split part name, else None."""
-    match = _SPLIT.match(name)
+    match = _SPLIT.fullmatch(name)
     if match is None:
         return None
     index, count = int(match["index"]), int(match["count"])
@@ -161,13 +166,18 @@ def _check_component(piece: str, *, what: str, whole: str) -> None:
         raise UnsafeNameError(
             f"The {what} {_show(whole)} has a part longer than {_MAX_COMPONENT} characters."
         )
-    if not _COMPONENT.match(piece):
+    if not _COMPONENT.fullmatch(piece):
         raise UnsafeNameError(
             f"The {what} {_show(whole)} may only use letters, digits, '.', '_' and '-', "
             "and each part must start with a letter or digit."
         )
-    if piece.split(".")[0].upper() in _RESERVED:
+    if windows_reserved(piece):
         raise UnsafeNameError(f"The {what} {_show(whole)} uses a name reserved by Windows ({piece}).")
+
+
+def windows_reserved(name: str) -> bool:
+    """Whether Windows reserves a file name (or stem) for a device: CON, nul.txt, COM¹, "LPT1 .x"."""
+    return name.split(".", 1)[0].rstrip(" ").upper() in _WINDOWS_DEVICES
 
 
 def _show(text: str) -> str:

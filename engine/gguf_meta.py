@@ -3,11 +3,14 @@
 `gguf.GGUFReader` decodes every vocabulary string into numpy objects, which takes
 seconds on a 262k-token vocabulary. This reader walks the header once with
 `struct`, skips arrays it does not need, and checks that every tensor's bytes are
-really in the file, so a truncated download is caught before llama.cpp sees it.
+really in the file, so a truncated download is caught before llama.cpp sees it. It
+keeps the vocabulary's token strings (as bytes) and types for `engine.gguf_checks`,
+which refuses what llama.cpp would abort on.
 """
 
 from __future__ import annotations
 
+import math
 import mmap
 import struct
 from collections import Counter
@@ -18,6 +21,7 @@ from typing import Any
 from gguf import GGML_QUANT_SIZES, GGMLQuantizationType, LlamaFileType
 
 from engine.errors import CorruptModelError, LegacyGGMLError, ModelNotFoundError, NotGGUFError
+from engine.gguf_checks import check_loadable
 from engine.types import ModelInfo
 
 GGUF_MAGIC = b"GGUF"
@@ -38,8 +42,12 @@ _SCALARS = {
     12: "<d",
 }
 _STRING, _ARRAY = 8, 9
-# Arrays worth keeping in memory; the rest (vocabularies, merges) are skipped.
+# Arrays kept in memory: these, numbers few enough to be per-layer values (llama.cpp
+# allows 512 layers), and the vocabulary's tokens and types. The rest (merges, scores)
+# are skipped.
 _KEEP_ARRAYS = {"general.tags", "general.languages"}
+_MAX_KEPT_NUMBERS = 1024
+TOKENS, TOKEN_TYPES = "tokenizer.ggml.tokens", "tokenizer.ggml.token_type"
 
 
 @dataclass(frozen=True)
@@ -59,11 +67,16 @@ class GGUFHeader:
     metadata: dict[str, Any] = field(default_factory=dict)
     tensors: list[TensorEntry] = field(default_factory=list)
     array_lengths: dict[str, int] = field(default_factory=dict)
+    array_types: dict[str, int] = field(default_factory=dict)  # each array's element type
+    tokens: list[bytes] | None = None  # the vocabulary, as stored (when it is strings)
+    token_types: list[int] | None = None  # when stored as integers
     data_offset: int = 0
     file_size: int = 0
 
     def arch_value(self, key: str, default: Any = None) -> Any:
         arch = self.metadata.get("general.architecture", "")
+        if not isinstance(arch, str):
+            return default
         return self.metadata.get(f"{arch}.{key}", default)
 
 
@@ -120,6 +133,7 @@ def read_header(path: Path) -> GGUFHeader:
             f"{path.name} looks like GGUF but its header is damaged or cut short ({exc}). Download it again."
         ) from exc
     _check_complete(path, header)
+    check_loadable(path, header)
     return header
 
 
@@ -133,10 +147,10 @@ def model_info(path: Path, header: GGUFHeader | None = None) -> ModelInfo:
         architecture=str(meta.get("general.architecture", "unknown")),
         file_size=header.file_size,
         quant=quant_name(header),
-        context_length=int(header.arch_value("context_length", 0) or 0),
+        context_length=_first_int(header.arch_value("context_length", 0)),
         chat_template=str(meta.get("tokenizer.chat_template", "") or ""),
-        n_layers=int(header.arch_value("block_count", 0) or 0),
-        n_embd=int(header.arch_value("embedding_length", 0) or 0),
+        n_layers=_first_int(header.arch_value("block_count", 0)),
+        n_embd=_first_int(header.arch_value("embedding_length", 0)),
         n_head=_first_int(header.arch_value("attention.head_count", 0)),
         n_head_kv=_first_int(
             header.arch_value("attention.head_count_kv", header.arch_value("attention.head_count", 0))
@@ -176,14 +190,21 @@ class _Parser:
             key = self._string()
             kind = self._u32()
             if kind == _ARRAY:
-                value, length = self._array(keep=key in _KEEP_ARRAYS)
+                value, item_kind, length = self._array(key)
                 header.array_lengths[key] = length
-                if value is not None:
+                header.array_types[key] = item_kind
+                if key == TOKENS and item_kind == _STRING:
+                    header.tokens = value
+                elif key == TOKEN_TYPES and value is not None:
+                    header.token_types = value
+                elif value is not None:
                     header.metadata[key] = value
             else:
                 header.metadata[key] = self._value(kind)
         header.tensors = [self._tensor() for _ in range(n_tensors)]
-        alignment = int(header.metadata.get("general.alignment", 32) or 32)
+        alignment = header.metadata.get("general.alignment", 32)
+        if not isinstance(alignment, int) or alignment <= 0 or alignment & (alignment - 1):
+            raise ValueError(f"general.alignment {alignment!r} is not a power of two")
         header.data_offset = -(-self.pos // alignment) * alignment
         return header
 
@@ -213,12 +234,18 @@ class _Parser:
             raise ValueError(f"unknown metadata type {kind}")
         return self._read(_SCALARS[kind])
 
-    def _array(self, *, keep: bool) -> tuple[list[Any] | None, int]:
+    def _array(self, key: str) -> tuple[list[Any] | None, int, int]:
+        """An array's values (None when skipped), element type and length."""
         kind, count = self._u32(), self._u64()
         if count > len(self.buf):
             raise ValueError("impossible array length")
-        if keep or (kind != _STRING and kind in _SCALARS and count <= 16):
-            return [self._value(kind) for _ in range(count)], count
+        if key == TOKENS and kind == _STRING:
+            return self._raw_strings(count), kind, count
+        if key in _KEEP_ARRAYS:
+            return [self._value(kind) for _ in range(count)], kind, count
+        short = count <= _MAX_KEPT_NUMBERS and not key.startswith("tokenizer.")
+        if kind in _SCALARS and (short or key == TOKEN_TYPES):
+            return self._numbers(kind, count), kind, count
         if kind == _STRING:
             for _ in range(count):
                 length = self._u64()
@@ -229,7 +256,28 @@ class _Parser:
             self.pos += struct.calcsize(_SCALARS[kind]) * count
         else:
             raise ValueError(f"unsupported array element type {kind}")
-        return None, count
+        return None, kind, count
+
+    def _numbers(self, kind: int, count: int) -> list[Any]:
+        fmt = f"<{count}{_SCALARS[kind][1]}"
+        values = list(struct.unpack_from(fmt, self.buf, self.pos))
+        self.pos += struct.calcsize(fmt)
+        return values
+
+    def _raw_strings(self, count: int) -> list[bytes]:
+        # Token strings stay bytes: decoding 262k of them would cost more than the rest.
+        buf, pos, end = self.buf, self.pos, len(self.buf)
+        read_length = struct.Struct("<Q").unpack_from
+        strings = []
+        for _ in range(count):
+            (length,) = read_length(buf, pos)
+            pos += 8
+            if pos + length > end:
+                raise ValueError("array runs past the end of the file")
+            strings.append(buf[pos : pos + length])
+            pos += length
+        self.pos = pos
+        return strings
 
     def _tensor(self) -> TensorEntry:
         name = self._string()
@@ -265,7 +313,9 @@ def _check_complete(path: Path, header: GGUFHeader) -> None:
 
 
 def _first_int(value: Any) -> int:
-    # Some architectures store per-layer head counts as an array.
-    if isinstance(value, list):
-        return int(value[0]) if value else 0
-    return int(value or 0)
+    """A count from the header: the first of a per-layer array, 0 for what is not a number."""
+    if isinstance(value, list):  # some architectures store per-layer head counts as an array
+        value = value[0] if value else 0
+    if isinstance(value, float) and not math.isfinite(value):
+        return 0
+    return int(value) if isinstance(value, int | float) else 0

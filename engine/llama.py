@@ -64,11 +64,13 @@ class LlamaCppBackend(Backend):
             n_ctx = min(n_ctx, info.context_length)
         try:
             self._llm = open_llama(path, replace(options, n_ctx=n_ctx))
-        except (ValueError, RuntimeError, OSError) as exc:
+        except Exception as exc:  # llama.cpp's errors, and jinja2's for a broken chat template
+            broken_template = type(exc).__module__.startswith("jinja2")
+            detail = f"its chat template is broken: {exc}" if broken_template else exc
             raise ModelLoadError(
                 f"llama.cpp could not load {path.name} ({info.architecture}, {info.quant}). "
                 "The file may be damaged, or its architecture may be newer than this "
-                f"llama.cpp build. Details: {exc}"
+                f"llama.cpp build. Details: {detail}"
             ) from exc
         usable = self._llm.n_ctx()  # llama.cpp rounds up to a multiple of 256
         super().__init__(info, min(usable, n_ctx) if info.architecture in LEARNED_POSITIONS else usable)

@@ -76,14 +76,24 @@ class ModelManager:
             ModelLoadError (and subclasses): the previous model stays loaded.
         """
         report = progress or (lambda _f, _m: None)
+        backend = self.build(path, options, report)
+        report(0.9, "Swapping in the new model")
+        self.attach(backend, options)
+        report(1.0, f"Loaded {backend.info.name}")
+        return backend.info
+
+    def build(self, path: Path, options: LoadOptions, progress: Progress | None = None) -> Backend:
+        """A backend for `path`, checked and loaded but not attached: the caller attaches
+        it (`attach`) once whatever must come first (its prompt format) is ready.
+
+        Raises:
+            ModelLoadError (and subclasses).
+        """
+        report = progress or (lambda _f, _m: None)
         report(0.05, "Reading the model's metadata")
         info = model_info(path, read_header(path))
         report(0.2, f"Loading {info.name} ({info.quant}, {info.file_size / 2**20:,.0f} MiB)")
-        backend = self._factory(path, options)
-        report(0.9, "Swapping in the new model")
-        self.attach(backend, options)
-        report(1.0, f"Loaded {info.name}")
-        return backend.info
+        return self._factory(path, options)
 
     def connect_remote(self, spec: RemoteSpec, progress: Progress | None = None) -> ModelInfo:
         """Connect to a model another program serves, and make it the loaded model.

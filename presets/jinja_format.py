@@ -9,29 +9,27 @@ the caller falls back to name heuristics or the plain transcript.
 
 Templates come from downloaded files, so they are untrusted code: they run only in
 Jinja's immutable sandbox, which refuses `__class__`, `__globals__` and the like
-(CVE-2024-34359 was a GGUF template rendered without one).
+(CVE-2024-34359 was a GGUF template rendered without one), and only on a budget of
+time, memory, work, output and depth, in a child process (`presets.template_budget`).
+Every rendering the derivation needs is asked for at once, so one child serves a
+template; what exceeds the budget raises `TemplateBudgetError`, a `FormatError`.
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime
-from typing import Any, NoReturn
-
-from jinja2 import Template, TemplateError
-from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from presets.errors import FormatError
 from presets.formats import Placement, PromptFormat, Role, Speakers, Wrap
+from presets.template_budget import DEFAULT_BUDGET, RenderCall, Rendered, TemplateBudget, render_isolated
 
 GGUF_TEMPLATE_ID = "gguf-template"
 GGUF_TEMPLATE_NAME = "Model's own template"
 
 # Placeholder contents: plain words no template rewrites (templates often trim or rstrip).
 _SYS, _U1, _A1, _U2 = "HearthSysQ7", "HearthUserK3", "HearthReplyZ5", "HearthUserW9"
-_Message = dict[str, str]
+_Pair = tuple[str, str]  # (role, content)
 # The conversation used to check a derived format: different words, more turns, a line break.
 _CHECK = [
     ("user", "Hello there"),
@@ -41,56 +39,61 @@ _CHECK = [
     ("user", "And then?"),
 ]
 _CHECK_SYSTEM = "You are a careful narrator."
+# Does the template write a system message? Asked first.
+_SYSTEM_PROBE = RenderCall((("system", _SYS), ("user", _U1)), add_generation_prompt=True)
 
 
 @dataclass(frozen=True)
 class _Template:
-    """A compiled template and the tokens it is rendered with."""
+    """The template's renderings of every conversation the derivation asks about."""
 
-    compiled: Template
+    renders: Mapping[RenderCall, Rendered]
     bos_token: str
     eos_token: str
 
-    def render(self, messages: Sequence[_Message], *, add_generation_prompt: bool) -> str:
-        try:
-            text = self.compiled.render(
-                messages=list(messages),
-                add_generation_prompt=add_generation_prompt,
-                bos_token=self.bos_token,
-                eos_token=self.eos_token,
-            )
+    def render(self, call: RenderCall) -> str:
+        rendered = self.renders[call]
         # The template is untrusted code: any failure at all means it cannot be used.
-        except Exception as exc:
-            raise FormatError(f"The model's chat template could not be rendered: {exc}") from exc
+        if rendered.error is not None:
+            raise FormatError(f"The model's chat template could not be rendered: {rendered.error}")
+        text = rendered.text
         # The tokenizer adds BOS itself, so a template's leading BOS must not be in the text.
         if self.bos_token and text.startswith(self.bos_token):
             text = text[len(self.bos_token) :]
         return text
 
 
-def format_from_template(template: str, *, bos_token: str = "", eos_token: str = "") -> PromptFormat:
+def format_from_template(
+    template: str, *, bos_token: str = "", eos_token: str = "", budget: TemplateBudget = DEFAULT_BUDGET
+) -> PromptFormat:
     """Derive and verify a prompt format from a Jinja chat template.
 
     Args:
         template: the chat template text (as in GGUF `tokenizer.chat_template`).
         bos_token: the model's BOS token text, e.g. "<s>".
         eos_token: the model's EOS token text, e.g. "</s>".
+        budget: what the template may spend (time, memory, work, output, depth).
 
     Raises:
+        TemplateBudgetError: the template ran past its budget and was stopped.
         FormatError: the template does not compile, fails to render, breaks out of the
             sandbox, or does something our wraps cannot reproduce byte for byte.
     """
-    compiled = _Template(_compile(template), bos_token, eos_token)
-    if _accepts_system(compiled):
-        fmt = _derive_with_system(compiled)
+    if not template.strip():
+        raise FormatError("The model's chat template is empty.")
+    calls = _renders_needed()
+    renders = render_isolated(template, calls, bos_token=bos_token, eos_token=eos_token, budget=budget)
+    t = _Template(dict(zip(calls, renders, strict=True)), bos_token, eos_token)
+    if _accepts_system(t):
+        fmt = _derive_with_system(t)
         for turns in (_CHECK, _CHECK[:1]):
-            _verify(compiled, fmt, _CHECK_SYSTEM, turns)
-        return _with_default_system(compiled, fmt)
+            _verify(t, fmt, _CHECK_SYSTEM, turns)
+        return _with_default_system(t, fmt)
     # The template refuses a system message (Gemma 1 and 2) or drops it: derive without one
     # and let the system prompt open the first user turn, as those models expect.
-    fmt = _derive_without_system(compiled)
+    fmt = _derive_without_system(t)
     for turns in (_CHECK, _CHECK[:1]):
-        _verify(compiled, fmt, "", turns)
+        _verify(t, fmt, "", turns)
     return fmt
 
 
@@ -106,49 +109,22 @@ def render_format(fmt: PromptFormat, system: str, turns: Sequence[tuple[str, str
     return "".join(parts)
 
 
+def _renders_needed() -> list[RenderCall]:
+    """Every rendering the derivation below may ask for, so one child renders them all."""
+    calls = [_SYSTEM_PROBE]
+    for lead in ([("system", _SYS)], []):
+        calls.extend(_turn_renders(lead))
+    for system in (_CHECK_SYSTEM, ""):
+        calls.extend(_check_render(system, turns) for turns in (_CHECK, _CHECK[:1]))
+    return list(dict.fromkeys(calls))
+
+
 def _accepts_system(t: _Template) -> bool:
     try:
-        rendered = t.render(_messages(("system", _SYS), ("user", _U1)), add_generation_prompt=True)
+        rendered = t.render(_SYSTEM_PROBE)
     except FormatError:
         return False
     return _SYS in rendered
-
-
-def _compile(template: str) -> Template:
-    if not template.strip():
-        raise FormatError("The model's chat template is empty.")
-    env = ImmutableSandboxedEnvironment(
-        trim_blocks=True, lstrip_blocks=True, extensions=["jinja2.ext.loopcontrols"]
-    )
-    # Helpers chat templates never need; fewer objects in reach means less to escape through.
-    for name in ("lipsum", "cycler", "joiner"):
-        env.globals.pop(name, None)
-    env.globals["raise_exception"] = _raise_exception
-    env.globals["strftime_now"] = _strftime_now
-    env.filters["tojson"] = _tojson
-    try:
-        return env.from_string(template)
-    except TemplateError as exc:
-        line = getattr(exc, "lineno", None)
-        where = f" (line {line})" if line else ""
-        raise FormatError(f"The model's chat template is not valid Jinja{where}: {exc}") from exc
-
-
-def _raise_exception(message: str) -> NoReturn:
-    raise TemplateError(message)
-
-
-def _strftime_now(fmt: str) -> str:
-    return datetime.now().strftime(fmt)
-
-
-def _tojson(value: Any, indent: int | None = None) -> str:
-    # Like Hugging Face's: no HTML escaping, non-ASCII kept.
-    return json.dumps(value, ensure_ascii=False, indent=indent)
-
-
-def _messages(*pairs: tuple[str, str]) -> list[_Message]:
-    return [{"role": role, "content": content} for role, content in pairs]
 
 
 def _cut(text: str, markers: Sequence[str]) -> list[str]:
@@ -179,15 +155,28 @@ class _Turns:
     generation_prompt: str
 
 
-def _turns(t: _Template, lead: list[tuple[str, str]]) -> tuple[_Turns, list[str]]:
+def _turn_renders(lead: Sequence[_Pair]) -> tuple[RenderCall, RenderCall, RenderCall]:
+    """[lead..., U1, A1, U2] asking for a reply and not, and [lead..., U1, A1]."""
+    conversation = (*lead, ("user", _U1), ("assistant", _A1), ("user", _U2))
+    return (
+        RenderCall(conversation, add_generation_prompt=True),
+        RenderCall(conversation, add_generation_prompt=False),
+        RenderCall(conversation[:-1], add_generation_prompt=False),
+    )
+
+
+def _check_render(system: str, turns: Sequence[_Pair]) -> RenderCall:
+    """A check conversation, with the system prompt when there is one, asking for a reply."""
+    return RenderCall((*([("system", system)] if system else []), *turns), add_generation_prompt=True)
+
+
+def _turns(t: _Template, lead: list[_Pair]) -> tuple[_Turns, list[str]]:
     """Wraps of user and assistant turns from [lead..., U1, A1, U2]; also the pieces before U1."""
     markers = [content for _, content in lead] + [_U1, _A1, _U2]
-    conversation = [*lead, ("user", _U1), ("assistant", _A1), ("user", _U2)]
-    full = _cut(t.render(_messages(*conversation), add_generation_prompt=True), markers)
-    user_suffix = _cut(t.render(_messages(*conversation), add_generation_prompt=False), markers)[-1]
-    assistant_suffix = _cut(
-        t.render(_messages(*conversation[:-1]), add_generation_prompt=False), markers[:-1]
-    )[-1]
+    with_reply, without_reply, before_last = _turn_renders(lead)
+    full = _cut(t.render(with_reply), markers)
+    user_suffix = _cut(t.render(without_reply), markers)[-1]
+    assistant_suffix = _cut(t.render(before_last), markers[:-1])[-1]
     between_ua, between_au, end = full[-3], full[-2], full[-1]
     generation_prompt = _after(end, user_suffix, "the reply prompt")
     assistant_prefix = _after(between_ua, user_suffix, "the start of a reply")
@@ -256,9 +245,8 @@ def _build(
     )
 
 
-def _verify(t: _Template, fmt: PromptFormat, system: str, turns: Sequence[tuple[str, str]]) -> None:
-    pairs = ([("system", system)] if system else []) + list(turns)
-    expected = t.render(_messages(*pairs), add_generation_prompt=True)
+def _verify(t: _Template, fmt: PromptFormat, system: str, turns: Sequence[_Pair]) -> None:
+    expected = t.render(_check_render(system, turns))
     if render_format(fmt, system, turns) != expected:
         raise FormatError(
             "The model's chat template does something Hearth's prompt formats cannot reproduce exactly "
@@ -268,7 +256,7 @@ def _verify(t: _Template, fmt: PromptFormat, system: str, turns: Sequence[tuple[
 
 def _with_default_system(t: _Template, fmt: PromptFormat) -> PromptFormat:
     """Keep the system prompt the template writes when given none (e.g. Qwen's) as the default."""
-    rendered = t.render(_messages(*_CHECK), add_generation_prompt=True)
+    rendered = t.render(_check_render("", _CHECK))
     if rendered == render_format(fmt, "", _CHECK):
         return fmt
     before, _, after = render_format(fmt, _SYS, _CHECK).partition(_SYS)

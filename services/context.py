@@ -20,6 +20,7 @@ from catalog.entries import Catalog, load_catalog
 from catalog.ggml import remove_interrupted
 from catalog.hub import HubClient
 from catalog.library import Library
+from engine.backend import Backend
 from engine.manager import BackendFactory, ModelManager, llama_factory
 from engine.types import LoadOptions, ModelInfo
 from presets.errors import HearthError
@@ -42,6 +43,7 @@ class Settings:
     port: int = 7860
     listen: bool = False
     auth: tuple[str, str] | None = None
+    allowed_hosts: tuple[str, ...] = ()  # host names served beside loopback (--allowed-host)
     n_ctx: int = 4096
     threads: int = 2
     n_gpu_layers: int = 0
@@ -78,6 +80,8 @@ class AppContext:
     startup_error: str = ""
     model_format: FormatDetection | None = None
     _ready: threading.Event = field(default_factory=threading.Event)
+    # Held while a new model and its format go in together, so two loads never cross.
+    _swap_lock: threading.Lock = field(default_factory=threading.Lock)
 
     def presets(self) -> dict[str, SamplerPreset]:
         """Built-in sampler presets, then the user's (a user preset may not shadow a built-in)."""
@@ -87,30 +91,60 @@ class AppContext:
         return merged
 
     def detected_format(self) -> FormatDetection:
-        """The format that suits the loaded model (the plain transcript when none is)."""
+        """The format that suits the loaded model (the plain transcript when none is).
+
+        `use_backend` sets it just before it attaches the model it belongs to, so it never
+        names the format of a model that has already been replaced.
+        """
         if self.model_format is not None and self.models.loaded:
             return self.model_format
         return FormatDetection(PLAIN_FORMAT_ID, self.formats[PLAIN_FORMAT_ID], "no model loaded")
 
     def load_model(self, path: Path, options: LoadOptions, progress: Progress | None = None) -> ModelInfo:
-        """Load a model, pick its prompt format, and remember it for next time.
+        """Load a model, pick its prompt format, swap both in, and remember it for next time.
 
         Raises:
-            ModelLoadError: the previous model stays loaded.
+            ModelLoadError: the previous model stays loaded, with its format.
         """
-        info = self.models.load(path, options, progress)
-        bos, eos = self.models.backend.special_tokens()
-        self.model_format = detect_model_format(
-            self.formats,
-            catalog=self.catalog,
-            file_name=str(path),
-            model_name=info.name,
-            chat_template=info.chat_template,
-            bos_token=bos,
-            eos_token=eos,
-        )
+        report = progress or _quiet
+        backend = self.models.build(path, options, report)
+        self.use_backend(backend, options, file_name=str(path), progress=report)
         self.store.set_setting("last_model", str(path))
-        return info
+        report(1.0, f"Loaded {backend.info.name}")
+        return backend.info
+
+    def use_backend(
+        self, backend: Backend, options: LoadOptions, *, file_name: str, progress: Progress | None = None
+    ) -> FormatDetection:
+        """Pick the prompt format of a model that is ready, then make it the loaded model.
+
+        The format comes first: its chat template runs on a budget (`presets.template_budget`),
+        and until the model is attached the previous model keeps serving with its own
+        format, so no reply ever pairs the new model with the old format. A template that
+        fails its budget leaves the new model with the format its name suggests.
+        """
+        report = progress or _quiet
+        report(0.85, "Reading the model's chat template")
+        try:
+            bos, eos = backend.special_tokens()
+            detection = detect_model_format(
+                self.formats,
+                catalog=self.catalog,
+                file_name=file_name,
+                model_name=backend.info.name,
+                chat_template=backend.info.chat_template,
+                bos_token=bos,
+                eos_token=eos,
+            )
+        except BaseException:
+            with backend.lock:  # never attached: nothing else holds it
+                backend.close()
+            raise
+        report(0.95, "Swapping in the new model")
+        with self._swap_lock:
+            self.model_format = detection
+            self.models.attach(backend, options)
+        return detection
 
     def wait_ready(self, timeout: float = 120.0) -> bool:
         """Wait for the start-up model load to finish (successfully or not)."""
@@ -125,6 +159,10 @@ class AppContext:
             log.error("could not load the start-up model: %s", exc)
         finally:
             self._ready.set()
+
+
+def _quiet(_fraction: float, _message: str) -> None:
+    pass
 
 
 def create_context(settings: Settings, factory: BackendFactory = llama_factory) -> AppContext:

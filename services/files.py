@@ -7,13 +7,11 @@ import tempfile
 import unicodedata
 from pathlib import Path
 
+from catalog.naming import windows_reserved
 from store.errors import StoreError
 
 MAX_UPLOAD = 64 * 1024 * 1024
 MAX_STEM_CHARS = 60  # at most 240 bytes in UTF-8, so the whole name stays under the usual 255
-WINDOWS_DEVICES = frozenset(
-    ["CON", "PRN", "AUX", "NUL", *(f"COM{n}" for n in range(1, 10)), *(f"LPT{n}" for n in range(1, 10))]
-)
 
 
 def read_upload(upload: str | None, limit: int = MAX_UPLOAD) -> bytes:
@@ -50,13 +48,13 @@ def safe_stem(title: str) -> str:
     Only letters and digits (any script), dots, dashes and underscores survive; runs of
     anything else become one "_". Dots, dashes and underscores are trimmed from both
     ends and runs of dots become one (no hidden files, no "..", no trailing dot Windows
-    refuses), the length is capped, and a Windows device name (CON, NUL, COM1, ...)
-    before the first dot gets a "_" after it.
+    refuses), the length is capped, and a Windows device name (CON, NUL, COM1, COM¹,
+    ...; see `catalog.naming.windows_reserved`) before the first dot gets a "_" after it.
     """
     stem = re.sub(r"(?:[^\w.-]|_)+", "_", unicodedata.normalize("NFC", title))
     stem = re.sub(r"\.{2,}", ".", stem).strip("._-")[:MAX_STEM_CHARS].rstrip("._-") or "hearth"
     head, dot, rest = stem.partition(".")
-    return f"{head}_{dot}{rest}" if head.upper() in WINDOWS_DEVICES else stem
+    return f"{head}_{dot}{rest}" if windows_reserved(head) else stem
 
 
 def _safe_extension(extension: str) -> str:

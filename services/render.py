@@ -1,105 +1,121 @@
-"""Making user and model text safe to show.
+"""Making user, model and card text safe to show.
 
-Messages are rendered as Markdown, but any HTML in them must stay inert text: a
-character card or a model reply could carry `<script>` or `<img onerror=…>`. Outside
-code, `&` and `<` are escaped, so the browser shows them literally; inside code,
-Markdown already shows them literally. Image syntax is defused too, so a message
-cannot make the browser fetch a remote URL.
+Messages, transcripts and card text are Markdown, rendered here to HTML by markdown-it
+(CommonMark with GFM tables and strikethrough) with raw HTML off: a `<script>` or an
+`<img onerror=…>` in a card or a reply is text, because the parser says so, not because
+an escaper guessed where code starts. Then, token by token:
 
-Safety rests on one rule: text is left raw only where a CommonMark renderer is
-certain to treat it as code. Where that is in doubt (a fence inside a list, a code
-span that might close on a later line), the text is escaped: at worst a `&lt;` shows
-inside code, never a live tag outside it.
+- an image becomes its alt text: nothing shown may make the browser fetch a URL;
+- a link stays clickable only for http(s) and mailto, opening a new tab with
+  rel="noopener noreferrer"; any other link shows as its text;
+- code keeps its newlines as `&#10;`, and every other line break is a `<br>`.
+
+So the HTML is one line that starts with a block tag. Gradio's client-side Markdown
+pass (marked) takes such a line as a single HTML block and passes it through untouched,
+and `inspect.cleandoc` in gr.Chatbot and gr.Markdown has nothing to dedent. Gradio's
+sanitizer stays on in the browser as a second line.
+
+`$$…$$` spans are kept out of Markdown, as Gradio does before its own pass, so LaTeX
+reaches KaTeX with its backslashes and line structure: they show as escaped text.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
+from typing import Any
 
-# Only fences at the start of a line: one indented inside a list item or a quote can
-# end with its container, and the lines after it would no longer be code.
-_FENCE = re.compile(r"^(`{3,}|~{3,})(.*)$")
-_TICKS = re.compile(r"`+")
+from markdown_it import MarkdownIt
+from markdown_it.common.utils import escapeHtml
+from markdown_it.renderer import RendererHTML
+from markdown_it.token import Token
+
+SAFE_SCHEMES = ("http://", "https://", "mailto:")
+LINK_ATTRS = {"target": "_blank", "rel": "noopener noreferrer"}
+# Gradio's default `latex_delimiters` for gr.Chatbot and gr.Markdown, matched as it does.
+MATH = re.compile(r"\$\$[\s\S]+?\$\$")
+# Private-use characters mark where a math span was; the text's own are dropped.
+MARK_OPEN, MARK_CLOSE = "\ue000", "\ue001"
+MARKS = re.compile(f"[{MARK_OPEN}{MARK_CLOSE}]")
+PLACED = re.compile(f"{MARK_OPEN}(\\d+){MARK_CLOSE}")
 
 
-def inert_markdown(text: str) -> str:
-    """Markdown source whose HTML cannot render or run."""
-    out: list[str] = []
-    fence: str | None = None
-    unsure = False  # an earlier line of this paragraph opened a code span it did not close
-    for line in text.split("\n"):
-        if fence is not None:
-            if line.strip().startswith(fence):
-                fence = None
-            out.append(line)
-            continue
-        opened = _fence_opening(line)
-        if opened:
-            fence, unsure = opened, False
-            out.append(line)
-            continue
-        if not line.strip():
-            unsure = False  # a blank line ends the paragraph, and any open code span
-        if unsure:
-            out.append(_escape(line))
+def inert_html(text: str) -> str:
+    """`text` as Markdown, rendered to one line of HTML that cannot run or fetch."""
+    spans: list[str] = []
+
+    def hold(match: re.Match[str]) -> str:
+        spans.append(match.group())
+        return f"{MARK_OPEN}{len(spans) - 1}{MARK_CLOSE}"
+
+    source = MATH.sub(hold, MARKS.sub("", text))
+    tokens = _PARSER.parse(source)
+    for token in tokens:
+        if token.children:
+            token.children = _inline(token.children)
+    html = _PARSER.renderer.render(tokens, _PARSER.options, {})
+    html = html.replace("\n", "").replace("\t", "&#9;")  # newlines left are between tags
+    return PLACED.sub(lambda m: _one_line(escapeHtml(spans[int(m.group(1))])), html)
+
+
+def _inline(tokens: list[Token]) -> list[Token]:
+    """Images become their alt text; links to anything but http(s) or mailto become
+    their text; strikethrough is <del>, as in GFM."""
+    out: list[Token] = []
+    dropped: list[bool] = []  # per open link: was it dropped?
+    for token in tokens:
+        if token.type == "image":
+            alt = _ALT.renderInlineAsText(token.children or [], _PARSER.options, {})
+            out.append(Token("text", "", 0, content=" ".join(alt.split()) or "(image)"))
+        elif token.type == "link_open":
+            href = str(token.attrGet("href") or "")
+            safe = href.lower().startswith(SAFE_SCHEMES)
+            dropped.append(not safe)
+            if safe:
+                token.attrs = {"href": href, **LINK_ATTRS}
+                out.append(token)
+        elif token.type == "link_close":
+            if not (dropped.pop() if dropped else True):
+                out.append(token)
         else:
-            escaped, unsure = _escape_outside_code(line)
-            out.append(escaped)
-    return "\n".join(out)
+            if token.type in ("s_open", "s_close"):
+                token.tag = "del"
+            out.append(token)
+    return out
 
 
-def _fence_opening(line: str) -> str | None:
-    match = _FENCE.match(line)
-    if match is None:
-        return None
-    marks, info = match.groups()
-    if marks[0] == "`" and "`" in info:
-        return None  # not a fence in CommonMark: a backtick fence's info has no backtick
-    return marks[0] * 3
+def _one_line(html: str) -> str:
+    return html.replace("\n", "&#10;").replace("\t", "&#9;")
 
 
-def _escape_outside_code(line: str) -> tuple[str, bool]:
-    """The line with everything outside its code spans escaped, and whether a backtick
-    run was left open (Markdown might close it on a later line)."""
-    spans, left_open = _code_spans(line)
-    pieces: list[str] = []
-    last = 0
-    for start, end in spans:
-        pieces += [_escape(line[last:start]), line[start:end]]
-        last = end
-    pieces.append(_escape(line[last:]))
-    return "".join(pieces), left_open
+def _code(self: RendererHTML, tokens: Sequence[Token], idx: int, *_: object) -> str:
+    """A code block, without its info string (nothing reads a language class here)."""
+    return f"<pre><code>{_one_line(escapeHtml(tokens[idx].content))}</code></pre>"
 
 
-def _code_spans(line: str) -> tuple[list[tuple[int, int]], bool]:
-    """Code spans as CommonMark pairs them: a backtick run closes at the next run of
-    the same length. A backslash makes only the first backtick of a run literal.
-    Stops at the first run that finds no partner on this line."""
-    runs = [(m.start(), m.end()) for m in _TICKS.finditer(line)]
-    spans: list[tuple[int, int]] = []
-    i = 0
-    while i < len(runs):
-        start, end = runs[i]
-        if _backslashed(line, start):
-            start += 1
-            if start == end:
-                i += 1
-                continue
-        length = end - start
-        partner = next((j for j in range(i + 1, len(runs)) if runs[j][1] - runs[j][0] == length), None)
-        if partner is None:
-            return spans, True
-        spans.append((start, runs[partner][1]))
-        i = partner + 1
-    return spans, False
+def _line_break(self: RendererHTML, tokens: Sequence[Token], idx: int, *_: object) -> str:
+    return "<br>"
 
 
-def _backslashed(line: str, at: int) -> bool:
-    slashes = len(line[:at]) - len(line[:at].rstrip("\\"))
-    return slashes % 2 == 1
+def _as_text(self: RendererHTML, tokens: Sequence[Token], idx: int, *_: object) -> str:
+    """Raw HTML is off, so there is none; if some ever came, it would show as text."""
+    return _one_line(escapeHtml(tokens[idx].content))
 
 
-def _escape(text: str) -> str:
-    # `>` stays: it cannot open a tag, and Markdown needs it for quotes.
-    text = text.replace("&", "&amp;").replace("<", "&lt;")
-    return text.replace("![", "!\\[")
+def _parser() -> MarkdownIt:
+    options: dict[str, Any] = {"html": False, "linkify": False, "typographer": False, "breaks": True}
+    parser = MarkdownIt("commonmark", options).enable(["table", "strikethrough"])
+    for name, rule in (
+        ("fence", _code),
+        ("code_block", _code),
+        ("softbreak", _line_break),
+        ("hardbreak", _line_break),
+        ("html_block", _as_text),
+        ("html_inline", _as_text),
+    ):
+        parser.add_render_rule(name, rule)
+    return parser
+
+
+_PARSER = _parser()
+_ALT = RendererHTML()  # for an image's alt text, as plain text

@@ -10,8 +10,9 @@ from __future__ import annotations
 import errno
 import json
 import os
+import re
 import secrets
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from tinydb.storages import Storage
 from store.errors import StoreCorruptError, StoreError, StoreFullError
 
 TEMP_SUFFIX = ".tmp"
+_TEMP_NAME = re.compile(r"\..+\.[0-9a-f]{8}\.tmp", re.DOTALL)
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -49,12 +51,26 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         raise StoreError(f"Could not save {path.name}: {exc.strerror or exc}.") from exc
 
 
-def remove_stale_temp_files(root: Path) -> int:
-    """Delete temp files a crash left behind under `root`. Returns how many."""
+def is_temp_name(name: str) -> bool:
+    """Whether `name` is one `atomic_write_bytes` gives its temp files: `.<name>.<8 hex>.tmp`."""
+    return _TEMP_NAME.fullmatch(name) is not None
+
+
+def remove_stale_temp_files(root: Path, folders: Iterable[str]) -> int:
+    """Delete the temp files a crash left behind: in `root` itself and anywhere under
+    each of `folders` (Hearth's own subfolders of it). Returns how many.
+
+    Only names `atomic_write_bytes` makes are touched, so nothing else in the data
+    folder is (a download's `.part`, a user's own `.notes.tmp`, the models folder).
+    """
     removed = 0
-    for temp in root.rglob(f".*{TEMP_SUFFIX}"):
-        temp.unlink(missing_ok=True)
-        removed += 1
+    candidates = [*root.glob(f".*{TEMP_SUFFIX}")]
+    for folder in folders:
+        candidates += (root / folder).rglob(f".*{TEMP_SUFFIX}")
+    for temp in candidates:
+        if is_temp_name(temp.name) and temp.is_file():
+            temp.unlink(missing_ok=True)
+            removed += 1
     return removed
 
 

@@ -29,6 +29,9 @@ from store.worlds import WorldBookStore
 log = logging.getLogger(__name__)
 
 _SETTINGS_TABLE = "settings"
+# The folders the stores below write into: the only ones a start-up sweep of temp files
+# may enter (never `models/`, where downloads and conversions keep their own files).
+OWN_FOLDERS = ("sessions", "characters", "personas", "worlds", "stories")
 _PRESETS_TABLE = "sampler_presets"
 
 
@@ -49,7 +52,7 @@ class Store:
             raise StoreError(f"Cannot create the data folder {data_dir}: {exc.strerror}.") from exc
         db_path = data_dir / "hearth.json"
         fresh = not db_path.exists()
-        stale = remove_stale_temp_files(data_dir)
+        stale = remove_stale_temp_files(data_dir, OWN_FOLDERS)
         if stale:
             log.info("removed %d temp files left by an interrupted write", stale)
         self._db = TinyDB(db_path, storage=AtomicJSONStorage)

@@ -340,16 +340,16 @@ def test_a_key_is_required_when_set(fake_ctx: AppContext) -> None:
         assert [m.id for m in client(base, key="s3cret").models.list()] == ["fake-model"]
 
 
-def test_listening_beyond_loopback_needs_a_key(
-    fake_ctx: AppContext, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+def test_listening_beyond_loopback_needs_a_key_or_a_login(
+    fake_ctx: AppContext, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv(app.API_KEY_ENV, raising=False)
-    with pytest.raises(SystemExit) as exit_info:
-        app.parse_flags(["--listen", "--auth", "me:pw", "--api"])
-    assert exit_info.value.code == 2
-    assert "needs --api-key" in capsys.readouterr().err
     with pytest.raises(ApiServerError):
         create_api_app(app.api_deps(fake_ctx), ApiSettings(), host="0.0.0.0")
+    # --listen needs --auth, and --auth covers the API when it has no key of its own.
+    _, api = app.parse_flags(["--listen", "--auth", "me:pw", "--api"])
+    assert api == ApiSettings(login=("me", "pw"))
+    create_api_app(app.api_deps(fake_ctx), api, host="0.0.0.0")
     _, api = app.parse_flags(["--listen", "--auth", "me:pw", "--api", "--api-key", "k"])
     assert api == ApiSettings(key="k")
 

@@ -17,18 +17,22 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from store.cards import (
     MAX_ARCHIVE_BYTES,
     MAX_MEMBER_BYTES,
+    MAX_YAML_BYTES,
     ImportedCard,
+    decode,
     export_json,
     export_png,
     import_card,
     plain_png,
 )
+from store.cards.model import MAX_YAML_NODES
 from store.errors import CardFormatError, CardTooLargeError
 
 FUZZ = settings(max_examples=150, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
@@ -190,15 +194,84 @@ def test_deeply_nested_json(depth: int) -> None:
         import_card(png[:-12] + text + png[-12:], "deep.png")
 
 
-def test_deeply_nested_and_exploding_yaml() -> None:
+@pytest.fixture(params=["libyaml", "python"])
+def yaml_loader(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> type[yaml.SafeLoader]:
+    """Each YAML test runs with the C loader Hearth prefers and the pure-Python fallback."""
+    if request.param == "libyaml":
+        if not yaml.__with_libyaml__:
+            pytest.skip("PyYAML was built without libyaml")
+        loader: type[yaml.SafeLoader] = yaml.CSafeLoader
+    else:
+        loader = yaml.SafeLoader
+    monkeypatch.setattr(decode, "_YAML_LOADER", loader)
+    return loader
+
+
+@pytest.fixture
+def no_yaml_values_built(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fail if PyYAML starts building values: the slow part a refusal must come before."""
+
+    def refuse(*_args: Any, **_kwargs: Any) -> Any:
+        raise AssertionError("the YAML was built before it was refused")
+
+    monkeypatch.setattr(yaml.constructor.BaseConstructor, "construct_document", refuse)
+
+
+def laughs(levels: int) -> bytes:
+    lines = ["name: bomb", 'a0: &a0 ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
+    for level in range(1, levels + 1):
+        lines.append(f"a{level}: &a{level} [{','.join([f'*a{level - 1}'] * 9)}]")
+    return "\n".join(lines).encode()
+
+
+def test_deeply_nested_and_exploding_yaml(yaml_loader: type[yaml.SafeLoader]) -> None:
     with pytest.raises(CardFormatError, match="nested too deeply"):
         import_card(b"name: x\ncontext: " + b"[" * 500 + b"]" * 500, "deep.yaml")
-    laughs = ["name: bomb", 'a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
-    for level in range(1, 9):
-        prev = chr(ord("a") + level - 1)
-        laughs.append(f"{chr(ord('a') + level)}: &{chr(ord('a') + level)} [{','.join(['*' + prev] * 9)}]")
-    with pytest.raises(CardTooLargeError, match="more than 1,000,000 values"):
-        import_card("\n".join(laughs).encode(), "bomb.yaml")
+    assert import_card(laughs(2), "small.yaml").card.top_level["a2"][0][0] == ["lol"] * 9
+
+
+@pytest.mark.usefixtures("no_yaml_values_built")
+@pytest.mark.parametrize("levels", [4, 8, 30])
+def test_yaml_alias_bombs_are_refused_before_anything_is_built(
+    yaml_loader: type[yaml.SafeLoader], levels: int
+) -> None:
+    with pytest.raises(CardTooLargeError, match="YAML holds more than 20,000 values"):
+        import_card(laughs(levels), "bomb.yaml")
+
+
+@pytest.mark.usefixtures("no_yaml_values_built")
+@pytest.mark.parametrize(
+    "body",
+    [
+        "".join(f"k{i}: v{i}\n" for i in range(70_000)),  # 1 MB of small values: seconds to build
+        "l: [" + ",".join(str(i) for i in range(150_000)) + "]\n",
+        "l:\n" + "".join(f"- {i}\n" for i in range(MAX_YAML_NODES)),
+    ],
+)
+def test_big_yaml_of_small_values_is_refused_before_anything_is_built(
+    yaml_loader: type[yaml.SafeLoader], body: str
+) -> None:
+    data = f"name: x\n{body}".encode()
+    assert len(data) <= MAX_YAML_BYTES
+    with pytest.raises(CardTooLargeError, match="YAML holds more than 20,000 values.*as JSON or PNG"):
+        import_card(data, "big.yaml")
+
+
+def test_yaml_within_the_limits_still_imports(yaml_loader: type[yaml.SafeLoader]) -> None:
+    context = "word " * 150_000  # one big text is quick to read, whatever the loader
+    many = "".join(f"k{i}: {i}\n" for i in range(MAX_YAML_NODES // 2 - 10))
+    card = import_card(f"name: x\ncontext: {context}\n{many}".encode(), "ok.yaml").card
+    assert card.description == context.strip() and card.top_level["k0"] == 0
+
+
+@pytest.mark.parametrize("text", ["a: &a [1, *a]", "a: *nowhere", "a: &a {b: *a}"])
+def test_yaml_aliases_to_nothing_or_to_themselves(yaml_loader: type[yaml.SafeLoader], text: str) -> None:
+    with pytest.raises(CardFormatError, match="not valid YAML"):
+        import_card(f"name: x\n{text}\n".encode(), "alias.yaml")
+
+
+def test_hearth_prefers_the_c_yaml_loader() -> None:
+    assert decode._YAML_LOADER is (yaml.CSafeLoader if yaml.__with_libyaml__ else yaml.SafeLoader)
 
 
 @pytest.mark.parametrize("text", ['"\\ud800"', "NaN", "1e999", "1" * 5_000])

@@ -16,7 +16,7 @@ from services.chat import reply as chat_reply
 from services.chat.logic import ChatSettings, ChatView
 from services.chat.reply import ReplyMode
 from services.context import AppContext
-from services.render import inert_markdown
+from services.render import inert_html
 from store.errors import StoreError
 from store.records import Message
 
@@ -50,7 +50,7 @@ def test_send_and_reply_are_saved(fake_ctx: AppContext, fake_backend: FakeBacken
     fake_backend.enqueue(["Paris", " is", " the", " capital", "."])
     view = logic.send(fake_ctx, view, "  What is the capital of France?  ", SETTINGS)
     shown, reason = generate(fake_ctx, view)
-    assert (shown, reason) == ("Paris is the capital.", FinishReason.STOP)
+    assert (shown, reason) == ("<p>Paris is the capital.</p>", FinishReason.STOP)
     assert texts(fake_ctx, view) == [
         ("user", "What is the capital of France?"),
         ("assistant", "Paris is the capital."),
@@ -150,7 +150,7 @@ def test_edit_delete_hide_branch(fake_ctx: AppContext, fake_backend: FakeBackend
     generate(fake_ctx, view)
     assert "question 1" not in fake_backend.calls[-1].prompt  # hidden: kept but not sent
     shown, _, _ = logic.visible_history(fake_ctx, view)
-    assert shown[2]["content"].startswith("*(hidden from the prompt)*")
+    assert shown[2]["content"].startswith("<p><em>(hidden from the prompt)</em></p>")
     branch = chat_actions.branch(fake_ctx, view.session_id, 1)
     assert [m.text for m in fake_ctx.store.sessions.messages(branch.id)] == ["question 0", "edited answer"]
     assert branch.extra["branched_from"] == {"session": view.session_id, "message": 1}
@@ -195,7 +195,7 @@ def test_history_shows_a_window_with_older_messages_on_request(fake_ctx: AppCont
         )
     shown, hidden, view = logic.visible_history(fake_ctx, view)
     assert len(shown) == logic.WINDOW and hidden == 15
-    assert shown[-1]["content"] == f"m{logic.WINDOW + 14}"
+    assert shown[-1]["content"] == f"<p>m{logic.WINDOW + 14}</p>"
     assert view.shown[0] == 15  # each bubble knows its message
     wider = ChatView(session_id=view.session_id, window=logic.WINDOW * 2)
     shown, hidden, _ = logic.visible_history(fake_ctx, wider)
@@ -205,7 +205,7 @@ def test_history_shows_a_window_with_older_messages_on_request(fake_ctx: AppCont
 def test_html_in_messages_is_shown_as_text(fake_ctx: AppContext) -> None:
     view = logic.send(fake_ctx, logic.new_chat(fake_ctx), "<img src=x onerror=alert(1)> **bold**", SETTINGS)
     shown, _, _ = logic.visible_history(fake_ctx, view)
-    assert shown[0]["content"] == "&lt;img src=x onerror=alert(1)> **bold**"
+    assert shown[0]["content"] == "<p>&lt;img src=x onerror=alert(1)&gt; <strong>bold</strong></p>"
 
 
 def test_long_chat_is_trimmed_to_fit_and_anchored(fake_ctx: AppContext) -> None:
@@ -228,10 +228,12 @@ def test_long_chat_is_trimmed_to_fit_and_anchored(fake_ctx: AppContext) -> None:
     assert "older messages left out" in chat_reply.context_status(fake_ctx, view)
 
 
-def test_inert_markdown_keeps_code_literal() -> None:
+def test_inert_html_keeps_code_literal() -> None:
     text = "a <b> & `<i>` c\n```\n<script>x</script>\n```\n> quote ![img](http://x/y.png)"
-    assert inert_markdown(text) == (
-        "a &lt;b> &amp; `<i>` c\n```\n<script>x</script>\n```\n> quote !\\[img](http://x/y.png)"
+    assert inert_html(text) == (
+        "<p>a &lt;b&gt; &amp; <code>&lt;i&gt;</code> c</p>"
+        "<pre><code>&lt;script&gt;x&lt;/script&gt;&#10;</code></pre>"
+        "<blockquote><p>quote img</p></blockquote>"
     )
 
 

@@ -10,6 +10,7 @@ import yaml
 from catalog.detect import best_template_match, detect_model_format
 from catalog.entries import load_catalog
 from engine.gguf_meta import model_info
+from hang_guard import returns
 from presets.formats import load_builtin_formats
 from presets.jinja_format import GGUF_TEMPLATE_ID
 from tiny_model import write_tiny_llama
@@ -80,6 +81,26 @@ def test_unusable_template_falls_back_to_the_name(formats) -> None:
     assert found.reason.startswith("guessed from the model's name") and "could not be used" in found.reason
     plain = detect_model_format(formats, file_name="mystery.gguf", chat_template=broken)
     assert plain.format_id == "plain" and "could not be used" in plain.reason
+
+
+@pytest.mark.parametrize(
+    ("template", "limit"),
+    [
+        ("{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}", "steps of work"),
+        ("{{ 'a' * 1500000000 }}", "1,500,000,000 long"),
+        ("{% if true %}" * 3000 + "x" + "{% endif %}" * 3000, "too deeply"),
+        ("{{ ([0] * 100000) * 100000 }}", "10,000,000,000 long"),
+    ],
+)
+def test_a_template_over_its_budget_leaves_the_name_to_decide(formats, template: str, limit: str) -> None:
+    found = returns(
+        lambda: detect_model_format(formats, file_name="vicuna-13b.Q4_K_M.gguf", chat_template=template)
+    )
+    assert found.format_id == "vicuna-1.1" and found.reason.startswith("guessed from the model's name")
+    assert "could not be used" in found.reason and limit in found.reason  # shown in the Models tab
+    # Detection keeps working right after.
+    again = detect_model_format(formats, file_name="zephyr.gguf", chat_template=ZEPHYR, eos_token="</s>")
+    assert again.derived and again.format.user.prefix == "<|user|>\n"
 
 
 def test_name_heuristics_then_plain(formats) -> None:

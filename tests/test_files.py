@@ -69,6 +69,14 @@ def test_windows_device_names_are_changed() -> None:
     assert safe_stem("CON") == "CON_"
     assert safe_stem("nul.txt") == "nul_.txt"
     assert safe_stem("Connie") == "Connie"
+    # Windows reads the superscripts ¹²³ as digits: COM¹ and LPT³ are devices too.
+    assert safe_stem("com¹") == "com¹_"
+    assert safe_stem("LPT³") == "LPT³_"
+    assert safe_stem("COM².v2") == "COM²_.v2"
+    assert (safe_stem("con ."), safe_stem("CON..."), safe_stem("nul ")) == ("con_", "CON_", "nul_")
+    assert safe_stem("Aux. chat") == "Aux_._chat"
+    assert safe_stem("CONIN$") == "CONIN" and safe_stem("conout$.txt") == "conout_.txt"  # "$" goes
+    assert safe_stem("com⁴") == "com⁴"  # not a device
 
 
 def test_each_export_gets_its_own_folder(temp_root: Path) -> None:

@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 
 import pytest
 
+from catalog.download import _Item
 from catalog.errors import UnsafeNameError
-from catalog.naming import RemoteFile, group_gguf_files, quant_from_name, safe_relative_path
+from catalog.hub import FileVersion, repo_id_from_query
+from catalog.naming import (
+    RemoteFile,
+    group_gguf_files,
+    quant_from_name,
+    safe_relative_path,
+    split_info,
+    windows_reserved,
+)
 
 
 @pytest.mark.parametrize(
@@ -86,6 +95,11 @@ def test_safe_path_is_owner_repo_file() -> None:
         "x" * 300 + ".gguf",
         "model.gguf.part",
         "model.gguf.part.json",
+        "model.gguf\n",  # a `$` pattern with `match` accepts a final newline
+        "sub\n/model.gguf",
+        "com1.gguf",
+        "LPT9.Q4_K_M.gguf",
+        "sub/aux/model.gguf",
     ],
 )
 def test_unsafe_file_names_are_refused(filename: str) -> None:
@@ -96,8 +110,45 @@ def test_unsafe_file_names_are_refused(filename: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "repo_id", ["..", "../etc", "owner", "a/b/c", "a/..", "a/.b", "/abs/repo", "a b/c", "a/"]
+    "repo_id",
+    ["..", "../etc", "owner", "a/b/c", "a/..", "a/.b", "/abs/repo", "a b/c", "a/", "a/b\n", "a\n/b"],
 )
 def test_unsafe_repo_ids_are_refused(repo_id: str) -> None:
     with pytest.raises(UnsafeNameError):
         safe_relative_path(repo_id, "model.gguf")
+
+
+def test_names_ending_in_a_newline_are_not_names() -> None:
+    assert split_info("m-00001-of-00002.gguf") == ("m", 1, 2)
+    assert split_info("m-00001-of-00002.gguf\n") is None
+    assert repo_id_from_query("owner/repo") == "owner/repo"
+    assert repo_id_from_query("owner/repo\n") is None
+    sha256 = "a" * 64
+    assert FileVersion("u", 1, sha256, None).sha256 == sha256
+    assert FileVersion("u", 1, sha256 + "\n", None).sha256 is None
+    git_sha1 = "b" * 40  # a small file's etag: checked as git's blob hash
+
+    def item(etag: str) -> _Item:
+        return _Item("o/r", "m.gguf", Path("m.gguf"), FileVersion("u", 1, etag, None), 1, None)
+
+    assert item(git_sha1).verifier() is not None
+    assert item(git_sha1 + "\n").verifier() is None
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "CON", "con", "Con.txt", "nul.tar.gz", "PRN", "aux.json", "CONIN$", "conout$.log",
+        "COM1", "com9.gguf", "LPT1", "lpt5.x", "com¹", "COM²", "LPT³", "lpt³.txt",
+        "CON ", "con .txt", "NUL.", "nul..txt", "AUX  .json",
+    ],
+)  # fmt: skip
+def test_windows_device_names_are_reserved(name: str) -> None:
+    assert windows_reserved(name)
+
+
+@pytest.mark.parametrize(
+    "name", ["", "CONN", "Connie", "xcon", "COM0", "COM10", "LPT", "com⁴", "CONIN", ".con", "my-nul", "a.CON"]
+)
+def test_names_like_device_names_are_not_reserved(name: str) -> None:
+    assert not windows_reserved(name)

@@ -133,6 +133,7 @@ def test_load_options_respect_the_model_context(ctx: AppContext) -> None:
 
 def test_markdown_from_files_is_escaped() -> None:
     assert logic.md("<img src=x onerror=1>|a\nb") == "&lt;img src=x onerror=1>\\|a b"
+    assert logic.md("![](h) \\[x](y)\rz") == "!\\[\\](h) \\\\\\[x\\](y) z"
 
 
 def test_job_failure_is_kept_for_the_handler() -> None:

@@ -314,6 +314,8 @@ class FakeLlamaCpp:
         self.api_key = api_key
         self.bodies: list[dict[str, Any]] = []
         self.client_left = threading.Event()
+        self.meta: Any = {"n_ctx_train": 8192, "size": 123456}
+        self.settings: Any = {"n_ctx": 2048}
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
@@ -334,10 +336,10 @@ class FakeLlamaCpp:
                 if not self._authorized():
                     return
                 if self.path == "/v1/models":
-                    meta = {"n_ctx_train": 8192, "size": 123456}
-                    self._json({"object": "list", "data": [{"id": "house-model.gguf", "meta": meta}]})
+                    entry = {"id": "house-model.gguf", "meta": fake.meta}
+                    self._json({"object": "list", "data": [entry]})
                 elif self.path == "/props":
-                    settings = {"n_ctx": 2048}
+                    settings = fake.settings
                     self._json({"default_generation_settings": settings, "chat_template": CHATML_TEMPLATE})
                 else:
                     self._json({"error": {"message": "File Not Found"}}, 404)
@@ -420,6 +422,21 @@ def test_llama_cpp_server_reports_context_template_and_usage(llama_cpp: FakeLlam
     finally:
         ctx.models.unload()
         ctx.store.close()
+
+
+@pytest.mark.parametrize(
+    "value", ["4096", "abc", 4096.5, True, -1, 0, 10**30, [4096], {"n": 1}, None, float("nan")]
+)
+def test_hostile_server_metadata_is_ignored_not_fatal(llama_cpp: FakeLlamaCpp, value: Any) -> None:
+    """Counts a server sends as the wrong type or size fall back to defaults."""
+    llama_cpp.meta = {"n_ctx_train": value, "size": value}
+    llama_cpp.settings = {"n_ctx": value}
+    backend = connect(RemoteSpec("openai", llama_cpp.url, n_ctx=1024))
+    try:
+        assert (backend.n_ctx, backend.n_ctx_source) == (1024, "as you set it")
+        assert backend.info.context_length == 1024 and backend.info.file_size == 0
+    finally:
+        backend.close()
 
 
 def test_stop_cuts_a_silent_stream_and_the_server_sees_the_client_leave(llama_cpp: FakeLlamaCpp) -> None:

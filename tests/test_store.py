@@ -5,25 +5,25 @@ from __future__ import annotations
 import errno
 import json
 import os
+import random
+import shutil
 import signal
 import subprocess
 import sys
-import textwrap
 import time
 from pathlib import Path
 
 import pytest
 from tinydb import TinyDB
 
+import crash_child
 from presets.samplers import SamplerParams, SamplerPreset
-from store.atomic import AtomicJSONStorage, atomic_write_bytes
-from store.chats.sessions import PAGE_SIZE
-from store.db import Store
+from store.atomic import AtomicJSONStorage, atomic_write_bytes, is_temp_name
+from store.chats.sessions import DELETED_DIR, PAGE_SIZE, PENDING_FILE
+from store.db import OWN_FOLDERS, Store
 from store.errors import NotFoundError, SchemaTooNewError, StoreCorruptError, StoreFullError
 from store.migrations import SCHEMA_VERSION
 from store.records import Message
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_create_list_rename_delete(tmp_path: Path) -> None:
@@ -89,6 +89,40 @@ def test_atomic_write_replaces_whole_file(tmp_path: Path) -> None:
     atomic_write_bytes(target, b'{"a": 2}')
     assert json.loads(target.read_text()) == {"a": 2}
     assert list(tmp_path.iterdir()) == [target]  # no temp files left behind
+
+
+def test_start_up_removes_only_hearths_own_temp_files(tmp_path: Path) -> None:
+    store = Store(tmp_path)
+    session = store.sessions.create()
+    store.sessions.append(session.id, Message("user", "hi"))
+    store.characters.create_blank("Ann")
+    store.close()
+    # Every folder the stores write into is one the sweep may enter, and only those.
+    assert {p.name for p in tmp_path.iterdir() if p.is_dir()} - {"models"} <= set(OWN_FOLDERS)
+    chat = tmp_path / "sessions" / session.id
+    hearths = [
+        tmp_path / ".hearth.json.0a1b2c3d.tmp",
+        chat / ".messages-00000.json.deadbeef.tmp",
+        tmp_path / "characters" / ".unfinished.x.12345678.tmp",
+        tmp_path / "personas" / ".p.png.abcdef01.tmp",
+    ]
+    others = [
+        tmp_path / "models" / ".llama.gguf.0a1b2c3d.tmp",  # a Hearth-like name, but in models/
+        tmp_path / "models" / "owner" / "repo" / "m.gguf.part",
+        tmp_path / "models" / "owner" / "repo" / ".m.gguf.tmp",
+        tmp_path / "models" / "converted" / ".m.gguf.1234abcd.converting",
+        tmp_path / ".notes.tmp",  # the user's own file: not Hearth's temp-file name
+        tmp_path / ".notes.txt.0a1b2c3.tmp",
+        tmp_path / ".notes.txt.0A1B2C3D.tmp",
+        tmp_path / "backup" / ".hearth.json.0a1b2c3d.tmp",  # not a folder of Hearth's
+        chat / ".messages-00000.json.deadbeef.tmp.keep",
+    ]
+    for path in hearths + others:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"x")
+    Store(tmp_path)
+    assert [p for p in hearths if p.exists()] == []
+    assert [p for p in others if not p.exists()] == []
 
 
 def test_full_disk_keeps_the_old_data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -186,47 +220,139 @@ def test_newer_schema_is_refused(tmp_path: Path) -> None:
 
 
 # -- crash safety ----------------------------------------------------------------------------
+# A child process (tests/crash_child.py) does seeded operations and acknowledges each; it is
+# killed with SIGKILL part-way, and the reopened folder must hold what was acknowledged,
+# plus the operation cut short whole or not at all. HEARTH_RELIABILITY_ROUNDS=N runs N
+# rounds of each kind instead of the few CI runs; HEARTH_RELIABILITY_SEED picks others.
 
-WRITER = textwrap.dedent(
+CHILD = Path(__file__).resolve().parent / "crash_child.py"
+LONG_ROUNDS = int(os.environ.get("HEARTH_RELIABILITY_ROUNDS") or 0)
+BASE_SEED = int(os.environ.get("HEARTH_RELIABILITY_SEED") or 20_260_801)
+MAX_KILL_AT = 400  # file-system changes before the kill; each round dies within its plan
+
+
+def crash_round(data: Path, scenario: str, seed: int, kill_at: int, rng: random.Random) -> int:
+    """Run the child until it dies; return how many operations it acknowledged.
+
+    kill_at > 0: it kills itself just before that change to the file system. 0: this
+    process kills it at a random moment after a random number of acknowledgements.
     """
-    import sys
-    sys.path.insert(0, {root!r})
-    from pathlib import Path
-    from store.db import Store
-    from store.records import Message
-    store = Store(Path({data!r}))
-    session = store.sessions.create()
-    print("session", session.id, flush=True)
-    i = 0
-    while True:
-        store.sessions.append(session.id, Message("user", "message %d " % i + "x" * 200))
-        print("ack", i, flush=True)
-        i += 1
-    """
-)
-
-
-@pytest.mark.parametrize("delay", [0.7, 1.1, 1.6])
-def test_sigkill_during_writes_loses_no_acknowledged_message(tmp_path: Path, delay: float) -> None:
-    data = tmp_path / "data"
-    script = WRITER.format(root=str(ROOT), data=str(data))
     proc = subprocess.Popen(
-        [sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        [sys.executable, str(CHILD), str(data), scenario, str(seed), str(kill_at)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
-    assert proc.stdout is not None and proc.stderr is not None
-    first = proc.stdout.readline()
-    assert first.startswith("session "), f"the writer failed to start: {first!r} {proc.stderr.read()}"
-    session_id = first.split()[1]
-    time.sleep(delay)
-    os.kill(proc.pid, signal.SIGKILL)
-    acknowledged = [
-        int(line.split()[1]) for line in proc.stdout.read().splitlines() if line.startswith("ack")
-    ]
-    proc.wait()
-    assert len(acknowledged) > 20, "the writer barely started before it was killed"
-    print(f"killed after {len(acknowledged)} acknowledged messages")
-    store = Store(data)  # loads cleanly after the crash
-    texts = [m.text.split()[1] for m in store.sessions.messages(session_id)]
-    assert len(texts) >= len(acknowledged)  # at most one more: written but not yet acknowledged
-    assert texts[: len(acknowledged)] == [str(i) for i in acknowledged]
-    assert not list(data.rglob("*.tmp"))
+    assert proc.stdout is not None
+    lines: list[str] = []
+    if kill_at == 0:
+        wanted = crash_child.SETUP[scenario] + rng.randrange(1, 40)
+        while sum(line.startswith("ack") for line in lines) < wanted:
+            line = proc.stdout.readline()
+            assert line, f"the child ended early: {proc.communicate()[1]}"
+            lines.append(line)
+        time.sleep(rng.random() * 0.02)
+        proc.send_signal(signal.SIGKILL)
+    out, err = proc.communicate(timeout=300)
+    lines += out.splitlines()
+    assert proc.returncode == -signal.SIGKILL or lines[-1].strip() == "done", err
+    return sum(line.startswith("ack") for line in lines)
+
+
+def check_reopened(data: Path, scenario: str, seed: int, acknowledged: int, where: str) -> None:
+    ops = crash_child.plan(scenario, seed)
+    states = crash_child.replay(ops)
+    assert acknowledged >= crash_child.SETUP[scenario], f"{where}: died in its set-up"
+    store = Store(data)  # opens cleanly, whatever the kill left
+    seen = crash_child.observe(store)  # every record reads, none twice, no message numbered twice
+    before, after = states[acknowledged], states[min(acknowledged + 1, len(ops))]
+    cut_short = ops[acknowledged : acknowledged + 1]
+    assert seen in (before, after), f"{where}: {acknowledged} done, not before or after {cut_short}"
+    assert not [p for p in data.rglob("*") if is_temp_name(p.name) or p.name in (PENDING_FILE, DELETED_DIR)]
+    store.close()
+
+
+def crash_cases(count: int, long_count: int) -> list[int]:
+    return list(range(long_count or count))
+
+
+@pytest.mark.parametrize("round_no", crash_cases(16, LONG_ROUNDS))
+@pytest.mark.parametrize("scenario", ["deletes", "mixed"])
+def test_sigkill_at_any_step_loses_nothing_acknowledged_and_doubles_nothing(
+    tmp_path: Path, scenario: str, round_no: int
+) -> None:
+    rng = random.Random(f"{BASE_SEED}-{scenario}-{round_no}")
+    seed, kill_at = rng.randrange(2**32), rng.randrange(1, MAX_KILL_AT)
+    data = tmp_path / "data"
+    acknowledged = crash_round(data, scenario, seed, kill_at, rng)
+    where = f"{scenario} seed={seed} kill_at={kill_at}"
+    check_reopened(data, scenario, seed, acknowledged, where)
+
+
+@pytest.mark.parametrize("round_no", crash_cases(3, LONG_ROUNDS))
+@pytest.mark.parametrize("scenario", ["deletes", "mixed"])
+def test_sigkill_from_outside_at_a_random_moment(tmp_path: Path, scenario: str, round_no: int) -> None:
+    rng = random.Random(f"{BASE_SEED}-{scenario}-outside-{round_no}")
+    seed = rng.randrange(2**32)
+    data = tmp_path / "data"
+    acknowledged = crash_round(data, scenario, seed, 0, rng)
+    check_reopened(data, scenario, seed, acknowledged, f"{scenario} seed={seed} killed from outside")
+
+
+def test_a_delete_cut_short_is_finished_by_the_next_read(tmp_path: Path) -> None:
+    store = Store(tmp_path)
+    session = store.sessions.create()
+    store.sessions.restore(session, [Message("user", str(i)) for i in range(PAGE_SIZE * 2 + 10)])
+    pages_written = 0
+    real_write = store.sessions._write_page
+
+    def crash_after_one_page(path: Path, page: list[Message]) -> None:
+        nonlocal pages_written
+        if pages_written == 1:
+            raise KeyboardInterrupt  # stands for the process dying here
+        pages_written += 1
+        real_write(path, page)
+
+    store.sessions._write_page = crash_after_one_page  # type: ignore[method-assign]
+    with pytest.raises(KeyboardInterrupt):
+        store.sessions.delete_message(session.id, 5)
+    assert (tmp_path / "sessions" / session.id / PENDING_FILE).is_file()
+    expected = [str(i) for i in range(PAGE_SIZE * 2 + 10) if i != 5]
+    for reader in (Store(tmp_path).sessions, store.sessions):  # a restart, or the same process
+        store.sessions._write_page = real_write  # type: ignore[method-assign]
+        assert [m.text for m in reader.messages(session.id)] == expected
+        assert reader.count(session.id) == len(expected)
+    assert not (tmp_path / "sessions" / session.id / PENDING_FILE).exists()
+
+
+def test_truncate_and_delete_keep_pages_whole(tmp_path: Path) -> None:
+    store = Store(tmp_path)
+    session = store.sessions.create()
+    store.sessions.restore(session, [Message("user", str(i)) for i in range(PAGE_SIZE * 3 + 1)])
+    store.sessions.delete_message(session.id, PAGE_SIZE * 3)  # the only message of the last page
+    assert len(list((tmp_path / "sessions" / session.id).glob("messages-*.json"))) == 3
+    store.sessions.delete_message(session.id, 0)
+    store.sessions.truncate(session.id, PAGE_SIZE + 3)
+    reopened = Store(tmp_path).sessions
+    assert [m.text for m in reopened.messages(session.id)] == [str(i) for i in range(1, PAGE_SIZE + 4)]
+    assert len(list((tmp_path / "sessions" / session.id).glob("messages-*.json"))) == 2
+    store.sessions.truncate(session.id, PAGE_SIZE)
+    assert len(list((tmp_path / "sessions" / session.id).glob("messages-*.json"))) == 1
+    assert Store(tmp_path).sessions.count(session.id) == PAGE_SIZE
+
+
+def test_a_chat_deleted_part_way_is_gone(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = Store(tmp_path)
+    gone, kept = store.sessions.create(title="gone"), store.sessions.create(title="kept")
+    for session in (gone, kept):
+        store.sessions.restore(session, [Message("user", str(i)) for i in range(PAGE_SIZE * 2)])
+
+    def dies(*_args: object, **_kwargs: object) -> None:
+        raise KeyboardInterrupt  # the process dies while removing the files
+
+    monkeypatch.setattr(shutil, "rmtree", dies)
+    with pytest.raises(KeyboardInterrupt):
+        store.sessions.delete(gone.id)
+    monkeypatch.undo()
+    assert [s.title for s in Store(tmp_path).sessions.list()] == ["kept"]
+    assert not (tmp_path / "sessions" / DELETED_DIR).exists()  # emptied at start

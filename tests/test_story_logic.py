@@ -126,13 +126,13 @@ def test_a_written_scenario_asks_its_own_questions(fake_ctx: AppContext) -> None
 def test_the_transcript_shows_actions_as_quotes_and_escapes_html() -> None:
     story = Story(mode="adventure").append("Hi <b>there</b>", "prompt").append("\n\n> You wave.\n\n", "user")
     shown = play.transcript(story)
-    assert "&lt;b>" in shown and "<b>" not in shown
-    assert "\n> You wave." in shown
+    assert "&lt;b&gt;" in shown and "<b>" not in shown
+    assert "<blockquote><p>You wave.</p></blockquote>" in shown
     many = Story(mode="adventure")
     for i in range(70):
         many = many.append(f"part {i}\n", "ai")
     assert "10 earlier parts" in play.transcript(many)
-    assert "part 9\n" not in play.transcript(many) and "part 69" in play.transcript(many)
+    assert "part 9<" not in play.transcript(many) and "part 69" in play.transcript(many)
 
 
 def test_the_token_line_names_every_part(fake_ctx: AppContext) -> None:

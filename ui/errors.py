@@ -3,6 +3,11 @@
 Handlers are wrapped with `shown_errors`: a `HearthError` (plain words by design)
 becomes `gr.Error`, which Gradio shows as a toast while the app keeps running.
 Anything else is a bug: it is logged with its traceback and shown briefly.
+
+Gradio's page renders a toast's text as HTML, so the text is escaped for it: names
+from cards and files stay text. Programs calling the app's API (gradio_client, which
+sends `x-gradio-user: api`, and the `/call/` routes) render no HTML, so they get the
+words as they are (`for_caller`).
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import gradio as gr
+from gradio.context import LocalContext
 
 from presets.errors import HearthError
 
@@ -23,12 +29,29 @@ log = logging.getLogger(__name__)
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+def for_caller(text: str) -> str:
+    """`text` for whoever made the current request: escaped for Gradio's page, plain for a program."""
+    return text if _api_caller() else html.escape(text)
+
+
+def _api_caller() -> bool:
+    """True when the request being handled comes from an API client rather than the page."""
+    current = LocalContext.request.get(None)
+    if isinstance(current, list):  # a batch: one request per event
+        current = current[0] if current else None
+    request = getattr(current, "request", None)  # gr.Request wraps Starlette's
+    if request is None:
+        return False  # unknown: escaping is the safe side
+    if request.headers.get("x-gradio-user") == "api":
+        return True
+    return "/call/" in request.url.path
+
+
 def as_gradio_error(exc: Exception) -> gr.Error:
     if isinstance(exc, gr.Error):
-        # Gradio renders toast text as HTML; names from cards and files must stay text.
-        return gr.Error(html.escape(str(exc.message)), print_exception=False)
+        return gr.Error(for_caller(str(exc.message)), print_exception=False)
     if isinstance(exc, HearthError):
-        return gr.Error(html.escape(str(exc)), print_exception=False)
+        return gr.Error(for_caller(str(exc)), print_exception=False)
     log.exception("unexpected error in a handler", exc_info=exc)
     return gr.Error(f"Something went wrong inside Hearth ({type(exc).__name__}). The app is still running.")
 
@@ -70,9 +93,9 @@ def shown_errors(fn: F) -> F:
 
 def warn(message: str) -> None:
     """A non-fatal warning toast; the text is shown as text, never as HTML."""
-    gr.Warning(html.escape(message))
+    gr.Warning(for_caller(message))
 
 
 def notify(message: str) -> None:
     """An information toast; the text is shown as text, never as HTML."""
-    gr.Info(html.escape(message))
+    gr.Info(for_caller(message))

@@ -188,6 +188,14 @@ def estimate_tokens(text: str) -> int:
 # -- the backend ---------------------------------------------------------------------------
 
 
+def whole_number(value: Any) -> int | None:
+    """A count from a server's JSON, or None when it is not a positive whole number of a
+    sane size: servers send strings, floats, booleans and nulls where counts belong."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value < 2**53:
+        return None
+    return value
+
+
 def choose_n_ctx(reported: int | None, requested: int) -> tuple[int, str]:
     """The context size to fit prompts to, and where it came from.
 

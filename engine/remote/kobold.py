@@ -15,7 +15,14 @@ from collections.abc import Iterator
 from typing import Any
 
 from engine.errors import RemoteAuthError, RemoteConnectError, RemoteEngineError
-from engine.remote.base import RemoteBackend, RemoteSpec, TokenCounting, TokenizeEndpoint, choose_n_ctx
+from engine.remote.base import (
+    RemoteBackend,
+    RemoteSpec,
+    TokenCounting,
+    TokenizeEndpoint,
+    choose_n_ctx,
+    whole_number,
+)
 from engine.remote.http import RemoteHTTP, StreamAbort, reason_of, sse_events
 from engine.types import Chunk, Finish, FinishReason, GenerationRequest, ModelInfo, Usage
 
@@ -202,6 +209,6 @@ def _reported_n_ctx(http: RemoteHTTP, koboldcpp: bool) -> int | None:
     for path in [*paths, "/api/v1/config/max_context_length"]:
         answer = http.get(path, optional=True)
         value = answer.get("value") if isinstance(answer, dict) else None
-        if isinstance(value, int) and value > 0:
-            return value
+        if (count := whole_number(value)) is not None:
+            return count
     return None

@@ -15,7 +15,14 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from engine.errors import RemoteConnectError, RemoteEngineError
-from engine.remote.base import RemoteBackend, RemoteSpec, TokenCounting, TokenizeEndpoint, choose_n_ctx
+from engine.remote.base import (
+    RemoteBackend,
+    RemoteSpec,
+    TokenCounting,
+    TokenizeEndpoint,
+    choose_n_ctx,
+    whole_number,
+)
 from engine.remote.http import RemoteHTTP, StreamAbort, reason_of, sse_events
 from engine.types import Chunk, Finish, FinishReason, GenerationRequest, ModelInfo, Usage
 
@@ -46,17 +53,17 @@ class OpenAIBackend(RemoteBackend):
                 path=spec.shown_url,
                 name=_display_name(model_id),
                 architecture=_engine_name(props, entry, tokens),
-                file_size=int(meta.get("size") or 0),
+                file_size=whole_number(meta.get("size")) or 0,
                 quant="remote",
-                context_length=int(meta.get("n_ctx_train") or n_ctx),
-                chat_template=str(props.get("chat_template") or ""),
+                context_length=whole_number(meta.get("n_ctx_train")) or n_ctx,
+                chat_template=_props_text(props, "chat_template"),
                 remote=True,
             )
         except BaseException:
             http.close()
             raise
         backend = cls(info, n_ctx, http, tokens, model_id=model_id, n_ctx_source=source)
-        backend.bos_eos = (str(props.get("bos_token") or ""), str(props.get("eos_token") or ""))
+        backend.bos_eos = (_props_text(props, "bos_token"), _props_text(props, "eos_token"))
         return backend
 
     def generate(self, request: GenerationRequest, cancel: threading.Event) -> Iterator[Chunk | Finish]:
@@ -199,8 +206,8 @@ def _reported_n_ctx(props: dict[str, Any], entry: dict[str, Any]) -> int | None:
         props.get("n_ctx"),
         entry.get("max_model_len"),
     ):
-        if isinstance(value, int) and value > 0:
-            return value
+        if (count := whole_number(value)) is not None:
+            return count
     return None
 
 
@@ -211,6 +218,13 @@ def _engine_name(props: dict[str, Any], entry: dict[str, Any], tokens: TokenCoun
         return "llama-cpp-python server"
     owner = str(entry.get("owned_by") or "")
     return {"vllm": "vLLM", "koboldcpp": "KoboldCpp"}.get(owner, "OpenAI-compatible server")
+
+
+def _props_text(props: dict[str, Any], key: str) -> str:
+    """A text field of `/props`, or "" when it is missing or not text. The chat template is
+    untrusted code: it runs only on a budget, when the format is detected (`presets.template_budget`)."""
+    value = props.get(key)
+    return value if isinstance(value, str) else ""
 
 
 def _display_name(model_id: str) -> str:

@@ -14,7 +14,7 @@ from typing import Any, Literal
 from engine.lore import Lorebook
 from engine.prompts import CharacterSheet, DepthNote, MacroContext, PersonaSheet, expand_macros
 from services.context import AppContext
-from store.cards import CharacterCard, card_dict
+from store.cards import CharacterCard, card_dict, read_depth_prompt
 from store.errors import NotFoundError, StoreError
 from store.personas import Persona
 from store.records import Message, Session
@@ -47,15 +47,8 @@ def prompt_inputs(ctx: AppContext, session: Session, system_prompt: str) -> Prom
 
 
 def sheet_from_card(card: CharacterCard) -> CharacterSheet:
-    depth = card.extensions.get("depth_prompt") if isinstance(card.extensions, dict) else None
-    note = None
-    if isinstance(depth, dict) and str(depth.get("prompt", "")).strip():
-        role = depth.get("role", "system")
-        note = DepthNote(
-            text=str(depth["prompt"]),
-            depth=int(depth.get("depth", 4) or 0),
-            role=role if role in ("system", "user", "assistant") else "system",
-        )
+    depth = read_depth_prompt(card.extensions)  # read as SillyTavern reads it; never fails
+    note = None if depth is None else DepthNote(text=depth.text, depth=depth.depth, role=depth.role)
     return CharacterSheet(
         name=card.name,
         nickname=card.nickname or "",

@@ -15,7 +15,7 @@ from presets.formats import PromptFormat
 from presets.samplers import DEFAULT_PRESET, SamplerParams, SamplerPreset
 from services.chat.characters import start_character_chat
 from services.context import AppContext
-from services.render import inert_markdown
+from services.render import inert_html
 from store.chats import DEFAULT_TITLE
 from store.errors import StoreError
 from store.records import Message, Session
@@ -173,8 +173,8 @@ def visible_history(ctx: AppContext, view: ChatView) -> tuple[list[dict[str, Any
 
 
 def _bubble(message: Message) -> str:
-    text = inert_markdown(message.text)
-    return f"*(hidden from the prompt)*\n\n{text}" if message.hidden else text
+    note = "*(hidden from the prompt)*\n\n" if message.hidden else ""
+    return inert_html(note + message.text)
 
 
 def active_format(ctx: AppContext, choice: str) -> PromptFormat:

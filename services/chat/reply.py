@@ -22,7 +22,7 @@ from services.chat.characters import prompt_inputs
 from services.chat.logic import ChatView, active_format, ensure_session, settings_for
 from services.context import AppContext
 from services.models.remote import estimate_note
-from services.render import inert_markdown
+from services.render import inert_html
 from services.run_stream import STREAM_INTERVAL, run_texts
 from store.errors import StoreError
 from store.records import Message
@@ -161,7 +161,7 @@ async def stream(run: Run, interval: float = STREAM_INTERVAL) -> AsyncIterator[s
     Ends as soon as the run does (after its callbacks have saved the result).
     """
     async for text in run_texts(run, interval):
-        yield inert_markdown(clean_reply(text))
+        yield inert_html(clean_reply(text))
 
 
 def context_status(ctx: AppContext, view: ChatView) -> str:

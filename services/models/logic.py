@@ -6,6 +6,7 @@ handler can poll their progress and a Cancel button can stop exactly one of them
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -30,6 +31,7 @@ from engine.types import LoadOptions, ModelInfo
 from services.context import AppContext
 
 TAB_IDS = {"chat": "chat", "story": "story", "adventure": "adventure"}
+_MARKS = re.compile(r"[\\\[\]|]")  # backslash, brackets, pipe
 
 
 # -- facts and cards -----------------------------------------------------------------------
@@ -312,8 +314,11 @@ def progress_bar(fraction: float, width: int = 20) -> str:
 
 
 def md(text: str) -> str:
-    """Escape text from a file or the Hub for Markdown (no HTML, no table breaks)."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace("|", "\\|").replace("\n", " ")
+    """Text from a file, a card or the Hub for Hearth's own Markdown, on one line: no HTML,
+    no entity, no table break, and no link or image (escaped brackets, and escaped
+    backslashes so that none can undo that). Emphasis marks stay active."""
+    text = " ".join(text.splitlines()).replace("&", "&amp;").replace("<", "&lt;")
+    return _MARKS.sub(r"\\\g<0>", text)
 
 
 def _count(n: int) -> str:

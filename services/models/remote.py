@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from catalog.detect import detect_model_format
 from engine.backend import Backend
 from engine.remote import REMOTE_KINDS, RemoteBackend, RemoteSpec, without_credentials
-from engine.types import ModelInfo
+from engine.remote import connect as connect_engine
+from engine.types import LoadOptions, ModelInfo
 from services.context import AppContext, Progress
 from services.models import logic
 
@@ -32,27 +32,24 @@ def saved_remote(ctx: AppContext) -> dict[str, Any]:
 
 
 def connect(ctx: AppContext, spec: RemoteSpec, progress: Progress | None = None) -> ModelInfo:
-    """Connect to a remote engine, make it the loaded model, pick its prompt format, remember it.
+    """Connect to a remote engine, pick its prompt format, make it the loaded model, remember it.
+
+    The server's chat template (llama.cpp's `/props`) is judged before the engine is
+    swapped in, on the same budget as a local model's (`AppContext.use_backend`).
 
     Raises:
         RemoteConnectError, RemoteAuthError: the previous model stays loaded.
     """
-    info = ctx.models.connect_remote(spec, progress)
-    backend = ctx.models.backend
-    bos, eos = backend.special_tokens()
-    ctx.model_format = detect_model_format(
-        ctx.formats,
-        catalog=ctx.catalog,
-        file_name=backend.model_id if isinstance(backend, RemoteBackend) else info.name,
-        model_name=info.name,
-        chat_template=info.chat_template,
-        bos_token=bos,
-        eos_token=eos,
-    )
+    report = progress or (lambda _f, _m: None)
+    report(0.1, f"Connecting to {spec.base_url}")
+    backend = connect_engine(spec)
+    report(0.8, f"Connected: {backend.info.name} on {backend.info.architecture}")
+    ctx.use_backend(backend, LoadOptions(n_ctx=backend.n_ctx), file_name=backend.model_id, progress=report)
     url = without_credentials(spec.url)  # like the key, a password in the address is never saved
     remembered = {"kind": spec.kind, "url": url, "model": spec.model, "n_ctx": spec.n_ctx}
     ctx.store.set_setting(SETTING, remembered)
-    return info
+    report(1.0, f"Using {backend.info.name}")
+    return backend.info
 
 
 def estimate_note(backend: Backend) -> str:

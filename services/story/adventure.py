@@ -14,7 +14,7 @@ from engine.prompts import (
     player_input,
 )
 from services.context import AppContext
-from services.render import inert_markdown
+from services.render import inert_html
 from services.story import logic
 from services.story.logic import StoryView
 from store.stories import Chunk, Mode, StoredStory, Story, WorldInfoEntry
@@ -83,13 +83,13 @@ def act(ctx: AppContext, view: StoryView, kind: InputKind, raw: str) -> StoredSt
 
 
 def transcript(story: Story, window: int = TRANSCRIPT_WINDOW) -> str:
-    """The newest parts as inert Markdown: the player's `> You …` lines become quotes,
-    so actions stand apart from the narration."""
+    """The newest parts as inert HTML (services.render): the player's `> You …` lines
+    become quotes, so actions stand apart from the narration."""
     shown = story.chunks[-window:]
     earlier = len(story.chunks) - len(shown)
     text = "".join(chunk.text for chunk in shown).strip("\n")
     note = f"*({earlier} earlier parts are in the story and its exports.)*\n\n" if earlier else ""
-    return note + inert_markdown(text) if text else "*The adventure has not started yet.*"
+    return inert_html(note + text if text else "*The adventure has not started yet.*")
 
 
 def edit_last_turn(ctx: AppContext, view: StoryView, text: str) -> StoredStory:

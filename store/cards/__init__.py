@@ -5,6 +5,7 @@ back, and every import is bounded and validated (see the limits in `store.cards.
 """
 
 from store.cards.decode import load_json, size_text
+from store.cards.extensions import DepthPrompt, read_depth_prompt
 from store.cards.formats import export_charx, export_json, export_png, import_card, main_icon
 from store.cards.model import (
     MAX_ARCHIVE_BYTES,
@@ -36,6 +37,7 @@ __all__ = [
     "CardRecord",
     "CharacterBook",
     "CharacterCard",
+    "DepthPrompt",
     "ImportedCard",
     "LoreEntry",
     "MAX_ARCHIVE_BYTES",
@@ -61,5 +63,6 @@ __all__ = [
     "load_json",
     "main_icon",
     "plain_png",
+    "read_depth_prompt",
     "size_text",
 ]

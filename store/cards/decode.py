@@ -11,13 +11,18 @@ import binascii
 import datetime
 import json
 import math
+import sys
 from typing import Any
 
 import yaml
 
-from store.cards.model import MAX_JSON_BYTES, MAX_JSON_NODES, MAX_YAML_BYTES
+from store.cards.model import MAX_JSON_BYTES, MAX_JSON_NODES, MAX_YAML_BYTES, MAX_YAML_NODES
 from store.errors import CardFormatError, CardTooLargeError
 from store.untrusted import MAX_JSON_DEPTH, check_tree, loads
+
+_LARGEST_FLOAT = int(sys.float_info.max)
+# libyaml's parser where PyYAML was built with it (pure Python is 5-50 times slower).
+_YAML_LOADER: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 def size_text(n_bytes: int) -> str:
@@ -72,14 +77,20 @@ def load_json(raw: bytes, what: str) -> Any:
 
 
 def load_yaml(text: str, what: str) -> Any:
-    """Parse YAML with `yaml.safe_load` and return plain JSON values (dates become ISO text).
+    """Parse YAML with PyYAML's safe loader and return plain JSON values (dates become ISO text).
 
-    Aliases are expanded into independent copies, after `check_plain` has bounded the
-    expanded size, so an alias bomb fails fast and no two fields share one object.
+    The C loader (libyaml) is used where PyYAML has it. Values are counted before any is
+    built, aliases as what they repeat, so a big file or an alias bomb fails fast. Aliases
+    are expanded into independent copies, so no two fields share one object.
+
+    Raises:
+        CardTooLargeError: over `MAX_YAML_BYTES`, or more values than `MAX_YAML_NODES`.
+        CardFormatError: not YAML, nested too deeply, or holding what JSON cannot.
     """
     check_size(len(text.encode("utf-8", "surrogatepass")), MAX_YAML_BYTES, what)
     try:
-        value = yaml.safe_load(text)
+        _check_yaml_nodes(text, what)
+        value = yaml.load(text, Loader=_YAML_LOADER)  # noqa: S506 - a safe loader
     except RecursionError:
         raise CardFormatError(f"{what} is nested too deeply") from None
     except yaml.MarkedYAMLError as err:
@@ -90,6 +101,42 @@ def load_yaml(text: str, what: str) -> Any:
         raise CardFormatError(f"{what} is not valid YAML") from None
     check_plain(value, what, allow_dates=True)
     return _plain_copy(value)
+
+
+def _check_yaml_nodes(text: str, what: str) -> None:
+    """Count the values of a YAML text from its parse events, expanding aliases, and stop
+    past `MAX_YAML_NODES`: parsing is fast (C), building the values is not.
+
+    Raises:
+        CardTooLargeError: too many values.
+        CardFormatError: an alias to an unknown value, or to one it is inside of.
+        yaml.YAMLError: not YAML.
+    """
+    sizes: dict[str, int] = {}  # anchor → how many values it stands for
+    open_collections: list[tuple[str | None, int]] = []
+    count = 0
+    for event in yaml.parse(text, Loader=_YAML_LOADER):
+        if isinstance(event, yaml.AliasEvent):
+            size = sizes.get(event.anchor or "")
+            if size is None:
+                raise CardFormatError(f"{what} is not valid YAML (an alias names no finished value)")
+            count += size
+        elif isinstance(event, yaml.CollectionStartEvent):
+            count += 1
+            open_collections.append((event.anchor, count))
+        elif isinstance(event, yaml.CollectionEndEvent):
+            anchor, start = open_collections.pop()
+            if anchor is not None:
+                sizes[anchor] = count - start + 1
+        elif isinstance(event, yaml.ScalarEvent):
+            count += 1
+            if event.anchor is not None:
+                sizes[event.anchor] = 1
+        if count > MAX_YAML_NODES:
+            raise CardTooLargeError(
+                f"{what} holds more than {MAX_YAML_NODES:,} values, the limit for YAML "
+                "(save a card this big as JSON or PNG)"
+            )
 
 
 def _plain_copy(value: Any) -> Any:
@@ -121,7 +168,8 @@ def check_plain(value: Any, what: str, *, allow_dates: bool = False) -> None:
     Raises:
         CardTooLargeError: more than `MAX_JSON_NODES` values.
         CardFormatError: deeper than `MAX_JSON_DEPTH`, a non-text key, a value JSON cannot
-            hold, an infinite number, or invalid Unicode.
+            hold, a number past what a float holds (other apps read it as infinity), or
+            invalid Unicode.
     """
 
     def check(item: Any) -> None:
@@ -135,6 +183,8 @@ def check_plain(value: Any, what: str, *, allow_dates: bool = False) -> None:
         elif isinstance(item, float):
             if not math.isfinite(item):
                 raise CardFormatError(f"{what} holds a number too large to store")
+        elif isinstance(item, int) and not -_LARGEST_FLOAT <= item <= _LARGEST_FLOAT:
+            raise CardFormatError(f"{what} holds a number too large to store")  # as 1e999 is
         elif not (
             item is None
             or isinstance(item, (bool, int, list))

@@ -26,7 +26,10 @@ MAX_CHUNK_BYTES = 16 * 1024 * 1024
 MAX_JSON_BYTES = 16 * 1024 * 1024
 """The card JSON, as a file, as decoded from a chunk, or as `card.json` in a CHARX."""
 MAX_YAML_BYTES = 1024 * 1024
-"""A YAML character; PyYAML's safe loader is pure Python and slow on big inputs."""
+"""A YAML character (text-generation-webui's are a few KB)."""
+MAX_YAML_NODES = 20_000
+"""Values in a YAML card, aliases counted as what they repeat; checked before any is built,
+as PyYAML builds values in Python (a 1 MB file of small values takes seconds)."""
 MAX_TEXT_CHARS = 1_000_000
 """Any one text field of a card or lorebook entry."""
 MAX_LIST_ITEMS = 1_000

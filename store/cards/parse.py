@@ -8,9 +8,11 @@ not know are kept verbatim in the `extra` of the object they were found in.
 from __future__ import annotations
 
 import math
+import sys
 from typing import Any
 
 from store.cards.decode import short
+from store.cards.extensions import checked_extensions
 from store.cards.model import (
     MAX_BOOK_ENTRIES,
     MAX_LIST_ITEMS,
@@ -123,6 +125,8 @@ class _Fields:
     def _number(self, key: str, value: Any) -> Number:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise READ.wrong(value, self.where(key), "a number")
+        if not abs(value) <= sys.float_info.max:  # also NaN and infinity, from code rather than JSON
+            raise CardFormatError(f"{self.where(key)} is a number too large to store")
         return value
 
     def opt_id(self, key: str) -> int | str | None:
@@ -220,6 +224,8 @@ def _wrapped_card(value: dict[str, Any], spec: Spec) -> tuple[CharacterCard, lis
         raise CardFormatError(f"the card says it is chara_card_{spec} but has no data object")
     warnings = _version_warnings(value.get("spec_version")) if spec == "v3" else []
     card = card_data(data, "data", spec)
+    card.extensions, notes = checked_extensions(card.extensions)
+    warnings += notes
     outside = {key: item for key, item in value.items() if key not in _WRAPPER_KEYS}
     card.v1_mirror = any(key in outside for key in V1_FIELDS)
     card.top_level = {key: item for key, item in outside.items() if key not in V1_FIELDS}

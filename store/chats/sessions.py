@@ -5,14 +5,26 @@ Layout under the sessions folder (ids are generated, never taken from input):
     <session id>/session.json          the Session record (TinyDB, one document)
     <session id>/messages-00000.json   messages 0..PAGE_SIZE-1 (TinyDB)
     <session id>/messages-00001.json   the next page, and so on
+    <session id>/pending.json          a change to several pages, while it is being made
+    .deleted/                          chats being deleted; emptied at start
 
 Appending a message rewrites only the last page (at most PAGE_SIZE messages) and the
 small session record, so the cost stays flat as a chat grows to thousands of messages.
+
+Every page is written atomically, but deleting a message moves every later message
+up, and so rewrites every page from its own to the last. Such a change is first
+written whole to `pending.json` (atomically), then made page by page, then the file
+is removed. A crash part-way leaves the file, and the next read of the chat makes the
+change again from it before reading anything, so a delete is seen whole or not at all:
+never a message twice, never one lost. A chat is deleted by renaming its folder into
+`.deleted/` (one atomic step) before removing its files.
 """
 
 from __future__ import annotations
 
 import builtins
+import json
+import os
 import shutil
 import threading
 import time
@@ -22,14 +34,17 @@ from typing import Any
 
 from tinydb import Query
 
-from store.atomic import AtomicJSONStorage, open_db
-from store.errors import NotFoundError, StoreError
+from store.atomic import AtomicJSONStorage, atomic_write_bytes, fsync_dir, open_db, read_json
+from store.errors import NotFoundError, StoreCorruptError, StoreError
 from store.records import Message, Session, check_id, new_id
 
 PAGE_SIZE = 100
 DEFAULT_TITLE = "New chat"
 _SESSION_TABLE = "session"
 _MESSAGE_TABLE = "messages"
+PENDING_FILE = "pending.json"
+DELETED_DIR = ".deleted"
+_PENDING_SCHEMA = 1
 
 
 class SessionStore:
@@ -40,6 +55,7 @@ class SessionStore:
         self.root.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()
         self._counts: dict[str, int] = {}
+        shutil.rmtree(self.root / DELETED_DIR, ignore_errors=True)  # what a crash left half deleted
 
     # -- sessions ----------------------------------------------------------------
 
@@ -127,18 +143,27 @@ class SessionStore:
         return session
 
     def delete(self, session_id: str) -> None:
+        """Delete a chat: gone in one step, so a crash never leaves part of it."""
         with self._lock:
             folder = self._dir(session_id)
             if not folder.is_dir():
                 raise NotFoundError("That chat no longer exists.")
-            shutil.rmtree(folder)
+            trash = self.root / DELETED_DIR
+            try:
+                trash.mkdir(exist_ok=True)
+                os.rename(folder, trash / f"{session_id}-{new_id()}")
+                fsync_dir(self.root)
+            except OSError as exc:
+                raise StoreError(f"Could not delete the chat: {exc.strerror or exc}.") from exc
             self._counts.pop(session_id, None)
+            shutil.rmtree(trash, ignore_errors=True)
 
     # -- messages ----------------------------------------------------------------
 
     def count(self, session_id: str) -> int:
         with self._lock:
             if session_id not in self._counts:
+                self._finish_pending(session_id)
                 pages = self._pages(session_id)
                 if not pages:
                     self._counts[session_id] = 0
@@ -171,42 +196,76 @@ class SessionStore:
                 db.table(_MESSAGE_TABLE).update(message.to_dict(), Query().seq == message.seq)
 
     def truncate(self, session_id: str, keep: int) -> None:
-        """Delete every message from position `keep` on."""
+        """Delete every message from position `keep` on (all of them or none, whatever happens)."""
         with self._lock:
             total = self.count(session_id)
             if not 0 <= keep <= total:
                 raise StoreError(f"Cannot keep {keep} of {total} messages.")
-            # Later pages go first, so a crash part-way leaves a shorter but whole history.
-            for page in reversed(self._pages(session_id)):
-                first = int(page.stem.split("-")[1]) * PAGE_SIZE
-                if first >= keep:
-                    page.unlink()
-                elif first + PAGE_SIZE > keep:
-                    with open_db(page) as db:
-                        db.table(_MESSAGE_TABLE).remove(Query().seq >= keep)
-            self._counts[session_id] = keep
+            first_page = keep // PAGE_SIZE
+            kept = self.messages(session_id, last=total - first_page * PAGE_SIZE)[: keep % PAGE_SIZE]
+            self._change_pages(session_id, first_page, kept, total, keep)
 
     def delete_message(self, session_id: str, seq: int) -> None:
         """Delete one message; the ones after it move up by one.
 
-        Pages are rewritten one at a time, front to back, each atomically. A crash
-        part-way can show one message twice, never lose one.
+        Every page from the message's to the last is rewritten, as one change (see the
+        module docstring): a crash part-way leaves the chat as it was before or after.
         """
         with self._lock:
             self._check_seq(session_id, seq)
             total = self.count(session_id)
             first_page = seq // PAGE_SIZE
             kept = [m for m in self.messages(session_id, last=total - first_page * PAGE_SIZE) if m.seq != seq]
-            renumbered = [m.with_seq(first_page * PAGE_SIZE + i) for i, m in enumerate(kept)]
-            last_page = (total - 1) // PAGE_SIZE
-            for page_no in range(first_page, last_page + 1):
-                page = [m for m in renumbered if m.seq // PAGE_SIZE == page_no]
-                path = self._page_path(session_id, page_no)
-                if page:
-                    self._write_page(path, page)
-                else:
-                    path.unlink(missing_ok=True)
-            self._counts[session_id] = total - 1
+            self._change_pages(session_id, first_page, kept, total, total - 1)
+
+    def _change_pages(
+        self, session_id: str, first_page: int, tail: builtins.list[Message], total: int, new_total: int
+    ) -> None:
+        """Make `tail` the messages from page `first_page` on, renumbered, as one change."""
+        renumbered = [m.with_seq(first_page * PAGE_SIZE + i).to_dict() for i, m in enumerate(tail)]
+        pages = {
+            str(first_page + i): renumbered[i * PAGE_SIZE : (i + 1) * PAGE_SIZE]
+            for i in range((len(renumbered) + PAGE_SIZE - 1) // PAGE_SIZE)
+        }
+        last_page = (total - 1) // PAGE_SIZE
+        pending = {
+            "schema": _PENDING_SCHEMA,
+            "pages": pages,
+            # Later pages go first, so pages stay numbered without gaps at every step.
+            "remove": [n for n in range(last_page, first_page - 1, -1) if str(n) not in pages],
+        }
+        path = self._dir(session_id) / PENDING_FILE
+        atomic_write_bytes(path, json.dumps(pending, ensure_ascii=False, separators=(",", ":")).encode())
+        self._counts.pop(session_id, None)  # if this fails part-way, the next read finishes it
+        self._apply_pending(session_id, pending)
+        self._counts[session_id] = new_total
+
+    def _finish_pending(self, session_id: str) -> None:
+        """Make a change a crash cut short (see the module docstring), before anything is read."""
+        path = self._dir(session_id) / PENDING_FILE
+        if not path.is_file():
+            return
+        try:
+            pending = read_json(path)
+        except StoreCorruptError:
+            pending = None
+        valid = (
+            isinstance(pending, dict)
+            and pending.get("schema") == _PENDING_SCHEMA
+            and isinstance(pending.get("pages"), dict)
+            and isinstance(pending.get("remove"), list)
+        )
+        if not valid:
+            raise StoreCorruptError(f"A chat is damaged (its unfinished change in {path} cannot be read).")
+        self._apply_pending(session_id, pending)
+
+    def _apply_pending(self, session_id: str, pending: dict[str, Any]) -> None:
+        for page_no, docs in pending["pages"].items():
+            self._write_page(self._page_path(session_id, int(page_no)), [Message.from_dict(d) for d in docs])
+        for page_no in pending["remove"]:
+            self._page_path(session_id, int(page_no)).unlink(missing_ok=True)
+        (self._dir(session_id) / PENDING_FILE).unlink()
+        fsync_dir(self._dir(session_id))
 
     def _write_page(self, path: Path, page: builtins.list[Message]) -> None:
         """Replace a whole page in one atomic write (TinyDB's own layout)."""

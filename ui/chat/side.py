@@ -12,7 +12,8 @@ from services.chat import logic
 from services.chat.logic import ChatView
 from services.context import AppContext
 from services.models.logic import md
-from store.cards import import_card, plain_png
+from services.render import inert_html
+from store.cards import CharacterCard, import_card, plain_png
 from store.characters import CharacterSummary
 from store.errors import CardFormatError
 from ui.chat.widgets import EDITS, ChatWidgets, SideWidgets, Switch, read_settings
@@ -22,6 +23,7 @@ NO_CHARACTER = ""  # the dropdown value for the plain assistant
 CARD_TYPES = [".png", ".json", ".charx", ".yaml", ".yml"]
 MAX_UPLOAD = 32 * 1024 * 1024
 PLACEHOLDER_GREY = (0x9A, 0x94, 0x8F)  # a neutral warm grey, for characters without a picture
+NOTES_SHOWN = 600  # characters of the creator's notes the sidebar shows
 
 
 def layout(ctx: AppContext) -> SideWidgets:
@@ -82,13 +84,21 @@ def character_values(ctx: AppContext, view: ChatView) -> tuple[Any, ...]:
     stored = ctx.store.characters.get(view.character_id)
     card = stored.card
     avatar = str(stored.avatar_path) if stored.avatar_path else None
+    return dropdown, gr.update(value=avatar, visible=avatar is not None), character_notes(card)
+
+
+def character_notes(card: CharacterCard) -> str:
+    """The sidebar's lines about a character, as inert HTML: name and tags are plain text,
+    the creator's notes (shown, never sent to the model) are Markdown, as authors write them."""
     tags = " · ".join(md(t) for t in card.tags[:12])
     lines = [f"**{md(card.name)}**" + (f" ({md(card.nickname)})" if card.nickname else "")]
     if tags:
         lines.append(tags)
-    if card.creator_notes.strip():  # shown, never sent to the model
-        lines.append(f"*Creator's notes:* {md(card.creator_notes.strip())[:600]}")
-    return dropdown, gr.update(value=avatar, visible=avatar is not None), "\n\n".join(lines)
+    notes = card.creator_notes.strip()
+    if notes:
+        cut = notes[:NOTES_SHOWN] + ("…" if len(notes) > NOTES_SHOWN else "")
+        lines += ["*Creator's notes:*", cut]
+    return inert_html("\n\n".join(lines))
 
 
 def sessions_update(ctx: AppContext, view: ChatView) -> Any:

@@ -148,6 +148,12 @@ class ChatWidgets:
 
 
 def chatbot(label: str, **kwargs: Any) -> gr.Chatbot:
+    """A Chatbot for messages rendered by `services.render.inert_html`.
+
+    Each message is one line of HTML, which Gradio's Markdown pass keeps as it is; its
+    sanitizer stays on behind it. No per-message copy button: it would copy that HTML,
+    not the message (the message panel shows the text itself).
+    """
     return gr.Chatbot(
         label=label,
         sanitize_html=True,
@@ -155,7 +161,7 @@ def chatbot(label: str, **kwargs: Any) -> gr.Chatbot:
         render_markdown=True,
         group_consecutive_messages=False,
         feedback_options=None,
-        buttons=["copy"],
+        buttons=[],
         **kwargs,
     )
 

@@ -18,7 +18,7 @@ import gradio as gr
 
 from engine.prompts import InputKind, ScenarioError
 from services.context import AppContext
-from services.render import inert_markdown
+from services.render import inert_html
 from services.run_stream import run_texts
 from services.story import adventure as play
 from services.story import logic
@@ -171,10 +171,10 @@ def _render_questions(w: AdventureWidgets, ctx: AppContext, show: story_list.Sho
         try:
             scenario = play.scenario_by_id(scenario_id, prompt or "", memory or "")
         except ScenarioError as exc:  # a scenario still being written: say what is wrong
-            gr.Markdown(inert_markdown(str(exc)), elem_id="scenario-problem")
+            gr.Markdown(inert_html(str(exc)), elem_id="scenario-problem")
             return
         if scenario.description:
-            gr.Markdown(inert_markdown(scenario.description), elem_id="scenario-description")
+            gr.Markdown(inert_html(scenario.description), elem_id="scenario-description")
         asked = scenario.questions()
         boxes = [gr.Textbox(label=q, elem_classes=["scenario-answer"]) for q in asked]
         begin = gr.Button("Start the adventure", variant="primary", elem_id="scenario-start")
@@ -266,7 +266,7 @@ def _streamer(ctx: AppContext, action: Action) -> Callable[..., AsyncIterator[An
         _view, run = await asyncio.to_thread(logic.start, ctx, view, MODE, params, owner_of(request), action)
         yield gr.update(visible=True, value="…")
         async for partial in run_texts(run):
-            yield inert_markdown(logic.reply_text(partial, MODE) or "…")
+            yield inert_html(logic.reply_text(partial, MODE) or "…")
         story_list.warn_about(run)
 
     return stream

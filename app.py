@@ -9,6 +9,7 @@ Flags become `Settings`, settings become an `AppContext`, the context becomes th
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import logging
 import os
 import re
@@ -29,9 +30,10 @@ from api.errors import ApiServerError
 from api.guard import PrivateFolder, allowed_host_name, host_policy
 from api.server import create_api_app, root_app, serve, serve_in_thread
 from presets.samplers import DEFAULT_PRESET
+from services.cli import add_model_flags, model_settings, users
 from services.context import DATA_DIR_ENV, AppContext, Settings, create_context, default_data_dir  # noqa: E402
 from store.characters import AVATAR_FILE
-from ui.page import CSS, THEME, build  # noqa: E402
+from ui.page import CSS, HEAD, THEME, build  # noqa: E402
 
 log = logging.getLogger("hearth")
 API_KEY_ENV = "HEARTH_API_KEY"
@@ -56,16 +58,34 @@ def parse_flags(argv: Sequence[str] | None = None) -> tuple[Settings, ApiSetting
         metavar="PATH",
         help="GGUF model to load at start (default: the bundled Gemma 3 270M)",
     )
-    parser.add_argument("--port", type=int, default=7860, help="port to serve on (default: 7860)")
+    parser.add_argument(
+        "--port",
+        "--listen-port",
+        type=int,
+        default=7860,
+        metavar="N",
+        help="port to serve on (default: 7860)",
+    )
     parser.add_argument(
         "--listen",
         action="store_true",
         help="serve on every network interface (0.0.0.0) instead of 127.0.0.1; requires --auth",
     )
     parser.add_argument(
+        "--host",
+        "--listen-host",
+        metavar="ADDR",
+        help="the address to serve on: 127.0.0.1 or localhost (the default) keep Hearth on this "
+        "computer; 0.0.0.0 or another address serves your network, as --listen does, and needs --auth",
+    )
+    parser.add_argument(
         "--auth",
+        "--gradio-auth",
+        action="append",
+        default=[],
         metavar="USER:PASS",
-        help="require this user name and password to open the app (and, without --api-key, the API)",
+        help="require a user name and password to open the app (and, without --api-key, the API: "
+        "the first user's); repeatable, or several at once as u1:p1,u2:p2",
     )
     parser.add_argument(
         "--allowed-host",
@@ -76,68 +96,61 @@ def parse_flags(argv: Sequence[str] | None = None) -> tuple[Settings, ApiSetting
         "for this computer); repeatable. Loopback names always pass, and with --listen so do "
         "this computer's name and IP addresses",
     )
-    parser.add_argument(
-        "--n-ctx",
-        type=int,
-        default=4096,
-        metavar="N",
-        help="context size in tokens for the model loaded at start (default: 4096)",
-    )
-    parser.add_argument(
-        "--threads",
-        type=int,
-        default=2,
-        metavar="N",
-        help="CPU threads for generation and prompt processing (default: 2)",
-    )
-    parser.add_argument(
-        "--n-gpu-layers",
-        type=int,
-        default=0,
-        metavar="N",
-        help="layers to offload to a GPU; -1 for all (default: 0, CPU only)",
-    )
+    add_model_flags(parser)
     parser.add_argument(
         "--data-dir",
+        "--user-data-dir",
         type=Path,
         metavar="DIR",
         help=f"where chats, settings and models live (default: ${DATA_DIR_ENV} or ./user_data)",
     )
     _add_api_flags(parser)
     args = parser.parse_args(argv)
-    if args.listen and not args.auth:
-        parser.error("--listen exposes Hearth to your network, so it needs --auth USER:PASS as well.")
-    auth = None
-    if args.auth is not None:
-        user, sep, password = args.auth.partition(":")
-        if not sep or not user or not password:
-            parser.error("--auth must look like USER:PASS, with both parts non-empty.")
-        auth = (user, password)
+    auth = users(parser, args.auth)
+    listen, bind = _where_to_listen(parser, args.listen, args.host)
+    if listen and not auth:
+        flag = "--listen" if args.host is None else f"--host {args.host}"
+        parser.error(f"{flag} exposes Hearth to your network, so it needs --auth USER:PASS as well.")
     allowed_hosts: list[str] = []
     for value in args.allowed_host:
         name = allowed_host_name(value)
         if name is None:
             parser.error(f"--allowed-host {value!r} must be a host name or address, without scheme or port.")
         allowed_hosts.append(name)
-    for flag, value, low in (
-        ("--port", args.port, 1),
-        ("--n-ctx", args.n_ctx, 256),
-        ("--threads", args.threads, 1),
-    ):
-        if value < low:
-            parser.error(f"{flag} must be at least {low}.")
+    if args.port < 1:
+        parser.error("--port must be at least 1.")
     settings = Settings(
         model=args.model,
         port=args.port,
-        listen=args.listen,
+        listen=listen,
+        bind=bind,
         auth=auth,
         allowed_hosts=tuple(allowed_hosts),
-        n_ctx=args.n_ctx,
-        threads=args.threads,
-        n_gpu_layers=args.n_gpu_layers,
         data_dir=args.data_dir or default_data_dir(),
+        **model_settings(parser, args),
     )
-    return settings, _api_settings(parser, args, auth)
+    return settings, _api_settings(parser, args, settings.login)
+
+
+def _where_to_listen(
+    parser: argparse.ArgumentParser, listen: bool, host: str | None
+) -> tuple[bool, str | None]:
+    """(listen, address) from --listen and --host: a loopback --host keeps Hearth on this
+    computer; any other address serves the network, as --listen does."""
+    if host is None:
+        return listen, None
+    name = host.strip().strip("[]").lower()
+    if name == "localhost":
+        name = "127.0.0.1"
+    try:
+        loopback = ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        if allowed_host_name(name) is None:
+            parser.error(f"--host {host!r} must be an address or a host name, without scheme or port.")
+        loopback = False
+    if loopback and listen:
+        parser.error(f"--listen serves every interface, but --host {host} says this computer only: pick one.")
+    return not loopback, name
 
 
 def _add_api_flags(parser: argparse.ArgumentParser) -> None:
@@ -275,9 +288,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         "/",
         server_name=settings.host,
         server_port=settings.port,
-        auth=settings.auth,
+        auth=list(settings.auth) or None,
         theme=THEME,
         css=CSS,
+        head=HEAD,
         show_error=True,
         footer_links=[],
         # The avatars' folders, so Gradio may show them; the guard serves nothing else there.

@@ -10,18 +10,32 @@ system note where it stands, written the way character chats write one
 
 A completion request is raw text: no format, only the request's stop strings, and a
 prompt that does not fit is refused rather than cut.
+
+Each comes with an `Outline` of its prompt, which the reply itemizes when the request
+asks for it (`hearth_itemize`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, replace
 
 from api.schemas import ChatMessage, ChatRequest, CompletionRequest
 from engine.errors import ContextOverflowError
 from engine.manager import ModelManager
-from engine.prompts import Block, PromptParts, Turn, TurnRenderer, chat_parts, stop_strings
+from engine.prompts import (
+    Block,
+    FittedPrompt,
+    PromptParts,
+    Span,
+    Turn,
+    TurnRenderer,
+    chat_parts,
+    stop_strings,
+)
 from engine.types import GenerationRequest
 from presets.formats import PromptFormat, Speakers
+from services.prompt_report import Outline, span_words
 
 # Who `{{user}}` and `{{char}}` are in an API chat: the names the Chat tab uses.
 SPEAKERS = Speakers()
@@ -46,27 +60,46 @@ def chat_prompt_parts(fmt: PromptFormat, messages: Sequence[ChatMessage]) -> Pro
     seen = 0
     for message in rest:
         if message.role == "system":
-            body.append(renderer.note("system", message.content))
+            body.append(replace(renderer.note("system", message.content), part="note"))
             continue
         seen += 1
         if seen > pinned:
             body.append(next(blocks))
-    return PromptParts(head=parts.head, body=body, tail=parts.tail, keep_last=parts.keep_last)
+    return replace(parts, body=body)
 
 
-def chat_generation(models: ModelManager, fmt: PromptFormat, request: ChatRequest) -> GenerationRequest:
+@dataclass(frozen=True)
+class Prepared:
+    """A request's generation, and what its prompt is made of."""
+
+    generation: GenerationRequest
+    outline: Outline
+
+
+def chat_generation(models: ModelManager, fmt: PromptFormat, request: ChatRequest) -> Prepared:
     """The generation for a chat request: its fitted prompt, params and stop strings.
 
     Raises:
         NoModelLoadedError, ContextOverflowError.
     """
     params = request.generation.params
-    fitted = models.fit(chat_prompt_parts(fmt, request.messages), params)
+    parts = chat_prompt_parts(fmt, request.messages)
+    fitted = models.fit(parts, params)
     stops = (*stop_strings(fmt, SPEAKERS, "reply"), *request.generation.stop)
-    return GenerationRequest(fitted.text, params, tuple(dict.fromkeys(stops)))
+    generation = GenerationRequest(fitted.text, params, tuple(dict.fromkeys(stops)))
+    return Prepared(generation, _chat_outline(fitted, parts, len(request.messages)))
 
 
-def completion_generation(models: ModelManager, request: CompletionRequest) -> GenerationRequest:
+def _chat_outline(fitted: FittedPrompt, parts: PromptParts, messages: int) -> Outline:
+    """The messages in the prompt, numbered as in the request (1 is the first)."""
+    kept = len(parts.body) - fitted.start
+    first = messages - kept + 1
+    detail = f"{kept} of {len(parts.body)} messages after the head: {span_words(range(first, messages + 1))}"
+    dropped = (f"{fitted.start} older messages",) if fitted.start else ()
+    return Outline(fitted, "api", {"history": detail if kept else ""}, dropped)
+
+
+def completion_generation(models: ModelManager, request: CompletionRequest) -> Prepared:
     """The generation for a completion request, once its prompt is known to fit.
 
     Raises:
@@ -83,4 +116,15 @@ def completion_generation(models: ModelManager, request: CompletionRequest) -> G
             f"{max(room, 0)} fit in the model's {backend.n_ctx}-token context. Shorten the prompt "
             "or lower max_tokens."
         )
-    return GenerationRequest(request.prompt, params, request.generation.stop)
+    fitted = FittedPrompt(
+        text=request.prompt,
+        head="",
+        start=0,
+        kept_optional=0,
+        n_tokens=used,
+        budget=room,
+        part_tokens={"body": used},
+        spans=(Span(0, len(request.prompt), "prompt"),),
+    )
+    generation = GenerationRequest(request.prompt, params, request.generation.stop)
+    return Prepared(generation, Outline(fitted, "api", {}))

@@ -20,7 +20,7 @@ from starlette.responses import JSONResponse, Response
 
 from api.deps import ApiDeps
 from api.errors import BadRequestError, error_reply
-from api.prompts import chat_generation, completion_generation
+from api.prompts import Prepared, chat_generation, completion_generation
 from api.schemas import Generation, parse_chat_request, parse_completion_request
 from api.shapes import (
     DONE,
@@ -28,6 +28,7 @@ from api.shapes import (
     ReplyIds,
     chunk_body,
     finish_reason,
+    hearth_chunk,
     model_list,
     reply_body,
     sse,
@@ -37,7 +38,7 @@ from api.streaming import ReplyTrim, RunStream, run_finish, text_deltas, wait_fo
 from engine.errors import GenerationError, NoModelLoadedError
 from engine.prompts import clean_reply
 from engine.run import Run
-from engine.types import GenerationRequest
+from services.prompt_report import measured
 
 MAX_BODY_BYTES = 32 * 2**20  # a chat far longer than any context still fits
 
@@ -55,15 +56,15 @@ def build_router(deps: ApiDeps) -> APIRouter:
     async def completions(request: Request) -> Response:
         parsed = parse_completion_request(await _json(request), deps.default_params())
         _require_model(deps)
-        generation = await run_in_threadpool(completion_generation, deps.models, parsed)
-        return await _reply(request, deps, "text_completion", generation, parsed.generation)
+        prepared = await run_in_threadpool(completion_generation, deps.models, parsed)
+        return await _reply(request, deps, "text_completion", prepared, parsed.generation)
 
     @router.post("/chat/completions")
     async def chat_completions(request: Request) -> Response:
         parsed = parse_chat_request(await _json(request), deps.default_params())
         _require_model(deps)
-        generation = await run_in_threadpool(chat_generation, deps.models, deps.prompt_format(), parsed)
-        return await _reply(request, deps, "chat.completion", generation, parsed.generation)
+        prepared = await run_in_threadpool(chat_generation, deps.models, deps.prompt_format(), parsed)
+        return await _reply(request, deps, "chat.completion", prepared, parsed.generation)
 
     return router
 
@@ -96,21 +97,30 @@ def _require_model(deps: ApiDeps) -> None:
 
 
 async def _reply(
-    request: Request, deps: ApiDeps, kind: Kind, generation: GenerationRequest, options: Generation
+    request: Request, deps: ApiDeps, kind: Kind, prepared: Prepared, options: Generation
 ) -> Response:
     info = deps.models.info
     ids = ReplyIds.new(kind, info.name if info else options.model)
-    run = deps.models.start(generation, owner=f"api-{uuid.uuid4().hex}")
+    run = deps.models.start(prepared.generation, owner=f"api-{uuid.uuid4().hex}")
     if options.stream:
-        return RunStream(_events(run, ids, options.include_usage), run)
+        return RunStream(_events(run, ids, options, prepared), run)
     if not await wait_for_run(run, request.is_disconnected):
         return Response(status_code=204)  # the client has gone; nobody reads this
     finish = run_finish(run)
     text = clean_reply(run.text) if ids.chat else run.text
-    return JSONResponse(reply_body(ids, text, finish))
+    body = reply_body(ids, text, finish)
+    if options.itemize:
+        body["hearth"] = await _itemized(run, prepared)
+    return JSONResponse(body)
 
 
-async def _events(run: Run, ids: ReplyIds, include_usage: bool) -> AsyncIterator[bytes]:
+async def _itemized(run: Run, prepared: Prepared) -> dict[str, Any]:
+    """What `hearth_itemize` asks for: the prompt's parts and token counts, and its text."""
+    report = await run_in_threadpool(measured, run, prepared.outline)
+    return {**(report.to_api() if report is not None else {}), "prompt": prepared.generation.prompt}
+
+
+async def _events(run: Run, ids: ReplyIds, options: Generation, prepared: Prepared) -> AsyncIterator[bytes]:
     trim = ReplyTrim() if ids.chat else None
     if ids.chat:
         yield sse(chunk_body(ids, "", role=True))
@@ -125,6 +135,8 @@ async def _events(run: Run, ids: ReplyIds, include_usage: bool) -> AsyncIterator
         yield DONE
         return
     yield sse(chunk_body(ids, "", finish_reason(finish)))
-    if include_usage:
+    if options.include_usage:
         yield sse(usage_chunk(ids, finish.usage))
+    if options.itemize:
+        yield sse(hearth_chunk(ids, await _itemized(run, prepared)))
     yield DONE

@@ -14,6 +14,9 @@ Sampler fields are OpenAI's (`temperature`, `top_p`, `presence_penalty`,
 their own names (`top_k`, `min_p`, `typical_p`, `repeat_penalty`, `repeat_last_n`,
 `mirostat_mode`, `mirostat_tau`, `mirostat_eta`), as llama.cpp's server accepts them.
 Anything not given comes from the default sampler preset.
+
+One field is Hearth's own: `hearth_itemize: true` asks for the prompt's parts and their
+token counts in the reply (see docs/api.md).
 """
 
 from __future__ import annotations
@@ -90,6 +93,7 @@ class Generation:
     stop: tuple[str, ...]
     stream: bool
     include_usage: bool  # stream_options.include_usage: a last chunk carries the token counts
+    itemize: bool = False  # hearth_itemize: the reply says what the prompt was made of
 
 
 @dataclass(frozen=True)
@@ -155,6 +159,7 @@ def _generation(fields: Mapping[str, Any], defaults: SamplerParams) -> Generatio
         stop=_stop(fields.get("stop")),
         stream=stream,
         include_usage=stream and include_usage,
+        itemize=_flag(fields, "hearth_itemize"),
     )
 
 

@@ -86,6 +86,11 @@ def usage_chunk(ids: ReplyIds, usage: Usage) -> dict[str, Any]:
     return {**_envelope(ids, _chunk_kind(ids)), "choices": [], "usage": usage_body(usage)}
 
 
+def hearth_chunk(ids: ReplyIds, hearth: dict[str, Any]) -> dict[str, Any]:
+    """The chunk before `[DONE]` that carries what `hearth_itemize` asked for, with no choices."""
+    return {**_envelope(ids, _chunk_kind(ids)), "choices": [], "hearth": hearth}
+
+
 def model_list(info: ModelInfo | None, created: int) -> dict[str, Any]:
     """GET /v1/models: the loaded model, or an empty list."""
     models = (

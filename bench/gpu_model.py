@@ -20,10 +20,19 @@ from pathlib import Path
 import numpy as np
 from gguf import GGMLQuantizationType, GGUFWriter, LlamaFileType, TokenType
 
-Q8_0_BLOCK = 32  # weights per Q8_0 block: an f16 scale, then 32 int8s
+Q8_0_BLOCK = 32  # weights per Q8_0 (and Q4_0) block: an f16 scale, then 32 int8s (or nibbles)
 Q8_0_BLOCK_BYTES = 34
+Q4_0_BLOCK_BYTES = 18
 WEIGHT_STD = 0.02  # the usual initialisation; keeps activations finite through every layer
-FILE_TYPES = {"q8_0": LlamaFileType.MOSTLY_Q8_0, "f16": LlamaFileType.MOSTLY_F16}
+FILE_TYPES = {
+    "q8_0": LlamaFileType.MOSTLY_Q8_0,
+    "q4_0": LlamaFileType.MOSTLY_Q4_0,
+    "f16": LlamaFileType.MOSTLY_F16,
+}
+_BLOCKS = {
+    "q8_0": (GGMLQuantizationType.Q8_0, Q8_0_BLOCK_BYTES),
+    "q4_0": (GGMLQuantizationType.Q4_0, Q4_0_BLOCK_BYTES),
+}
 
 
 @dataclass(frozen=True)
@@ -37,21 +46,26 @@ class LlamaShape:
     n_ff: int
     n_vocab: int
     context: int = 2048
+    head_dim: int = 0  # 0: n_embd / n_head; else written as attention.key_length (Gemma-style)
+
+    @property
+    def head_width(self) -> int:
+        return self.head_dim or self.n_embd // self.n_head
 
     @property
     def kv_width(self) -> int:
-        return self.n_embd // self.n_head * self.n_head_kv
+        return self.head_width * self.n_head_kv
 
     def matrices(self) -> list[tuple[str, int, int]]:
         """Every weight matrix as (name, rows, columns), in the order they are written."""
-        e, f, kv = self.n_embd, self.n_ff, self.kv_width
+        e, f, kv, q = self.n_embd, self.n_ff, self.kv_width, self.head_width * self.n_head
         out = [("token_embd.weight", self.n_vocab, e), ("output.weight", self.n_vocab, e)]
         for i in range(self.n_layer):
             out += [
-                (f"blk.{i}.attn_q.weight", e, e),
+                (f"blk.{i}.attn_q.weight", q, e),
                 (f"blk.{i}.attn_k.weight", kv, e),
                 (f"blk.{i}.attn_v.weight", kv, e),
-                (f"blk.{i}.attn_output.weight", e, e),
+                (f"blk.{i}.attn_output.weight", e, q),
                 (f"blk.{i}.ffn_gate.weight", f, e),
                 (f"blk.{i}.ffn_up.weight", f, e),
                 (f"blk.{i}.ffn_down.weight", e, f),
@@ -88,12 +102,13 @@ def write_llama(path: Path, shape: LlamaShape = TINYLLAMA_1B, weights: str = "q8
     """Write a random-weight Llama GGUF of `shape` to `path` and return it.
 
     Args:
-        weights: "q8_0" (about 1.1 GB at the default shape) or "f16" (about 2.2 GB).
+        weights: "q8_0" (about 1.1 GB at the default shape), "q4_0" (about 0.6 GB) or "f16"
+            (about 2.2 GB).
     """
     if weights not in FILE_TYPES:
         raise ValueError(f"weights must be one of {', '.join(FILE_TYPES)}, not {weights!r}")
-    if weights == "q8_0" and any(cols % Q8_0_BLOCK for _, _, cols in shape.matrices()):
-        raise ValueError(f"Q8_0 needs every row to be a multiple of {Q8_0_BLOCK} wide.")
+    if weights != "f16" and any(cols % Q8_0_BLOCK for _, _, cols in shape.matrices()):
+        raise ValueError(f"{weights.upper()} needs every row to be a multiple of {Q8_0_BLOCK} wide.")
     rng = np.random.default_rng(seed)
     writer = GGUFWriter(str(path), "llama")
     _metadata(writer, shape, weights)
@@ -103,16 +118,20 @@ def write_llama(path: Path, shape: LlamaShape = TINYLLAMA_1B, weights: str = "q8
         if weights == "f16":
             writer.add_tensor_info(name, (rows, cols), np.dtype(np.float16), rows * cols * 2)
         else:
-            byte_shape = (rows, cols // Q8_0_BLOCK * Q8_0_BLOCK_BYTES)
+            kind, block_bytes = _BLOCKS[weights]
+            byte_shape = (rows, cols // Q8_0_BLOCK * block_bytes)
             nbytes = byte_shape[0] * byte_shape[1]
-            writer.add_tensor_info(name, byte_shape, np.dtype(np.uint8), nbytes, GGMLQuantizationType.Q8_0)
+            writer.add_tensor_info(name, byte_shape, np.dtype(np.uint8), nbytes, kind)
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
     writer.write_ti_data_to_file()
     for _ in shape.norms():
         writer.write_tensor_data(np.ones(shape.n_embd, dtype=np.float32))
     for _, rows, cols in shape.matrices():
-        writer.write_tensor_data(_f16(rng, rows, cols) if weights == "f16" else _q8_0(rng, rows, cols))
+        if weights == "f16":
+            writer.write_tensor_data(_f16(rng, rows, cols))
+        else:
+            writer.write_tensor_data(_quantized(rng, rows, cols, _BLOCKS[weights][1]))
     writer.close()
     return path
 
@@ -127,7 +146,10 @@ def _metadata(writer: GGUFWriter, shape: LlamaShape, weights: str) -> None:
     writer.add_feed_forward_length(shape.n_ff)
     writer.add_head_count(shape.n_head)
     writer.add_head_count_kv(shape.n_head_kv)
-    writer.add_rope_dimension_count(shape.n_embd // shape.n_head)
+    writer.add_rope_dimension_count(shape.head_width)
+    if shape.head_dim:
+        writer.add_key_length(shape.head_dim)
+        writer.add_value_length(shape.head_dim)
     writer.add_layer_norm_rms_eps(1e-5)
     writer.add_file_type(FILE_TYPES[weights])
     tokens, scores, types = vocabulary(shape.n_vocab)
@@ -144,10 +166,12 @@ def _f16(rng: np.random.Generator, rows: int, cols: int) -> np.ndarray:
     return (rng.standard_normal((rows, cols), dtype=np.float32) * WEIGHT_STD).astype(np.float16)
 
 
-def _q8_0(rng: np.random.Generator, rows: int, cols: int) -> np.ndarray:
-    """Q8_0 blocks of uniform int8s, scaled so the weights have about WEIGHT_STD spread."""
-    blocks = np.empty((rows, cols // Q8_0_BLOCK, Q8_0_BLOCK_BYTES), dtype=np.uint8)
-    blocks[..., 2:] = rng.integers(0, 256, size=(rows, cols // Q8_0_BLOCK, Q8_0_BLOCK), dtype=np.uint8)
-    scale = np.float16(WEIGHT_STD / 74.0)  # a uniform int8 has a spread of about 74
+def _quantized(rng: np.random.Generator, rows: int, cols: int, block_bytes: int) -> np.ndarray:
+    """Q8_0 (or Q4_0) blocks of uniform int8s (or nibbles), scaled so the weights have about
+    WEIGHT_STD spread."""
+    blocks = np.empty((rows, cols // Q8_0_BLOCK, block_bytes), dtype=np.uint8)
+    blocks[..., 2:] = rng.integers(0, 256, size=(rows, cols // Q8_0_BLOCK, block_bytes - 2), dtype=np.uint8)
+    spread = 74.0 if block_bytes == Q8_0_BLOCK_BYTES else 4.6  # of a uniform int8, of a nibble - 8
+    scale = np.float16(WEIGHT_STD / spread)
     blocks[..., :2] = np.frombuffer(scale.tobytes(), dtype=np.uint8)
     return blocks.reshape(rows, -1)

@@ -1,30 +1,37 @@
-"""Will this model fit? A memory estimate and a verdict in words for the Models tab.
+"""Will this model fit? Its memory, part by part, as llama.cpp will allocate it.
 
-memory ≈ file size (llama.cpp memory-maps the weights, so they count once)
-       + KV cache (2 for K and V × n_layer × n_ctx × n_head_kv × head_dim × 2 bytes at f16)
-       + compute buffers (scratch space for one batch; 0.1 to 0.5 GB in practice)
+memory = weights (the layers on the GPU there, the rest in RAM, plus the CPU's
+           rearranged copies of some quantized matrices; see `catalog.shape`)
+       + KV cache (context × Σ over layers of n_head_kv × (K row + V row), each row
+           head_dim values of the cache type: 2 bytes at f16, 34/32 at q8_0, 18/32 at q4_0)
+       + compute buffers (the largest step of one batch's graph: the attention scores
+           without flash attention, the feed-forward, or the logits of a batch)
 
-Inputs come from the file's GGUF metadata when there is a file, else from the catalog's
-facts. When neither knows the model's shape, the estimate is derived from the file size
-or the parameter count and says plainly that it is a rough guess.
+The parts follow what llama.cpp reports when it loads ("model buffer size", "KV buffer
+size", "compute buffer size"); `tests/test_fit_measured.py` and `bench/fit.py` hold the
+estimate to within 5% or 64 MiB of those numbers. Inputs come from the file's GGUF
+header when there is a file, else from the catalog's facts. When neither knows the
+model's shape, the estimate is derived from the file size or the parameter count and
+says plainly that it is a rough guess.
 """
 
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
-from pathlib import Path
 
-from catalog.entries import CatalogEntry, QuantFile
+import psutil
+
+from catalog.entries import CatalogEntry
 from catalog.errors import CatalogError
-from engine.types import ModelInfo
+from catalog.shape import F32, ModelShape, repacks_here, shape_from_facts
+from engine.types import LoadOptions, ModelInfo
 
 DEFAULT_N_CTX = 4096
+CTX_ROUNDING = 256  # llama.cpp rounds the context up to a multiple of this
 F16_BYTES = 2
-MEMINFO = Path("/proc/meminfo")
 # Below these shares of the free memory a model fits comfortably, or at all. The margin
-# leaves room for the browser and the OS, which MemAvailable does not reserve.
+# leaves room for the browser and the OS, which "available" memory does not reserve.
 FITS_SHARE = 0.85
 TIGHT_SHARE = 1.0
 # Approximate bits per weight of common quants, measured from Llama-2 13B files; used only
@@ -62,7 +69,7 @@ class Verdict(StrEnum):
 
 @dataclass(frozen=True)
 class KVShape:
-    """The three numbers the KV cache size depends on."""
+    """The three numbers the KV cache size depends on (when nothing more is known)."""
 
     n_layer: int
     n_head_kv: int
@@ -88,24 +95,75 @@ class KVShape:
 
 
 @dataclass(frozen=True)
-class MemoryEstimate:
-    """The parts of a model's memory use, in bytes, and how they were worked out."""
+class Split:
+    """Bytes of one part of the memory, on the GPU and in RAM."""
 
-    weights_bytes: int
-    kv_bytes: int
-    overhead_bytes: int
+    gpu: int = 0
+    host: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.gpu + self.host
+
+
+@dataclass(frozen=True)
+class MemoryEstimate:
+    """The parts of a model's memory use, in bytes, and how they were worked out.
+
+    `weights` counts each weight once where it lives; llama.cpp's own report adds
+    `mapped_extra`: the stretch of the memory-mapped file whose matrices the CPU
+    rearranged into copies, which stays mapped but is not used after the load.
+    """
+
+    weights: Split
+    kv: Split
+    compute: Split  # compute buffers and the logits' output buffer
     n_ctx: int
     rough: bool  # True when a part had to be guessed from size or parameter count
     basis: str  # in words, for a tooltip
+    n_gpu_layers: int = 0  # of `n_layers`, on the GPU
+    n_layers: int = 0  # the repeating layers and the output layer, as llama.cpp counts them
+    flash_attn: bool = False
+    mapped_extra: int = 0
+
+    @property
+    def weights_bytes(self) -> int:
+        return self.weights.total
+
+    @property
+    def kv_bytes(self) -> int:
+        return self.kv.total
+
+    @property
+    def overhead_bytes(self) -> int:
+        return self.compute.total
 
     @property
     def total_bytes(self) -> int:
-        return self.weights_bytes + self.kv_bytes + self.overhead_bytes
+        return self.weights.total + self.kv.total + self.compute.total
+
+    @property
+    def gpu_bytes(self) -> int:
+        return self.weights.gpu + self.kv.gpu + self.compute.gpu
+
+    @property
+    def ram_bytes(self) -> int:
+        return self.weights.host + self.kv.host + self.compute.host
+
+    def reported(self) -> dict[str, int]:
+        """The estimate as llama.cpp's load log reports it: model, KV and compute buffers
+        (the output buffer counted with compute), and their total."""
+        parts = {
+            "model": self.weights.total + self.mapped_extra,
+            "kv": self.kv.total,
+            "compute": self.compute.total,
+        }
+        return {**parts, "total": sum(parts.values())}
 
 
 @dataclass(frozen=True)
 class FitResult:
-    """An estimate set against the free memory."""
+    """An estimate's RAM part set against the free memory."""
 
     estimate: MemoryEstimate
     available_bytes: int
@@ -114,7 +172,7 @@ class FitResult:
     @property
     def badge(self) -> str:
         """One line for a badge, e.g. "~9.8 GB needed of 21.3 GB free — fits"."""
-        needed = gigabytes(self.estimate.total_bytes)
+        needed = gigabytes(self.estimate.ram_bytes)
         rough = " (rough guess)" if self.estimate.rough else ""
         return f"~{needed} needed{rough} of {gigabytes(self.available_bytes)} free — {self.verdict.value}"
 
@@ -124,27 +182,135 @@ def gigabytes(n_bytes: int) -> str:
     return f"{n_bytes / 1e9:.1f} GB"
 
 
+def context_cells(n_ctx: int) -> int:
+    """The KV cells llama.cpp allocates for `n_ctx` tokens: rounded up to a multiple of 256."""
+    return -(-n_ctx // CTX_ROUNDING) * CTX_ROUNDING
+
+
 def compute_overhead(weights_bytes: int) -> int:
-    """Scratch buffers for one batch: about 100 MiB plus 5% of the weights, at most 512 MiB."""
+    """Scratch buffers when the model's shape is unknown: about 100 MiB plus 5% of the
+    weights, at most 512 MiB."""
     return min((100 << 20) + weights_bytes // 20, 512 << 20)
 
 
-def estimate_for_model(
-    info: ModelInfo, n_ctx: int | None = None, *, total_size: int | None = None
+def compute_bytes(shape: ModelShape, n_kv: int, n_ubatch: int, *, flash_attn: bool) -> int:
+    """The compute buffer llama.cpp reserves: its largest step for a batch of `n_ubatch`
+    tokens over `n_kv` cells. ggml reuses a step's memory once its results are consumed,
+    so the buffer is the biggest step, not the sum: the attention (its score matrix,
+    n_kv × n_ubatch × n_head floats, is what flash attention avoids; the mask is one
+    n_kv × n_ubatch matrix per attention kind, floats or halves with flash attention),
+    the feed-forward (three n_ff-wide activations), or the logits of every token in the
+    batch (n_vocab floats each)."""
+    u = n_ubatch
+    stream = 3 * shape.n_embd * u * F32  # the residual stream and its normed copies
+    heads = max(shape.kv_heads, default=0)
+    qkvo = u * F32 * (shape.n_head + heads) * (shape.head_dim_k + shape.head_dim_v)
+    masks = 2 if shape.sliding_window else 1
+    mask = n_kv * u * (2 if flash_attn else F32) * masks
+    scores = 0 if flash_attn else n_kv * u * shape.n_head * F32
+    attention = mask + scores + qkvo + stream
+    feed_forward = mask + 3 * shape.n_ff * u * F32 + stream
+    logits = shape.n_vocab * u * F32 + 5 * shape.n_embd * u * F32  # and the final norms
+    return max(attention, feed_forward, logits)
+
+
+def estimate_memory(
+    shape: ModelShape,
+    options: LoadOptions,
+    *,
+    n_ctx: int,
+    n_gpu_layers: int = 0,
+    repack: bool | None = None,
 ) -> MemoryEstimate:
-    """The memory a local GGUF file needs at `n_ctx` (default: 4096, or less if the model's is less).
+    """A model's memory at `n_ctx` with `n_gpu_layers` on the GPU (-1: all), as llama.cpp lays it out.
+
+    Args:
+        shape: from `catalog.shape` (a file's header, or the catalog's facts).
+        options: the cache types, batch sizes, flash attention and mmap settings.
+        n_gpu_layers: layers on the GPU, of n_layer + 1 (the output layer counts as one);
+            give 0 when the llama.cpp build cannot offload.
+        repack: whether the CPU rearranges Q4_0/Q4_K/IQ4_NL matrices (default: x86-64 and ARM).
+    """
+    layers = shape.n_layer
+    offloaded = layers + 1 if n_gpu_layers < 0 else min(n_gpu_layers, layers + 1)
+    on_gpu = range(layers - min(offloaded, layers), layers)
+    output_on_gpu = offloaded > layers
+    flash = options.uses_flash_attn(offloading=offloaded > 0)
+    cells = context_cells(n_ctx)
+    weights, mapped_extra = _weights(shape, on_gpu, output_on_gpu, options.use_mmap,
+                                     repacks_here() if repack is None else repack)  # fmt: skip
+    kv_gpu = cells * shape.kv_bytes_per_token(options.cache_type_k, options.cache_type_v, on_gpu)
+    kv_all = cells * shape.kv_bytes_per_token(options.cache_type_k, options.cache_type_v)
+    u = max(1, min(options.n_ubatch, options.n_batch, n_ctx))
+    graph = compute_bytes(shape, cells, u, flash_attn=flash)
+    output = shape.n_vocab * F32  # the logits of the last token, kept between calls
+    if offloaded == 0:
+        compute = Split(0, graph + output)
+    else:  # the host keeps a small buffer for the inputs, or the whole graph's CPU part
+        host = graph if offloaded <= layers else 2 * shape.n_embd * u * F32
+        compute = Split(graph, host + output)
+    basis = "from the file's tensors" if shape.exact else "from the catalog's facts (sizes per layer guessed)"
+    return MemoryEstimate(
+        weights=weights,
+        kv=Split(kv_gpu, kv_all - kv_gpu),
+        compute=compute,
+        n_ctx=cells,
+        rough=False,
+        basis=basis,
+        n_gpu_layers=offloaded,
+        n_layers=layers + 1,
+        flash_attn=flash,
+        mapped_extra=mapped_extra,
+    )
+
+
+def _weights(
+    shape: ModelShape, on_gpu: range, output_on_gpu: bool, mmap: bool, repack: bool
+) -> tuple[Split, int]:
+    gpu = sum(shape.layer_bytes[i] for i in on_gpu) + (shape.output_bytes if output_on_gpu else 0)
+    if not shape.weights:  # catalog facts: no tensor table
+        copy = shape.output_bytes if shape.output_tied and output_on_gpu else 0  # the GPU's own
+        return Split(gpu, shape.file_bytes - gpu + copy), 0
+    kept = [
+        w
+        for w in shape.weights
+        if not (w.layer in on_gpu if w.layer is not None else output_on_gpu and w.name.startswith("output"))
+    ]
+    copies = [w for w in kept if repack and w.repackable]
+    mapped = [w for w in kept if not (repack and w.repackable)]
+    host = sum(w.size for w in kept)
+    if not mmap or not mapped:
+        return Split(gpu, host), 0
+    span = max(w.offset + w.size for w in mapped) - min(w.offset for w in mapped)
+    return Split(gpu, host), max(0, span - (host - sum(w.size for w in copies)))
+
+
+def estimate_for_model(
+    info: ModelInfo,
+    n_ctx: int | None = None,
+    *,
+    total_size: int | None = None,
+    shape: ModelShape | None = None,
+    options: LoadOptions | None = None,
+) -> MemoryEstimate:
+    """The memory a local GGUF file needs at `n_ctx` (default: 4096, or less if the model's
+    is less), on the CPU.
 
     Args:
         info: the file's facts from `engine.gguf_meta.model_info`.
         n_ctx: the context size the model will be loaded with.
         total_size: the size of all parts of a split model; `info.file_size` by default.
+        shape: the file's tensors (`catalog.shape.shape_from_header`): an exact estimate.
+        options: cache types, batch sizes and flash attention (Hearth's defaults if None).
     """
     n_ctx = _context(n_ctx, info.context_length)
-    weights = total_size or info.file_size
-    shape = KVShape.from_model_info(info)
     if shape is not None:
+        return estimate_memory(shape, options or LoadOptions(), n_ctx=n_ctx)
+    weights = total_size or info.file_size
+    kv = KVShape.from_model_info(info)
+    if kv is not None:
         basis = "from the file's metadata"
-        return _estimate(weights, shape.bytes_per_token() * n_ctx, n_ctx, rough=False, basis=basis)
+        return _simple(weights, kv.bytes_per_token() * n_ctx, n_ctx, rough=False, basis=basis)
     params = weights * 8 / BITS_PER_WEIGHT.get(info.quant.upper(), BITS_PER_WEIGHT["Q4_K_M"])
     return rough_estimate(weights, params, n_ctx)
 
@@ -152,7 +318,7 @@ def estimate_for_model(
 def estimate_for_entry(
     entry: CatalogEntry, quant: str | None = None, n_ctx: int | None = None
 ) -> MemoryEstimate:
-    """The memory a catalog model needs before it is downloaded.
+    """The memory a catalog model needs before it is downloaded, on the CPU.
 
     Args:
         entry: the catalog entry.
@@ -160,15 +326,34 @@ def estimate_for_entry(
         n_ctx: the context size; 4096 by default, or the model's own if smaller.
     """
     n_ctx = _context(n_ctx, entry.context_length or DEFAULT_N_CTX)
-    chosen = entry.quant(quant) if quant else entry.recommended
-    weights, weights_rough = _entry_weights(entry, chosen, quant)
-    shape = KVShape.from_entry(entry)
+    weights, guessed = entry_weights(entry, quant)
+    shape = shape_for_entry(entry, quant)
     if shape is None:
         return rough_estimate(weights, entry.parameters, n_ctx)
-    basis = "from the catalog's facts" + (
-        " (file size guessed from the parameter count)" if weights_rough else ""
-    )
-    return _estimate(weights, shape.bytes_per_token() * n_ctx, n_ctx, rough=weights_rough, basis=basis)
+    estimate = estimate_memory(shape, LoadOptions(), n_ctx=n_ctx)
+    if guessed:
+        basis = "from the catalog's facts (file size guessed from the parameter count)"
+        return replace(estimate, basis=basis, rough=True)
+    return estimate
+
+
+def shape_for_entry(entry: CatalogEntry, quant: str | None = None) -> ModelShape | None:
+    """A catalog model's shape from its facts; None when the catalog lacks them."""
+    if entry.kv is None:
+        return None
+    weights, _ = entry_weights(entry, quant)
+    return shape_from_facts(entry.kv, weights, entry.parameters, entry.context_length or DEFAULT_N_CTX)
+
+
+def entry_weights(entry: CatalogEntry, quant: str | None = None) -> tuple[int, bool]:
+    """Bytes of a catalog model's file (the recommended one by default), and whether that
+    was guessed from the parameter count because the catalog has no size for it."""
+    chosen = entry.quant(quant) if quant else entry.recommended
+    if chosen is not None and chosen.size_bytes is not None:
+        return chosen.size_bytes, False
+    name = (chosen.quant if chosen else quant or "Q4_K_M").upper()
+    bits = BITS_PER_WEIGHT.get(name, BITS_PER_WEIGHT["Q4_K_M"])
+    return int(entry.parameters * bits / 8), True
 
 
 def rough_estimate(weights_bytes: int, parameters: float, n_ctx: int) -> MemoryEstimate:
@@ -177,17 +362,13 @@ def rough_estimate(weights_bytes: int, parameters: float, n_ctx: int) -> MemoryE
     basis = (
         "rough guess: the model's layer sizes are unknown, so its memory per token was guessed from its size"
     )
-    return _estimate(weights_bytes, kv, n_ctx, rough=True, basis=basis)
+    return _simple(weights_bytes, kv, n_ctx, rough=True, basis=basis)
 
 
 def check_fit(estimate: MemoryEstimate, available_bytes: int | None = None) -> FitResult:
-    """Compare an estimate with the free memory (read from the system unless given).
-
-    Raises:
-        CatalogError: the free memory was not given and cannot be read.
-    """
+    """Compare an estimate's RAM part with the free memory (read from the system unless given)."""
     available = available_memory() if available_bytes is None else available_bytes
-    needed = estimate.total_bytes
+    needed = estimate.ram_bytes
     if needed <= available * FITS_SHARE:
         verdict = Verdict.FITS
     elif needed <= available * TIGHT_SHARE:
@@ -197,35 +378,21 @@ def check_fit(estimate: MemoryEstimate, available_bytes: int | None = None) -> F
     return FitResult(estimate, available, verdict)
 
 
-def available_memory(meminfo: Path = MEMINFO) -> int:
-    """Free memory in bytes: MemAvailable from /proc/meminfo, else the free physical pages.
+def available_memory() -> int:
+    """Free memory in bytes: what the system can give a new program without swapping.
 
     Raises:
-        CatalogError: neither source can be read on this system.
+        CatalogError: the system does not say.
     """
     try:
-        for line in meminfo.read_text(encoding="ascii").splitlines():
-            key, _, value = line.partition(":")
-            if key == "MemAvailable":
-                return int(value.split()[0]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    try:
-        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (OSError, ValueError, AttributeError) as exc:
+        return int(psutil.virtual_memory().available)
+    except (OSError, RuntimeError, AttributeError) as exc:
         raise CatalogError("Hearth could not tell how much memory is free on this computer.") from exc
 
 
-def _estimate(weights: int, kv: int, n_ctx: int, *, rough: bool, basis: str) -> MemoryEstimate:
-    return MemoryEstimate(weights, kv, compute_overhead(weights), n_ctx, rough, basis)
-
-
-def _entry_weights(entry: CatalogEntry, chosen: QuantFile | None, asked: str | None) -> tuple[int, bool]:
-    if chosen is not None and chosen.size_bytes is not None:
-        return chosen.size_bytes, False
-    quant = (chosen.quant if chosen else asked or "Q4_K_M").upper()
-    bits = BITS_PER_WEIGHT.get(quant, BITS_PER_WEIGHT["Q4_K_M"])
-    return int(entry.parameters * bits / 8), True
+def _simple(weights: int, kv: int, n_ctx: int, *, rough: bool, basis: str) -> MemoryEstimate:
+    compute = Split(0, compute_overhead(weights))
+    return MemoryEstimate(Split(0, weights), Split(0, kv), compute, n_ctx, rough, basis)
 
 
 def _context(n_ctx: int | None, model_ctx: int) -> int:

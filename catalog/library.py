@@ -3,7 +3,9 @@
 Downloads live under the models folder, where Hearth owns the files and may delete
 them; so do legacy GGML files converted to GGUF (`<models>/converted/`). Files added
 by path stay where they are; the library only remembers them in a small registry, and
-"delete" forgets them without touching the file. Metadata is read
+"delete" forgets them without touching the file. Model folders (`--model-dir`: another
+app's models, such as text-generation-webui's `user_data/models` or LM Studio's) are
+scanned as they are and never written to. Metadata is read
 from the GGUF header (`engine.gguf_meta`); weights are never loaded, and a damaged file
 is listed with its problem rather than breaking the list.
 
@@ -16,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
@@ -30,13 +32,14 @@ from engine.types import ModelInfo
 from store.atomic import atomic_write_bytes, read_json
 from store.errors import StoreError
 
-Source = Literal["downloaded", "added", "bundled", "converted"]
+Source = Literal["downloaded", "added", "bundled", "converted", "folder"]
 BUNDLED_ID = "bundled"
 REGISTRY_SCHEMA = 1
 LEGACY_SUFFIX = ".bin"
 CONVERTED_FOLDER = "converted"  # legacy GGML files converted by Hearth: <models>/converted/<name>.gguf
 LEFTOVER_SUFFIXES = (".part", ".part.json")
 _ID = re.compile(r"bundled|[0-9a-f]{16}")
+_PROJECTOR_PREFIX = "mmproj"  # a vision model's image encoder, beside its model: not a model itself
 _SPLIT = re.compile(r"(?P<stem>.+)-(?P<index>\d{5})-of-(?P<total>\d{5})\.gguf", re.IGNORECASE)
 
 
@@ -74,17 +77,20 @@ class Library:
         *,
         catalog: Catalog | None = None,
         bundled: Callable[[], Path] | None = bundled_model_path,
+        folders: Sequence[Path] = (),
     ) -> None:
         """Args:
         models_dir: the folder downloads go to (created when needed).
         registry: the JSON file remembering files added by path.
         catalog: used to match files to the guide's entries.
         bundled: returns the bundled model's path; None leaves it out (tests).
+        folders: other apps' model folders, listed in place (source "folder").
         """
         self.models_dir = models_dir
         self.registry = registry
         self.catalog = catalog
         self._bundled = bundled
+        self.folders = tuple(folders)
 
     @property
     def converted_dir(self) -> Path:
@@ -92,7 +98,8 @@ class Library:
         return self.models_dir / CONVERTED_FOLDER
 
     def items(self) -> list[LibraryItem]:
-        """Every model: the bundled one, then downloads, then added files, each sorted by name.
+        """Every model: the bundled one, then downloads, then added files, then the model
+        folders' files, each sorted by name.
 
         Raises:
             LibraryError: the registry of added files is damaged.
@@ -104,6 +111,8 @@ class Library:
         found += sorted(
             (self._item(Path(p), "added") for p in self._registered()), key=lambda i: i.name.lower()
         )
+        for folder in self.folders:
+            found += sorted(self._scan(folder, lambda _relative: "folder"), key=lambda i: i.name.lower())
         return found
 
     def get(self, item_id: str) -> LibraryItem:
@@ -167,6 +176,11 @@ class Library:
         item = self.get(item_id)
         if item.source == "bundled":
             raise LibraryError(f"{BUNDLED_NAME} ships with Hearth and cannot be deleted.")
+        if item.source == "folder":
+            raise LibraryError(
+                f"{item.name} is in a model folder Hearth only lists (--model-dir), so Hearth "
+                "leaves it alone. Delete it with the app that owns that folder."
+            )
         if item.source == "added":
             self._save_registry([p for p in self._registered() if p != str(item.path)])
             return item
@@ -186,31 +200,37 @@ class Library:
         return replace(item, id=BUNDLED_ID, name=BUNDLED_NAME)
 
     def _downloaded(self) -> list[LibraryItem]:
-        if not self.models_dir.is_dir():
+        return self._scan(self.models_dir, _scan_source)
+
+    def _scan(self, root: Path, source_of: Callable[[Path], Source]) -> list[LibraryItem]:
+        if not root.is_dir():
             return []
         splits: dict[tuple[Path, str, str], list[Path]] = {}
         items: list[LibraryItem] = []
-        for path in self.models_dir.rglob("*"):
-            relative = path.relative_to(self.models_dir)
+        for path in root.rglob("*"):
+            relative = path.relative_to(root)
             # Hidden folders hold download bookkeeping (.cache) and temp files; skip them.
             if any(part.startswith(".") for part in relative.parts) or path.suffix.lower() != ".gguf":
                 continue
-            if not path.is_file():
+            if not path.is_file() or path.name.lower().startswith(_PROJECTOR_PREFIX):
                 continue
             split = _SPLIT.fullmatch(path.name)
             if split:
                 splits.setdefault((path.parent, split["stem"], split["total"]), []).append(path)
             else:
-                items.append(self._item(path, _scan_source(relative)))
+                items.append(self._item(path, source_of(relative)))
         items += [
-            self._split_item(parent, stem, total, parts) for (parent, stem, total), parts in splits.items()
+            self._split_item(parent, stem, total, parts, source_of(parent.relative_to(root)))
+            for (parent, stem, total), parts in splits.items()
         ]
         return items
 
-    def _split_item(self, parent: Path, stem: str, total: str, parts: list[Path]) -> LibraryItem:
+    def _split_item(
+        self, parent: Path, stem: str, total: str, parts: list[Path], source: Source
+    ) -> LibraryItem:
         parts = sorted(parts)
         first = parent / f"{stem}-00001-of-{total}.gguf"
-        item = self._item(first if first.is_file() else parts[0], "downloaded", parts=tuple(parts))
+        item = self._item(first if first.is_file() else parts[0], source, parts=tuple(parts))
         problem = ""
         if not first.is_file():
             problem = f"Part 1 of {int(total)} of {stem} is missing, so it cannot be loaded."

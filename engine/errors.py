@@ -6,7 +6,8 @@
         │   ├── ModelNotFoundError    no file at that path
         │   ├── NotGGUFError          the file is not a GGUF model at all
         │   ├── LegacyGGMLError       an old GGML/GGMF/GGJT file, which needs converting
-        │   └── CorruptModelError     a GGUF file that is truncated or damaged
+        │   ├── CorruptModelError     a GGUF file that is truncated or damaged
+        │   └── ModelMemoryError      llama.cpp could not allocate the memory the model needs
         ├── NoModelLoadedError        a generation was asked for with no model loaded
         ├── ContextOverflowError      the fixed parts of a prompt do not fit the context
         └── GenerationError           the backend failed while generating
@@ -45,6 +46,11 @@ class LegacyGGMLError(ModelLoadError):
 
 class CorruptModelError(ModelLoadError):
     """The file starts like a GGUF model but is truncated or damaged."""
+
+
+class ModelMemoryError(ModelLoadError):
+    """llama.cpp ran out of memory (GPU or host) while loading: fewer GPU layers or a
+    smaller context may fit."""
 
 
 class NoModelLoadedError(EngineError):

@@ -34,16 +34,13 @@ llama.cpp refuses those with an error, which `engine.llama` reports.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from gguf import GGMLQuantizationType
 
 from engine.errors import CorruptModelError
-
-if TYPE_CHECKING:  # engine.gguf_meta imports this module
-    from engine.gguf_meta import GGUFHeader
 
 MAX_LAYERS = 512  # LLAMA_MAX_LAYERS
 MAX_EXPERTS = 1024  # LLAMA_MAX_EXPERTS
@@ -62,6 +59,34 @@ NOT_COMPUTABLE = {
 # These read an expert count of 1 as a dense model, before llama.cpp checks the counts.
 _ONE_EXPERT_IS_DENSE = {"hunyuan-dense", "hunyuan_vl", "hunyuan-vl"}
 _KV_WEIGHT = re.compile(r"blk\.(\d+)\.attn_(k|v|qkv)\.weight")
+
+
+class _Tensor(Protocol):
+    @property
+    def name(self) -> str: ...
+    @property
+    def shape(self) -> tuple[int, ...]: ...
+    @property
+    def ggml_type(self) -> int: ...
+    @property
+    def offset(self) -> int: ...
+
+
+class GGUFHeader(Protocol):
+    """What the checks read of a header: `engine.gguf_meta.GGUFHeader`, which imports this
+    module, so it is described here rather than imported."""
+
+    @property
+    def metadata(self) -> Mapping[str, Any]: ...
+    @property
+    def tensors(self) -> Sequence[_Tensor]: ...
+    @property
+    def tokens(self) -> Sequence[bytes] | None: ...
+    @property
+    def token_types(self) -> Sequence[int] | None: ...
+    @property
+    def data_offset(self) -> int: ...
+    def arch_value(self, key: str, default: Any = None) -> Any: ...
 
 
 def check_loadable(path: Path, header: GGUFHeader) -> None:

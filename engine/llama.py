@@ -7,20 +7,24 @@ token counts the prompt assembler budgets with are exactly what the model evalua
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import llama_cpp
 from llama_cpp import Llama, StoppingCriteriaList
+from llama_cpp import _logger as llama_cpp_logger
 
 from engine.backend import Backend
-from engine.errors import GenerationError, ModelLoadError
+from engine.errors import GenerationError, ModelLoadError, ModelMemoryError
 from engine.gguf_meta import model_info, read_header
 from engine.kvcache import KVCacheView, ReusePlan
+from engine.resources import BufferSizes, out_of_memory, parse_buffer_sizes, physical_cores
 from engine.types import Chunk, Finish, FinishReason, GenerationRequest, LoadOptions, Usage
 
 log = logging.getLogger(__name__)
@@ -28,17 +32,76 @@ log = logging.getLogger(__name__)
 
 LEARNED_POSITIONS = frozenset({"gpt2", "starcoder"})
 """Architectures with a learned position embedding: a fixed longest context, and no shift."""
+UNPLANNED_N_CTX = 4096  # the context of a load whose "auto" nobody planned
+GGML_TYPES = {
+    "f16": llama_cpp.GGML_TYPE_F16,
+    "q8_0": llama_cpp.GGML_TYPE_Q8_0,
+    "q4_0": llama_cpp.GGML_TYPE_Q4_0,
+}
+
+
+def gpu_offload_supported() -> bool:
+    """Whether this llama.cpp build can put layers on a GPU (CUDA, ROCm, Metal, Vulkan)."""
+    return bool(llama_cpp.llama_supports_gpu_offload())
+
+
+class _LoadLog:
+    """What llama.cpp logs while a model loads: its buffer sizes, and why a load failed.
+
+    llama.cpp has one log callback per process, so loads take turns while one is read;
+    everything is passed on to llama-cpp-python's own callback, which prints as before.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._lines: list[str] | None = None
+
+    def write(self, text: str) -> None:
+        lines = self._lines
+        if lines is not None:
+            lines.append(text)
+
+    @contextmanager
+    def reading(self) -> Iterator[list[str]]:
+        with self._lock:
+            lines: list[str] = []
+            self._lines = lines
+            try:
+                yield lines
+            finally:
+                self._lines = None
+
+
+_LOAD_LOG = _LoadLog()
+
+
+@llama_cpp.llama_log_callback
+def _on_llama_log(level: int, text: bytes, user_data: ctypes.c_void_p) -> None:
+    _LOAD_LOG.write(text.decode("utf-8", errors="replace"))
+    llama_cpp_logger.llama_log_callback(level, text, user_data)
+
+
+llama_cpp.llama_log_set(_on_llama_log, ctypes.c_void_p(0))
 
 
 def open_llama(path: Path, options: LoadOptions) -> Llama:
     """llama-cpp-python's own `Llama`, set up as Hearth runs it. The backend wraps it;
     benchmarks use it bare as the baseline Hearth is measured against."""
+    threads = options.threads or physical_cores()
+    layers = options.n_gpu_layers or 0  # unplanned "auto": the CPU
     return Llama(
         model_path=str(path),
-        n_ctx=options.n_ctx,
-        n_threads=options.threads,
-        n_threads_batch=options.threads,
-        n_gpu_layers=options.n_gpu_layers,
+        n_ctx=options.n_ctx or UNPLANNED_N_CTX,
+        n_threads=threads,
+        n_threads_batch=options.threads_batch or threads,
+        n_gpu_layers=layers,
+        n_batch=options.n_batch,
+        n_ubatch=options.n_ubatch,
+        flash_attn=options.uses_flash_attn(offloading=layers != 0 and gpu_offload_supported()),
+        type_k=GGML_TYPES[options.cache_type_k],
+        type_v=GGML_TYPES[options.cache_type_v],
+        use_mmap=options.use_mmap,
+        use_mlock=options.use_mlock,
         # A full-size sliding-window cache lets prefix reuse and shifting cut it anywhere.
         swa_full=True,
         verbose=False,
@@ -54,17 +117,25 @@ class LlamaCppBackend(Backend):
         Raises:
             ModelNotFoundError, NotGGUFError, LegacyGGMLError, CorruptModelError:
                 the file is missing or not a usable GGUF (checked before llama.cpp runs).
+            ModelMemoryError: llama.cpp could not allocate the memory it needs.
             ModelLoadError: llama.cpp refused the file.
         """
         header = read_header(path)
         info = model_info(path, header)
-        n_ctx = options.n_ctx
+        n_ctx = options.n_ctx or UNPLANNED_N_CTX
         if info.architecture in LEARNED_POSITIONS and info.context_length:
             # Past its last position embedding llama.cpp aborts the whole process.
             n_ctx = min(n_ctx, info.context_length)
         try:
-            self._llm = open_llama(path, replace(options, n_ctx=n_ctx))
+            with _LOAD_LOG.reading() as log_lines:
+                self._llm = open_llama(path, replace(options, n_ctx=n_ctx))
         except Exception as exc:  # llama.cpp's errors, and jinja2's for a broken chat template
+            if out_of_memory("".join(log_lines)):
+                raise ModelMemoryError(
+                    f"{path.name} did not fit in memory: llama.cpp could not allocate its "
+                    f"buffers ({_memory_complaint(log_lines)}). Fewer GPU layers or a smaller "
+                    "context need less."
+                ) from exc
             broken_template = type(exc).__module__.startswith("jinja2")
             detail = f"its chat template is broken: {exc}" if broken_template else exc
             raise ModelLoadError(
@@ -75,6 +146,7 @@ class LlamaCppBackend(Backend):
         usable = self._llm.n_ctx()  # llama.cpp rounds up to a multiple of 256
         super().__init__(info, min(usable, n_ctx) if info.architecture in LEARNED_POSITIONS else usable)
         self.options = options
+        self.buffers: BufferSizes = parse_buffer_sizes("".join(log_lines))
         self.cache = KVCacheView()
         # Recurrent and some hybrid models keep a state that cannot be cut and moved; a
         # model without rope has its positions baked into the cached values.
@@ -231,3 +303,9 @@ class LlamaCppBackend(Backend):
     def close(self) -> None:
         self._llm.close()
         self.cache.clear()
+
+
+def _memory_complaint(log_lines: list[str]) -> str:
+    """llama.cpp's own words about the failed allocation: its last line that names one."""
+    said = [line.strip() for line in "".join(log_lines).splitlines() if out_of_memory(line)]
+    return said[-1][:200] if said else "out of memory"

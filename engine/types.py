@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Literal
 
 from presets.samplers import SamplerParams
 
@@ -79,10 +80,39 @@ class ModelInfo:
     remote: bool = False  # served by another program over HTTP (path is then its address)
 
 
+FlashAttention = Literal["auto", "on", "off"]
+FLASH_ATTENTION: tuple[FlashAttention, ...] = ("auto", "on", "off")
+CACHE_TYPES = ("f16", "q8_0", "q4_0")
+"""The KV-cache types Hearth offers, by llama.cpp's names (`--cache-type-k`)."""
+DEFAULT_BATCH = 512  # llama.cpp's n_batch and n_ubatch
+
+
 @dataclass(frozen=True)
 class LoadOptions:
-    """How to load a model: context size, CPU threads and GPU layers."""
+    """How to load a model: its context, CPU threads, GPU layers and performance settings.
 
-    n_ctx: int = 4096
-    threads: int = 2
-    n_gpu_layers: int = 0
+    `None` for `n_ctx` or `n_gpu_layers` means "auto": the application plans them from
+    the model and the machine (`catalog.plan`) before a load. Given to the engine
+    unplanned, they fall back to 4096 tokens and the CPU. `threads=None` means the
+    physical cores; `threads_batch=None` means as many as `threads`.
+    """
+
+    n_ctx: int | None = 4096
+    threads: int | None = None
+    n_gpu_layers: int | None = 0
+    threads_batch: int | None = None
+    flash_attn: FlashAttention = "auto"
+    cache_type_k: str = "f16"
+    cache_type_v: str = "f16"
+    use_mmap: bool = True
+    use_mlock: bool = False
+    n_batch: int = DEFAULT_BATCH
+    n_ubatch: int = DEFAULT_BATCH
+
+    def uses_flash_attn(self, offloading: bool) -> bool:
+        """Whether flash attention is on. "auto" turns it on where it helps, with layers on
+        a GPU (`offloading`), and where it is needed: a quantized V cache, which llama.cpp
+        refuses without it. "off" with a quantized V cache is overruled the same way."""
+        if self.cache_type_v != "f16":
+            return True
+        return self.flash_attn == "on" or (self.flash_attn == "auto" and offloading)

@@ -20,12 +20,18 @@ from catalog.entries import Catalog, load_catalog
 from catalog.ggml import remove_interrupted
 from catalog.hub import HubClient
 from catalog.library import Library
+from catalog.plan import LoadPlan, fewer
 from engine.backend import Backend
+from engine.errors import ModelMemoryError
 from engine.manager import BackendFactory, ModelManager, llama_factory
-from engine.types import LoadOptions, ModelInfo
+from engine.resources import physical_cores
+from engine.types import FlashAttention, LoadOptions, ModelInfo
 from presets.errors import HearthError
 from presets.formats import PLAIN_FORMAT_ID, PromptFormat, load_builtin_formats
 from presets.samplers import SamplerPreset, load_builtin_presets
+from services.chat.busy import BusyChats
+from services.models.plan import plan_file
+from services.prompt_report import PromptLog
 from store.db import Store
 
 log = logging.getLogger(__name__)
@@ -33,31 +39,69 @@ log = logging.getLogger(__name__)
 DATA_DIR_ENV = "HEARTH_DATA_DIR"
 DEFAULT_DATA_DIR = Path("user_data")
 Progress = Callable[[float, str], None]
+MAX_LOAD_TRIES = 8  # a load that runs out of memory is retried smaller, this many times at most
 
 
 @dataclass(frozen=True)
 class Settings:
-    """What the command line asked for."""
+    """What the command line asked for. `None` for `n_ctx` or `n_gpu_layers` is "auto"."""
 
     model: Path | None = None  # None: the bundled model
     port: int = 7860
     listen: bool = False
-    auth: tuple[str, str] | None = None
+    auth: tuple[tuple[str, str], ...] = ()  # the users who may log in (--auth, --gradio-auth)
     allowed_hosts: tuple[str, ...] = ()  # host names served beside loopback (--allowed-host)
-    n_ctx: int = 4096
-    threads: int = 2
-    n_gpu_layers: int = 0
+    bind: str | None = None  # the address to serve on (--host); None: loopback, or all with --listen
+    n_ctx: int | None = None
+    threads: int = field(default_factory=physical_cores)
+    threads_batch: int | None = None  # None: as many as `threads`
+    n_gpu_layers: int | None = None
+    flash_attn: FlashAttention = "auto"
+    cache_type_k: str = "f16"
+    cache_type_v: str = "f16"
+    use_mmap: bool = True
+    use_mlock: bool = False
+    n_batch: int = 512
+    n_ubatch: int = 512
     data_dir: Path = DEFAULT_DATA_DIR
+    model_dirs: tuple[Path, ...] = ()  # folders of models listed where they are (--model-dir)
     load_model: bool = True  # tests and tools may start without one
     hub_endpoint: str | None = None  # None: $HF_ENDPOINT, else huggingface.co
 
     @property
     def host(self) -> str:
-        return "0.0.0.0" if self.listen else "127.0.0.1"
+        return self.bind or ("0.0.0.0" if self.listen else "127.0.0.1")
+
+    @property
+    def login(self) -> tuple[str, str] | None:
+        """The first user, for what takes one login (the API without a key of its own)."""
+        return self.auth[0] if self.auth else None
 
     @property
     def load_options(self) -> LoadOptions:
-        return LoadOptions(n_ctx=self.n_ctx, threads=self.threads, n_gpu_layers=self.n_gpu_layers)
+        return LoadOptions(
+            n_ctx=self.n_ctx,
+            threads=self.threads,
+            n_gpu_layers=self.n_gpu_layers,
+            threads_batch=self.threads_batch,
+            flash_attn=self.flash_attn,
+            cache_type_k=self.cache_type_k,
+            cache_type_v=self.cache_type_v,
+            use_mmap=self.use_mmap,
+            use_mlock=self.use_mlock,
+            n_batch=self.n_batch,
+            n_ubatch=self.n_ubatch,
+        )
+
+
+@dataclass(frozen=True)
+class LoadOutcome:
+    """A finished load: the model, the settings it got, its plan, and what Hearth decided."""
+
+    info: ModelInfo
+    options: LoadOptions  # as loaded: "auto" decided, and smaller if memory ran out
+    plan: LoadPlan | None  # None when the file does not say its shape
+    notes: tuple[str, ...] = ()  # decisions and retries, in words, for the status line
 
 
 def default_data_dir() -> Path:
@@ -79,9 +123,14 @@ class AppContext:
     library: Library
     startup_error: str = ""
     model_format: FormatDetection | None = None
+    prompts: PromptLog = field(default_factory=PromptLog)  # the newest prompts' texts, for the inspector
+    busy_chats: BusyChats = field(default_factory=BusyChats)  # chats the model is writing for
     _ready: threading.Event = field(default_factory=threading.Event)
     # Held while a new model and its format go in together, so two loads never cross.
     _swap_lock: threading.Lock = field(default_factory=threading.Lock)
+    _warn_lock: threading.Lock = field(default_factory=threading.Lock)
+    _warned: set[str] = field(default_factory=set)
+    _unshown: list[str] = field(default_factory=list)
 
     def presets(self) -> dict[str, SamplerPreset]:
         """Built-in sampler presets, then the user's (a user preset may not shadow a built-in)."""
@@ -106,12 +155,55 @@ class AppContext:
         Raises:
             ModelLoadError: the previous model stays loaded, with its format.
         """
+        return self.load_planned(path, options, progress).info
+
+    def load_planned(self, path: Path, options: LoadOptions, progress: Progress | None = None) -> LoadOutcome:
+        """`load_model`, saying how: the "auto" settings are planned for this machine
+        (`catalog.plan`), and a load that runs out of memory is tried again with fewer GPU
+        layers, then a shorter context; the outcome's notes say what changed.
+
+        Raises:
+            ModelLoadError: the previous model stays loaded, with its format.
+        """
         report = progress or _quiet
-        backend = self.models.build(path, options, report)
-        self.use_backend(backend, options, file_name=str(path), progress=report)
+        plan = plan_file(path, options)
+        attempt = plan.options if plan is not None else options
+        notes = list(plan.notes) if plan is not None else []
+        for note in notes:
+            self.warn_once(note)
+        for tries_left in range(MAX_LOAD_TRIES, 0, -1):
+            try:
+                backend = self.models.build(path, attempt, report)
+                break
+            except ModelMemoryError as exc:
+                smaller = fewer(attempt, plan.estimate.n_layers if plan else 0) if tries_left > 1 else None
+                if smaller is None:
+                    raise
+                change = _change_words(attempt, smaller)
+                log.warning("%s Trying again with %s.", exc, change)
+                notes.append(f"llama.cpp ran out of memory, so Hearth tried again with {change}.")
+                report(0.2, f"Out of memory: trying {change}")
+                attempt = smaller
+        self.use_backend(backend, attempt, file_name=str(path), progress=report)
         self.store.set_setting("last_model", str(path))
         report(1.0, f"Loaded {backend.info.name}")
-        return backend.info
+        return LoadOutcome(backend.info, attempt, plan, tuple(notes))
+
+    def warn_once(self, words: str) -> None:
+        """Log a warning the first time it is given in this process, and keep it for the
+        UI's next page load (`take_warnings`)."""
+        with self._warn_lock:
+            if words in self._warned:
+                return
+            self._warned.add(words)
+            self._unshown.append(words)
+        log.warning("%s", words)
+
+    def take_warnings(self) -> list[str]:
+        """Warnings not yet shown in the UI; each is handed out once."""
+        with self._warn_lock:
+            taken, self._unshown = self._unshown, []
+        return taken
 
     def use_backend(
         self, backend: Backend, options: LoadOptions, *, file_name: str, progress: Progress | None = None
@@ -165,6 +257,13 @@ def _quiet(_fraction: float, _message: str) -> None:
     pass
 
 
+def _change_words(before: LoadOptions, after: LoadOptions) -> str:
+    """What a retry changed, e.g. "30 GPU layers instead of 40"."""
+    if after.n_gpu_layers != before.n_gpu_layers:
+        return f"{after.n_gpu_layers} GPU layers instead of {before.n_gpu_layers}"
+    return f"a {after.n_ctx or 0:,}-token context instead of {before.n_ctx or 0:,}"
+
+
 def create_context(settings: Settings, factory: BackendFactory = llama_factory) -> AppContext:
     """Open the data folder and load formats, presets and the catalog. The model loads separately."""
     store = Store(settings.data_dir)
@@ -180,7 +279,9 @@ def create_context(settings: Settings, factory: BackendFactory = llama_factory) 
         catalog=catalog,
         hub=hub,
         downloader=Downloader(hub, store.models_dir),
-        library=Library(store.models_dir, store.data_dir / "library.json", catalog=catalog),
+        library=Library(
+            store.models_dir, store.data_dir / "library.json", catalog=catalog, folders=settings.model_dirs
+        ),
     )
     for leftover in remove_interrupted(ctx.library.converted_dir):
         log.info("removed %s, left by a conversion that was cut short", leftover.name)

@@ -15,8 +15,9 @@ pass (marked) takes such a line as a single HTML block and passes it through unt
 and `inspect.cleandoc` in gr.Chatbot and gr.Markdown has nothing to dedent. Gradio's
 sanitizer stays on in the browser as a second line.
 
-`$$…$$` spans are kept out of Markdown, as Gradio does before its own pass, so LaTeX
-reaches KaTeX with its backslashes and line structure: they show as escaped text.
+`$$…$$` spans (Gradio's default LaTeX delimiters) are kept out of Markdown, as Gradio
+does before its own pass: they go in as escaped text, and KaTeX gets them as written,
+backslashes, `*` and `&` included.
 """
 
 from __future__ import annotations

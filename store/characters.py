@@ -98,6 +98,7 @@ class CharacterSummary:
     avatar_path: Path | None
     updated: float
     nickname: str = ""
+    created: float = 0.0
 
     def matches(self, terms: Sequence[str]) -> bool:
         """Whether every casefolded term is in the name, nickname, a tag or the creator."""
@@ -143,7 +144,7 @@ class CharacterStore:
     def list(self, query: str = "") -> builtins.list[CharacterSummary]:
         """Characters whose name, nickname, tags or creator contain every word of `query`.
 
-        Sorted by name, ignoring case. A damaged character is left out, not fatal.
+        Sorted by name, ignoring case, then oldest first. A damaged character is left out, not fatal.
         """
         terms = query.casefold().split()
         found: builtins.list[CharacterSummary] = []
@@ -154,7 +155,7 @@ class CharacterStore:
                 continue
             if summary.matches(terms):
                 found.append(summary)
-        return sorted(found, key=lambda s: (s.name.casefold(), s.id))
+        return sorted(found, key=lambda s: (s.name.casefold(), s.created, s.id))
 
     def get(self, character_id: str) -> StoredCharacter:
         """Raises NotFoundError if there is no such character, StoreCorruptError if it is damaged."""
@@ -287,7 +288,7 @@ def _summarise(doc: CharacterDoc, root: Path) -> CharacterSummary:
     index, avatar = doc["index"], root / doc["id"] / AVATAR_FILE
     return CharacterSummary(
         doc["id"], index["name"], tuple(index["tags"]), index["creator"], doc["has_avatar"],
-        avatar if doc["has_avatar"] else None, doc["updated"], index["nickname"],
+        avatar if doc["has_avatar"] else None, doc["updated"], index["nickname"], doc["created"],
     )  # fmt: skip
 
 

@@ -12,7 +12,7 @@ and reproduces alone:
 file. The child does what the app does: the header check and `ModelManager.load`, the
 special tokens, one short generation, unload. A child that dies of a signal (llama.cpp
 aborting) is reported with the end of its stderr. `--raw` switches Hearth's pre-load
-vocabulary and hyperparameter checks off in the child, to count what they prevent.
+checks (engine/gguf_checks.py) off in the child, to count what they prevent.
 """
 
 from __future__ import annotations
@@ -129,10 +129,15 @@ def _wrap(kind: int, value: Any) -> Any:
     if fmt == "<?":
         return bool(value)
     bits = struct.calcsize(fmt) * 8
-    value = int(value) % (1 << bits)
+    value = int(value) % (1 << bits) if math.isfinite(value) else 0
     if fmt[-1].islower() and value >= 1 << (bits - 1):
         value -= 1 << bits
     return value
+
+
+def _as_kind(kind: int, value: Any) -> Any:
+    """`value` as an element of an array of `kind`."""
+    return str(value) if kind == S else _wrap(kind, value)
 
 
 def _string(value: str | bytes) -> bytes:
@@ -145,7 +150,7 @@ def _value(kind: int, value: Any, item_kind: int = 0, count: int | None = None) 
         return _string(value)
     if kind == A:
         items = b"".join(_value(item_kind, v) for v in value)
-        return struct.pack("<IQ", item_kind, len(value) if count is None else count) + items
+        return struct.pack("<IQ", item_kind, (len(value) if count is None else count) % 2**64) + items
     return struct.pack(_FORMATS[GGUFValueType(kind)], _wrap(kind, value))
 
 
@@ -431,7 +436,7 @@ class _Mutator:
             return f"{n} token types -> {new}"
         if choice == 1:
             new = self.pick([1, 3, 4, 5, 2])
-            for i, t in enumerate(tokens.value):
+            for i, t in enumerate(tokens.value[: len(values)]):
                 if isinstance(t, str) and t.startswith("<0x"):
                     values[i] = new
             return f"byte token types -> {new}"
@@ -446,7 +451,7 @@ class _Mutator:
             return "5 random tokens typed BYTE"
         if choice == 4:
             types.item_kind = self.pick([GGUFValueType.UINT8, U32, F32, GGUFValueType.INT64])
-            types.value = [_wrap(types.item_kind, v) for v in values]
+            types.value = [_as_kind(types.item_kind, v) for v in values]
             return f"token types as element type {types.item_kind}"
         n = self.pick([0, 1, len(values) - 1, len(values) + 5])
         types.value = (values + [1] * n)[:n]
@@ -465,7 +470,7 @@ class _Mutator:
             return f"scores -> {new}"
         if choice == 1:
             scores.item_kind = self.pick([GGUFValueType.FLOAT64, I32, S])
-            scores.value = [str(v) if scores.item_kind == S else v for v in values]
+            scores.value = [_as_kind(scores.item_kind, v) for v in values]
             return f"scores as element type {scores.item_kind}"
         n = self.pick([0, 1, len(values) - 1, len(values) + 5])
         scores.value = (values + [0.0] * n)[:n]
@@ -599,7 +604,7 @@ class _Mutator:
     def _extend(self, name: str, values: list[Any]) -> None:
         f = self._vocab(name)
         if f is not None:
-            f.value.extend(values)
+            f.value.extend(_as_kind(f.item_kind, v) for v in values)
 
     def _reorder(self, order: list[int]) -> None:
         for name in ("tokens", "scores", "token_type"):
@@ -873,16 +878,18 @@ class ForkRunner:
 
 
 def fuzz(
-    seed: int, indices: range | list[int], folder: Path, *, raw: bool = False
+    seed: int, indices: range | list[int], folder: Path, *, raw: bool = False, keep: bool = False
 ) -> Iterator[tuple[Mutant, Outcome]]:
     """Write each mutant to `folder`, load it in a child, and yield what happened."""
     with ForkRunner() as runner:
         for index in indices:
             path = folder / f"mutant-{seed}-{index}.gguf"
             mutant = write_mutant(seed, index, path)
-            yield mutant, runner.run(path, raw=raw)
-            path.unlink(missing_ok=True)
-            path.with_suffix(".stderr").unlink(missing_ok=True)
+            outcome = runner.run(path, raw=raw)
+            if not keep:
+                path.unlink(missing_ok=True)
+                path.with_suffix(".stderr").unlink(missing_ok=True)
+            yield mutant, outcome
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -892,8 +899,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--count", type=int, default=100)
     parser.add_argument("--start", type=int, default=0)
     parser.add_argument("--only", type=int, nargs="*", help="run just these mutant indices")
-    parser.add_argument("--raw", action="store_true", help="turn Hearth's vocabulary checks off")
-    parser.add_argument("--keep", action="store_true", help="keep the mutant files in ./fuzz-mutants")
+    parser.add_argument("--raw", action="store_true", help="turn engine/gguf_checks.py off in the child")
+    parser.add_argument("--keep", action="store_true", help="keep the files in test-artifacts/fuzz-mutants")
     parser.add_argument("--quiet", action="store_true", help="print only failures and the summary")
     args = parser.parse_args(argv)
     if args.serve:
@@ -901,24 +908,22 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     indices = args.only if args.only else range(args.start, args.start + args.count)
     tally: Counter[str] = Counter()
-    killed: Counter[str] = Counter()
+    failures: Counter[str] = Counter()
     started = time.monotonic()
     with tempfile.TemporaryDirectory() as scratch:
-        folder = ROOT / "fuzz-mutants" if args.keep else Path(scratch)
-        folder.mkdir(exist_ok=True)
-        for mutant, outcome in fuzz(args.seed, indices, folder, raw=args.raw):
-            if args.keep:
-                write_mutant(mutant.seed, mutant.index, folder / f"mutant-{mutant.seed}-{mutant.index}.gguf")
+        folder = ROOT / "test-artifacts" / "fuzz-mutants" if args.keep else Path(scratch)
+        folder.mkdir(parents=True, exist_ok=True)
+        for mutant, outcome in fuzz(args.seed, indices, folder, raw=args.raw, keep=args.keep):
             tally[outcome.kind] += 1
             if not outcome.clean:
-                killed[outcome.detail.split("|")[-1].strip()[:120]] += 1
+                failures[outcome.detail.split("|")[-1].strip()[:120]] += 1
             if not (args.quiet and outcome.clean):
                 print(f"{outcome.kind:>20}  {mutant}\n{'':>22}{outcome.detail[:300]}", flush=True)
     print(f"\n{sum(tally.values())} mutants in {time.monotonic() - started:.0f} s (seed {args.seed}, "
           f"{'raw: checks off' if args.raw else 'with Hearth checks'})")  # fmt: skip
     for kind, n in tally.most_common():
         print(f"  {kind}: {n}")
-    for what, n in killed.most_common():
+    for what, n in failures.most_common():
         print(f"  {n} x {what}")
     return 1 if any(kind not in CLEAN for kind in tally) else 0
 

@@ -160,6 +160,7 @@ def test_stop_strings_catch_the_next_action() -> None:
         ("\n\n> You step in.", ""),
         ("Text with > inside stays.", "Text with > inside stays."),
         ("Ends with space. ", "Ends with space. "),
+        ("\n\n  \n", ""),  # only whitespace: nothing to add (a retry must not blank the reply)
     ],
 )
 def test_trim_reply_cuts_at_the_next_action(reply: str, kept: str) -> None:

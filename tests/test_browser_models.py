@@ -6,6 +6,7 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
+import psutil
 import pytest
 from playwright.sync_api import Page, expect
 
@@ -84,7 +85,7 @@ def test_search_download_load_and_chat(
         page.get_by_role("tab", name="Recommended").click()
         expect(page.locator("#card-spring-dragon-13b")).to_contain_text("Memory: ~")
         page.click("#get-spring-dragon-13b")
-        seen = watch_status(page, "#catalog-status", "Loaded")
+        seen = watch_status(page, "#status-spring-dragon-13b", "Loaded")
         assert any("Downloading" in line for line in seen), seen
         expect(page.locator("#model-summary")).to_contain_text(
             "Plain transcript format · suits the Adventure tab"
@@ -127,3 +128,49 @@ def test_cancel_keeps_the_bytes_and_the_next_download_resumes(
         assert any(r.startswith("bytes=") and not r.startswith("bytes=0-") for r in ranges), ranges
     # Nothing but Hub calls reached the Hub: no telemetry, no usage analytics.
     assert not [r.path for r in fake_hub.requests if "telemetry" in r.path or "analytics" in r.path]
+
+
+def test_a_catalog_download_shows_progress_failure_and_cancel_on_its_card(
+    tmp_path: Path, artifacts: Path, tiny_gguf: Path, fake_hub: FakeHub
+) -> None:
+    fake_hub.corrupt(f"{SPRING}/spring-dragon.Q4_K_M.gguf")  # the checksum will not match
+    env = {"HF_ENDPOINT": fake_hub.endpoint}
+    with chromium() as browser, hearth_server(tmp_path / "data", "--model", str(tiny_gguf), env=env) as url:
+        page = open_app(browser, url)
+        page.get_by_role("tab", name="Models").click()
+        page.get_by_role("tab", name="Recommended").click()
+        status, cancel = page.locator("#status-spring-dragon-13b"), page.locator("#cancel-spring-dragon-13b")
+        page.click("#get-spring-dragon-13b")
+        seen = watch_status(page, "#status-spring-dragon-13b", "/s")
+        expect(cancel).to_be_visible()  # Cancel is on the card while the bytes arrive
+        seen += watch_status(page, "#status-spring-dragon-13b", "Failed")
+        assert any("Downloading" in line and "%" in line for line in seen), seen
+        # The card says how it ended, and nothing says it is still downloading.
+        expect(status).to_contain_text("Failed:")
+        expect(status).not_to_contain_text("Downloading")
+        expect(cancel).to_be_hidden()
+        status.scroll_into_view_if_needed()
+        page.screenshot(path=str(artifacts / "models-catalog-failed.png"))
+
+        # Cancel on another card: its line says so, and its Cancel goes away.
+        fake_hub.seconds_per_block = 1.0  # slow enough to press Cancel mid-way on a busy machine
+        page.click("#get-mythomax-l2-13b")
+        watch_status(page, "#status-mythomax-l2-13b", "/s")
+        page.click("#cancel-mythomax-l2-13b")
+        watch_status(page, "#status-mythomax-l2-13b", "Download cancelled")
+        expect(page.locator("#cancel-mythomax-l2-13b")).to_be_hidden()
+        expect(page.locator("#status-mythomax-l2-13b")).not_to_contain_text("Downloading")
+        expect(status).to_contain_text("Failed:")  # each card keeps its own line
+
+        # A model too big for the free memory says so on its button, for the quant picked.
+        page.locator("#quant-airoboros-l2-70b input").click()
+        page.get_by_role("option", name=re.compile(r"^Q2_K")).click()
+        expect(page.locator("#card-airoboros-l2-70b")).to_contain_text("~3")  # Q2_K's 29.3 GB and more
+        card = page.inner_text("#card-airoboros-l2-70b")
+        needed = float(re.search(r"~([\d.]+) GB needed", card)[1])  # type: ignore[index]
+        if needed * 1e9 > psutil.virtual_memory().available:  # true below ~30 GB free
+            expect(page.locator("#get-airoboros-l2-70b")).to_have_text(
+                re.compile(rf"^Download anyway \(needs ~{needed} GB, you have [\d.]+ GB free\)$")
+            )
+        page.locator("#catalog-airoboros-l2-70b").scroll_into_view_if_needed()
+        page.screenshot(path=str(artifacts / "models-catalog-too-big.png"))

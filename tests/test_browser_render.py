@@ -58,7 +58,9 @@ def card_json(base: str) -> dict[str, object]:
         f'| a | b |\n|---|---|\n| `x|<img src="{base}/table.png">|y` | c |\n\n'
         # (b) fenced and indented code in a list item
         "- step\n\n  ```\n  if a < b && c:\n  ```\n\n      x <y> && z\n\n"
-        f"![pixel]({base}/image.png) [go](javascript:alert(1)) [site](https://example.org/)"
+        f"![pixel]({base}/image.png) [go](javascript:alert(1)) [site](https://example.org/)\n\n"
+        # LaTeX is kept out of Markdown, so KaTeX gets it as written
+        "$$a *b* < c \\\\ d$$"
     )
     return {
         "spec": "chara_card_v2",
@@ -115,7 +117,7 @@ def test_messages_cards_and_model_facts_fetch_nothing(tmp_path: Path, artifacts:
             wait_for_bubbles(page, 1)
             bubble = page.locator(BUBBLE).first
             expect(bubble.locator("table td").first).to_have_text("`x")
-            expect(page.locator("#character-notes")).to_contain_text("Notes")
+            expect(page.locator("#character-notes")).to_contain_text("Notes", timeout=30_000)
 
             # (a) the table's cell shows the tag as text; the bubble holds no image
             cells = bubble.locator("td").all_inner_texts()
@@ -125,6 +127,9 @@ def test_messages_cards_and_model_facts_fetch_nothing(tmp_path: Path, artifacts:
             links = bubble.locator("a").evaluate_all("els => els.map(e => [e.href, e.target, e.rel])")
             assert links == [["https://example.org/", "_blank", "noopener noreferrer"]]
             assert "pixel" in bubble.inner_text() and "[go](javascript:alert(1))" in bubble.inner_text()
+            tex = bubble.locator(".katex annotation[encoding='application/x-tex']")
+            expect(tex).to_have_count(1)
+            assert tex.text_content() == "a *b* < c \\\\ d"
 
             # the sidebar: name, tags and creator's notes, as text
             notes = page.inner_text("#character-notes")
@@ -134,7 +139,7 @@ def test_messages_cards_and_model_facts_fetch_nothing(tmp_path: Path, artifacts:
             # the model's name in the Models tab's summary and facts
             page.get_by_role("tab", name="Models").click()
             page.get_by_role("button", name="Details of the loaded model").click()
-            expect(page.locator("#model-facts")).to_contain_text("Architecture")
+            expect(page.locator("#model-facts")).to_contain_text("Architecture", timeout=60_000)
             assert f"Tiny ![]({base}/model.png) <img src={base}/m>" in page.inner_text("#model-facts")
             assert f"![]({base}/model.png)" in page.inner_text("#model-summary")
             page.screenshot(path=str(artifacts / "render-models.png"), full_page=True)

@@ -29,6 +29,7 @@ from store.cards import (
     export_charx,
     export_json,
     export_png,
+    export_png_report,
     import_card,
     plain_png,
 )
@@ -392,6 +393,62 @@ def test_export_png_replaces_old_chunks_and_writes_a_v2_backfill(third_party: Pa
     # Exporting an export does not pile up notes.
     again = export_png(import_card(exported, "e.png").card, exported, now=NOW)
     assert chunk_json(again, "chara")["data"]["creator_notes"].count(BACKFILL_NOTE) == 1
+
+
+def test_export_png_of_a_v2_card_writes_no_backfill_note(third_party: Path) -> None:
+    # Apps that read only V2 show creator_notes to people: a V2 card's `chara` copy is
+    # the card as it was, Hearth's note goes only into a V3 card's backfill.
+    original = (third_party / "cards/default_Seraphina.png").read_bytes()
+    card = import_card(original, "s.png").card
+    assert card.spec == "v2" and card.creator_notes
+    exported = export_png(card, original, now=NOW)
+    chara = chunk_json(exported, "chara")
+    assert chara["data"]["creator_notes"] == card.creator_notes
+    assert BACKFILL_NOTE not in exported.decode("latin-1") and BACKFILL_NOTE not in json.dumps(chara)
+    v1 = import_card((third_party / "cards/Aqua.png").read_bytes(), "a.png").card
+    assert chunk_json(export_png(v1, None, now=NOW), "chara")["data"]["creator_notes"] == ""
+
+
+def test_export_png_carries_charx_assets_and_leaves_no_dangling_embeded_uri() -> None:
+    icon = plain_png(5, 7)
+    archive = build_charx(
+        {
+            "card.json": as_json(_charx_card()),
+            "assets/icon/images/main.png": icon,
+            "assets/emotion/images/happy.webp": b"RIFF....WEBPhappy",
+        }
+    )
+    imported = import_card(archive, "luna.charx")
+    report = export_png_report(imported.card, imported.avatar_png, asset_files=imported.asset_files, now=NOW)
+    ccv3 = chunk_json(report.data, "ccv3")
+    uris = [asset["uri"] for asset in ccv3["data"]["assets"]]
+    assert not [uri for uri in uris if uri.startswith(("embeded://", "embedded://"))], uris
+    # The main icon is the PNG's own picture; the other file rides in a legacy asset chunk.
+    assert uris == ["ccdefault:", "ccdefault:", "__asset:0", "https://example.com/bg.png"]
+    assert text_chunks(report.data)["chara-ext-asset_0"] == [base64.b64encode(b"RIFF....WEBPhappy")]
+    assert len(report.notes) == 1 and "CHARX" in report.notes[0]
+    again = import_card(report.data, "luna.png")
+    assert again.avatar_png == imported.avatar_png and not again.warnings
+    assert [(f.uri, f.data) for f in again.asset_files] == [("__asset:0", b"RIFF....WEBPhappy")]
+    # And from that PNG to CHARX, the emotion is a file of the archive again.
+    back = import_card(export_charx(again.card, again.avatar_png, again.asset_files, now=NOW), "b.charx")
+    assert b"RIFF....WEBPhappy" in [f.data for f in back.asset_files]
+    assert back.avatar_png == imported.avatar_png
+
+
+def test_export_png_leaves_out_assets_too_big_for_a_png_and_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    card = import_card(as_json(_charx_card()), "c.json").card
+    monkeypatch.setattr("store.cards.exports.MAX_FILE_BYTES", 70 * 1024)
+    big = [AssetFile("asset-000", "embeded://assets/emotion/images/happy.webp", "webp", b"x" * 200_000)]
+    report = export_png_report(card, None, asset_files=big, now=NOW)
+    assets = chunk_json(report.data, "ccv3")["data"]["assets"]
+    assert [a["name"] for a in assets] == ["default", "main", "bg"]  # the emotion's entry went with it
+    assert "chara-ext-asset_0" not in text_chunks(report.data)
+    assert report.notes[-1] == (
+        "The card's asset file did not fit in a PNG and was left out of it; a CHARX export keeps them."
+    )
+    # Without the avatar standing in for it, the main icon keeps its own reference.
+    assert assets[1]["uri"] == "embeded://assets/icon/images/main.png"
 
 
 def test_export_png_without_avatar_generates_a_picture() -> None:

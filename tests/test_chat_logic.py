@@ -40,6 +40,11 @@ def texts(ctx: AppContext, view: ChatView) -> list[tuple[str, str]]:
     return [(m.role, m.text) for m in ctx.store.sessions.messages(view.session_id)]
 
 
+def body(bubble: str) -> str:
+    """A message's own HTML, inside its bubble's frame (name line above, actions below)."""
+    return bubble.split('<div class="hearth-text">', 1)[1].rsplit('</div><div class="hearth-acts">', 1)[0]
+
+
 def anchor_of(ctx: AppContext, view: ChatView) -> int | None:
     last = ctx.store.sessions.messages(view.session_id, last=1)[0]
     return last.meta.get("anchor")
@@ -150,7 +155,7 @@ def test_edit_delete_hide_branch(fake_ctx: AppContext, fake_backend: FakeBackend
     generate(fake_ctx, view)
     assert "question 1" not in fake_backend.calls[-1].prompt  # hidden: kept but not sent
     shown, _, _ = logic.visible_history(fake_ctx, view)
-    assert shown[2]["content"].startswith("<p><em>(hidden from the prompt)</em></p>")
+    assert body(shown[2]["content"]).startswith("<p><em>(hidden from the prompt)</em></p>")
     branch = chat_actions.branch(fake_ctx, view.session_id, 1)
     assert [m.text for m in fake_ctx.store.sessions.messages(branch.id)] == ["question 0", "edited answer"]
     assert branch.extra["branched_from"] == {"session": view.session_id, "message": 1}
@@ -195,7 +200,7 @@ def test_history_shows_a_window_with_older_messages_on_request(fake_ctx: AppCont
         )
     shown, hidden, view = logic.visible_history(fake_ctx, view)
     assert len(shown) == logic.WINDOW and hidden == 15
-    assert shown[-1]["content"] == f"<p>m{logic.WINDOW + 14}</p>"
+    assert body(shown[-1]["content"]) == f"<p>m{logic.WINDOW + 14}</p>"
     assert view.shown[0] == 15  # each bubble knows its message
     wider = ChatView(session_id=view.session_id, window=logic.WINDOW * 2)
     shown, hidden, _ = logic.visible_history(fake_ctx, wider)
@@ -205,7 +210,7 @@ def test_history_shows_a_window_with_older_messages_on_request(fake_ctx: AppCont
 def test_html_in_messages_is_shown_as_text(fake_ctx: AppContext) -> None:
     view = logic.send(fake_ctx, logic.new_chat(fake_ctx), "<img src=x onerror=alert(1)> **bold**", SETTINGS)
     shown, _, _ = logic.visible_history(fake_ctx, view)
-    assert shown[0]["content"] == "<p>&lt;img src=x onerror=alert(1)&gt; <strong>bold</strong></p>"
+    assert body(shown[0]["content"]) == "<p>&lt;img src=x onerror=alert(1)&gt; <strong>bold</strong></p>"
 
 
 def test_long_chat_is_trimmed_to_fit_and_anchored(fake_ctx: AppContext) -> None:

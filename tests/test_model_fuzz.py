@@ -13,7 +13,7 @@ A CI-sized run of 120 mutants takes seconds. For the full run:
     HEARTH_FUZZ_SEED=7 ...                    # another seed (the default is 0)
 
 A failure names the seed and mutant; `python tests/gguf_fuzz.py --seed S --only I --keep`
-writes that file to fuzz-mutants/ and runs it alone.
+writes that file to test-artifacts/fuzz-mutants/ and runs it alone.
 """
 
 from __future__ import annotations

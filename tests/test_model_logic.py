@@ -131,6 +131,40 @@ def test_load_options_respect_the_model_context(ctx: AppContext) -> None:
     assert logic.entry_load_options(ctx, spring).n_ctx == spring.context_length
 
 
+def test_the_model_list_names_the_source_once() -> None:
+    from catalog.bundled import BUNDLED_NAME
+    from catalog.library import LibraryItem
+
+    items = [
+        LibraryItem("bundled", BUNDLED_NAME, Path("g.gguf"), "bundled", 1),
+        LibraryItem("0123456789abcdef", "tiny", Path("t.gguf"), "downloaded", 1),
+    ]
+    assert [label for label, _ in logic.library_choices(items)] == [
+        "Gemma 3 270M (bundled)",
+        "tiny (downloaded)",
+    ]
+
+
+def test_a_load_past_the_trained_context_is_capped_and_said(ctx: AppContext, tiny_gguf: Path) -> None:
+    item = ctx.library.add(tiny_gguf)
+    assert item.context_length == 2048
+    asked = LoadOptions(n_ctx=4096, threads=2)
+    options = logic.within_trained_context(asked, item.context_length)
+    assert options == LoadOptions(n_ctx=2048, threads=2)
+    assert logic.within_trained_context(LoadOptions(n_ctx=1024), 2048).n_ctx == 1024
+    assert logic.within_trained_context(asked, 0) == asked  # unknown: as asked
+    info = ctx.load_model(item.path, options)
+    note = logic.context_note(ctx, info, asked.n_ctx)
+    assert note == (
+        "Its context is 2,048 tokens, the length it was trained on, not the 4,096 asked for: "
+        "past its training a model loses the thread."
+    )
+    assert logic.context_note(ctx, info, 2048) == ""
+    # A context past the training (a backend that took it as asked) is named too.
+    ctx.load_model(item.path, LoadOptions(n_ctx=4096, threads=2))
+    assert "more than the 2,048 it was trained on" in logic.context_note(ctx, info, 4096)
+
+
 def test_markdown_from_files_is_escaped() -> None:
     assert logic.md("<img src=x onerror=1>|a\nb") == "&lt;img src=x onerror=1>\\|a b"
     assert logic.md("![](h) \\[x](y)\rz") == "!\\[\\](h) \\\\\\[x\\](y) z"

@@ -24,7 +24,6 @@ ALLOWED = {
     "p", "em", "strong", "code", "pre", "ul", "ol", "li", "table", "thead", "tbody", "tr", "th", "td",
     "blockquote", "h1", "h2", "h3", "h4", "h5", "h6", "hr", "br", "del", "a",
 }  # fmt: skip
-VOID = {"hr", "br"}
 SAFE_HREF = re.compile(r"^(https?://|mailto:)", re.IGNORECASE)
 ALIGN = re.compile(r"^text-align:(left|center|right)$")
 # Gradio's client-side pass is GFM Markdown with raw HTML on: what a page gets from

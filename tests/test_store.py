@@ -21,7 +21,7 @@ from presets.samplers import SamplerParams, SamplerPreset
 from store.atomic import AtomicJSONStorage, atomic_write_bytes, is_temp_name
 from store.chats.sessions import DELETED_DIR, PAGE_SIZE, PENDING_FILE
 from store.db import OWN_FOLDERS, Store
-from store.errors import NotFoundError, SchemaTooNewError, StoreCorruptError, StoreFullError
+from store.errors import NotFoundError, SchemaTooNewError, StoreCorruptError, StoreError, StoreFullError
 from store.migrations import SCHEMA_VERSION
 from store.records import Message
 
@@ -339,6 +339,24 @@ def test_truncate_and_delete_keep_pages_whole(tmp_path: Path) -> None:
     store.sessions.truncate(session.id, PAGE_SIZE)
     assert len(list((tmp_path / "sessions" / session.id).glob("messages-*.json"))) == 1
     assert Store(tmp_path).sessions.count(session.id) == PAGE_SIZE
+
+
+def test_insert_puts_a_deleted_message_back_across_pages(tmp_path: Path) -> None:
+    store = Store(tmp_path)
+    session = store.sessions.create()
+    store.sessions.restore(session, [Message("user", str(i)) for i in range(PAGE_SIZE * 2)])
+    for seq in (PAGE_SIZE - 1, 0, PAGE_SIZE * 2 - 2):  # a page's last, the first, the chat's last
+        gone = store.sessions.message(session.id, seq)
+        store.sessions.delete_message(session.id, seq)
+        assert store.sessions.insert_message(session.id, seq, gone).seq == seq
+    reopened = Store(tmp_path).sessions
+    assert [m.text for m in reopened.messages(session.id)] == [str(i) for i in range(PAGE_SIZE * 2)]
+    assert [m.seq for m in reopened.messages(session.id)] == list(range(PAGE_SIZE * 2))
+    store.sessions.insert_message(session.id, PAGE_SIZE * 2, Message("assistant", "at the end"))
+    assert Store(tmp_path).sessions.messages(session.id, last=1)[0].text == "at the end"
+    assert len(list((tmp_path / "sessions" / session.id).glob("messages-*.json"))) == 3
+    with pytest.raises(StoreError):
+        store.sessions.insert_message(session.id, PAGE_SIZE * 2 + 2, Message("user", "past the end"))
 
 
 def test_a_chat_deleted_part_way_is_gone(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -229,3 +229,35 @@ def test_editing_the_last_adventure_turn(fake_ctx: AppContext, fake_backend: Fak
     assert play.last_turn(stored.story) == "It is dark, and water drips."
     stored = play.edit_last_turn(fake_ctx, view, "")  # emptied: the reply is gone, the action stays
     assert stored.story.full_text() == acted and acted.rstrip().endswith("> You look around.")
+
+
+def test_an_adventure_retry_of_only_whitespace_keeps_the_reply(
+    fake_ctx: AppContext, fake_backend: FakeBackend
+) -> None:
+    view = new_view(fake_ctx, Story(mode="adventure").append("You wake in a cave.\n", "prompt"))
+    play.act(fake_ctx, view, InputKind.DO, "look around")
+    fake_backend.enqueue(["It is dark."])
+    finish(logic.start(fake_ctx, view, "adventure", PARAMS, "me", "generate")[1])
+    fake_backend.enqueue(["\n\n", "  "])  # the model writes nothing but blank lines
+    finish(logic.start(fake_ctx, view, "adventure", PARAMS, "me", "retry")[1])
+    story = logic.stories(fake_ctx).get(view.story_id or "").story
+    assert story.chunks[-1].text == "It is dark." and story.chunks[-1].versions == ("It is dark.",)
+    assert logic.reply_text(" \n\t", "adventure") == ""
+
+
+def test_editing_the_last_turn_keeps_the_space_before_it(
+    fake_ctx: AppContext, fake_backend: FakeBackend
+) -> None:
+    view = new_view(fake_ctx, Story(mode="adventure").append("You wake in a cave.", "prompt"))
+    fake_backend.enqueue([" It is dark."])  # a Continue: the reply follows the sentence on its line
+    finish(logic.start(fake_ctx, view, "adventure", PARAMS, "me", "generate")[1])
+    # The edit box does not show the leading space, so the player types without it.
+    stored = play.edit_last_turn(fake_ctx, view, "Water drips.")
+    assert stored.story.full_text() == "You wake in a cave. Water drips."
+    stored = play.edit_last_turn(fake_ctx, view, "\nA new paragraph.")  # typed whitespace is kept
+    assert stored.story.full_text() == "You wake in a cave.\nA new paragraph."
+    stored = play.edit_last_turn(fake_ctx, view, "Glued on.")  # after the "\n" it replaced
+    assert stored.story.full_text() == "You wake in a cave.\nGlued on."
+    assert play.joined("It is dark.", "", "Water drips.") == " Water drips."
+    assert play.joined("The do", "", "or opens.") == "or opens."  # mid-word, as the model wrote it
+    assert play.edit_last_turn(fake_ctx, view, "  ").story.full_text() == "You wake in a cave."

@@ -147,11 +147,12 @@ def test_trimming_drops_the_oldest_lines_and_keeps_memory_note_and_lore() -> Non
     assert f"Line number {fitted.start:02d}." in fitted.text
     assert f"Line number {fitted.start - 1:02d}." not in fitted.text
     assert fitted.n_tokens <= 300
-    counts = part_tokens(prompt, fitted, chars)
+    counts = part_tokens(prompt, fitted, chars, chars)
     assert counts.memory == 7 and counts.world_info == len("It is winter.\n")
-    assert counts.authors_note == len("[Author's note: N]")
+    assert counts.authors_note == len("[Author's note: N]\n")  # its line ends in the prompt too
     assert counts.story == 16 * kept and counts.story_total == 16 * 40
     assert counts.lines_dropped == fitted.start and counts.total == fitted.n_tokens
+    assert counts.memory + counts.world_info + counts.authors_note + counts.story == counts.total
 
 
 def test_the_head_stays_byte_stable_as_the_story_grows() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import gradio as gr
 
 from services.context import AppContext
-from ui import chat, models, story
+from ui import chat, models, script, story
 
 TITLE = "Hearth"
 TAB_IDS = {"chat", "story", "adventure", "models"}  # the top-level tabs a model load may switch to
@@ -16,7 +16,7 @@ THEME = gr.themes.Soft(
     font=["system-ui", "Segoe UI", "Helvetica", "Arial", "sans-serif"],
     font_mono=["ui-monospace", "Menlo", "Consolas", "monospace"],
 )
-CSS = """
+_CSS = """
 #history button[aria-label="Clear"], #live-reply button[aria-label="Clear"] { display: none; }
 #live-reply { margin-top: -12px; }
 #context-status, #story-tokens, #adventure-tokens { text-align: right; opacity: 0.75; }
@@ -27,15 +27,20 @@ CSS = """
 }
 footer { display: none !important; }
 """
+CSS = _CSS + script.CSS
+HEAD = script.HEAD  # the page's own script: theme switch, phone menu, chat actions
 
 
 def build(ctx: AppContext) -> gr.Blocks:
     """The whole app: a header and one tab per mode, all sharing `ctx`."""
     with gr.Blocks(title=TITLE) as demo:
-        gr.Markdown("## Hearth", elem_id="title")
+        with gr.Row(equal_height=True, elem_id="header"):
+            gr.Markdown("## Hearth", elem_id="title")
+            theme = gr.Button("◐ Light / dark", size="sm", scale=0, min_width=120, elem_id="theme-toggle")
+        theme.click(None, js="() => window.hearth.toggleTheme()")
         with gr.Tabs(elem_id="main-tabs") as tabs:
             with gr.Tab("Chat", id="chat"):
-                chat_tab = chat.build(ctx)
+                chat_tab = chat.build(ctx, tabs)
             with gr.Tab("Story", id="story"):
                 story_tab = story.build_story(ctx)
             with gr.Tab("Adventure", id="adventure"):

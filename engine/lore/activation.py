@@ -96,11 +96,16 @@ class LoreActivation:
 
     def depth_groups(self, joiner: str = "\n") -> tuple[tuple[int, LoreRole, str], ...]:
         """(depth, role, text) for each depth and role, deepest first."""
-        groups: dict[tuple[int, LoreRole], list[str]] = {}
+        groups = self.depth_entries()
+        return tuple((depth, role, joiner.join(e.text for e in entries)) for depth, role, entries in groups)
+
+    def depth_entries(self) -> tuple[tuple[int, LoreRole, tuple[ActiveEntry, ...]], ...]:
+        """(depth, role, entries) for each depth and role, deepest first."""
+        groups: dict[tuple[int, LoreRole], list[ActiveEntry]] = {}
         for e in self.at_depth:
-            groups.setdefault((e.depth or 0, e.role), []).append(e.text)
+            groups.setdefault((e.depth or 0, e.role), []).append(e)
         ordered = sorted(groups.items(), key=lambda item: -item[0][0])
-        return tuple((depth, role, joiner.join(texts)) for (depth, role), texts in ordered)
+        return tuple((depth, role, tuple(entries)) for (depth, role), entries in ordered)
 
 
 @dataclass(frozen=True, eq=False)

@@ -47,6 +47,8 @@ class WorldInfoLike(Protocol):
     @property
     def content(self) -> str: ...
     @property
+    def comment(self) -> str: ...
+    @property
     def selective(self) -> bool: ...
     @property
     def constant(self) -> bool: ...
@@ -92,6 +94,23 @@ class WorldInfoScan:
     def text(self, placement: Placement) -> str:
         """The active entries for one place in the prompt, joined in list order."""
         return "".join(a.text for a in self.active if a.placement == placement)
+
+    def names(self) -> dict[int, str]:
+        """Each active entry's name by its list index, for the prompt inspector: its comment,
+        else its keys, else its place in the list (`#2`... where two share a name)."""
+        names: dict[int, str] = {}
+        seen: dict[str, int] = {}
+        for active in self.active:
+            name = entry_name(active.entry, active.index)
+            seen[name] = seen.get(name, 0) + 1
+            names[active.index] = name if seen[name] == 1 else f"{name} #{seen[name]}"
+        return names
+
+
+def entry_name(entry: WorldInfoLike, index: int) -> str:
+    """What to call an entry: its comment, else its keys, else its place in the list."""
+    keys = ", ".join(k for k in entry.keys if k)
+    return entry.comment.strip() or keys or f"entry {index + 1}"
 
 
 def roll_d100() -> int:

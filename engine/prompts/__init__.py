@@ -1,11 +1,19 @@
 """Prompt building for every mode: the parts model and its fitter, chat, characters, story, adventure."""
 
 from engine.prompts.adventure import ADVENTURE_STOPS, InputKind, player_input, trim_reply
-from engine.prompts.character import CharacterSheet, ChatLine, DepthNote, PersonaSheet, build_character_prompt
+from engine.prompts.character import (
+    CharacterPrompt,
+    CharacterSheet,
+    ChatLine,
+    DepthNote,
+    PersonaSheet,
+    build_character_prompt,
+)
 from engine.prompts.character_format import TurnRenderer, stop_strings
 from engine.prompts.chat import Turn, chat_parts, clean_reply
+from engine.prompts.itemization import Itemization, PartCount, itemize
 from engine.prompts.macros import MacroContext, expand_macros
-from engine.prompts.parts import Block, FittedPrompt, PromptParts, fit_prompt
+from engine.prompts.parts import Block, FittedPrompt, Label, PromptParts, Span, fit_prompt
 from engine.prompts.scenario import (
     Scenario,
     ScenarioError,
@@ -18,17 +26,22 @@ from engine.prompts.story import StoryPrompt, StorySteering, part_tokens, story_
 __all__ = [
     "ADVENTURE_STOPS",
     "Block",
+    "CharacterPrompt",
     "CharacterSheet",
     "ChatLine",
     "DepthNote",
     "FittedPrompt",
     "InputKind",
+    "Itemization",
+    "Label",
     "MacroContext",
+    "PartCount",
     "PersonaSheet",
     "PromptParts",
     "Scenario",
     "ScenarioError",
     "ScenarioStart",
+    "Span",
     "StoryPrompt",
     "StorySteering",
     "Turn",
@@ -38,6 +51,7 @@ __all__ = [
     "clean_reply",
     "expand_macros",
     "fit_prompt",
+    "itemize",
     "load_builtin_scenarios",
     "parse_scenario",
     "part_tokens",

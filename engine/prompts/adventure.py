@@ -158,8 +158,8 @@ def second_person(text: str) -> str:
 def trim_reply(reply: str) -> str:
     """Cut a reply where the model starts writing the player's next action (a line that
     begins with `>`), dropping the whitespace before the cut. A reply without one is
-    returned as it is."""
-    if reply.lstrip().startswith(">"):
+    returned as it is; one that is only whitespace adds nothing, so it is ""."""
+    if not reply.strip() or reply.lstrip().startswith(">"):
         return ""
     match = _NEXT_ACTION.search(reply)
     return reply if match is None else reply[: match.start()].rstrip()

@@ -47,17 +47,17 @@ Entries with an explicit depth go to their depth in both placements.
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Literal
 
 from engine.errors import EngineError
-from engine.lore import DEFAULT_BUDGET, LoreActivation, Lorebook, LoreRole, activate
+from engine.lore import DEFAULT_BUDGET, ActiveEntry, LoreActivation, Lorebook, LoreRole, activate
 from engine.prompts.character_format import Mode, TurnRenderer, stop_strings
 from engine.prompts.chat import Role, Turn
 from engine.prompts.examples import parse_examples
 from engine.prompts.macros import MacroContext, expand_macros
-from engine.prompts.parts import Injection, PromptParts
+from engine.prompts.parts import Block, Injection, Label, PromptParts
 from engine.tokens import Counter
 from presets.formats import PromptFormat, Speakers
 
@@ -75,6 +75,7 @@ __all__ = [
 ]
 
 LorePlacement = Literal["character", "recent"]
+LoreNames = dict[int, str]  # id() of an inserted lore entry -> its name in the prompt inspector
 
 RECENT_LORE_DEPTH = 2  # messages from the end for the "recent" lore note
 _MODES = ("reply", "continue", "impersonate")
@@ -188,19 +189,26 @@ def build_character_prompt(
     )
     in_definition = lore if lore_placement == "character" else LoreActivation()
     system = _system_prompt(fmt, sheet, global_system, macros)
-    head = fmt.head(_story_string(system, sheet, persona, macros, in_definition), speakers)
+    names = _lore_names(lore)
+    story, labels = _story_string(system, sheet, persona, macros, in_definition, names)
+    head = fmt.head(story, speakers)
     folded = bool(head) and fmt.system_placement == "first_user"
     renderer = TurnRenderer(fmt, speakers, open_head=folded and not history)
     if folded and history:
         first, *history = history
-        head += fmt.turn(first.role, first.text, speakers, after_head=True)
+        pinned = fmt.turn(first.role, first.text, speakers, after_head=True)
+        head += pinned
+        labels.append(Label("history", pinned))
+    tail = renderer.tail(mode, continued.text if continued else "")
+    examples = renderer.examples(parse_examples(sheet.mes_example, macros))
     parts = PromptParts(
         head=head,
-        optional=renderer.examples(parse_examples(sheet.mes_example, macros)),
-        body=[renderer.block([_turn(line)]) for line in history],
-        injections=_injections(renderer, sheet, macros, lore, lore_placement),
-        tail=renderer.tail(mode, continued.text if continued else ""),
+        optional=[replace(block, part="examples") for block in examples],
+        body=[replace(renderer.block([_turn(line)]), part="history") for line in history],
+        injections=_injections(renderer, sheet, macros, lore, lore_placement, names),
+        tail=replace(tail, part="continued" if mode == "continue" else "tail"),
         keep_last=1,
+        head_labels=tuple(labels),
     )
     return CharacterPrompt(parts=parts, stop=stop_strings(fmt, speakers, mode), speakers=speakers, lore=lore)
 
@@ -257,9 +265,15 @@ def _system_prompt(fmt: PromptFormat, sheet: CharacterSheet, global_system: str,
 
 
 def _story_string(
-    system: str, sheet: CharacterSheet, persona: PersonaSheet, macros: MacroContext, lore: LoreActivation
-) -> str:
-    """SillyTavern's standard story string: each non-empty part on its own line."""
+    system: str,
+    sheet: CharacterSheet,
+    persona: PersonaSheet,
+    macros: MacroContext,
+    lore: LoreActivation,
+    names: LoreNames,
+) -> tuple[str, list[Label]]:
+    """SillyTavern's standard story string: each non-empty part on its own line; and
+    labels naming the parts (each lore entry by name) for the prompt inspector."""
     personality = _expand(sheet.personality, macros)
     scenario = _expand(sheet.scenario, macros)
     parts = (
@@ -271,7 +285,39 @@ def _story_string(
         lore.text("after_char"),
         _expand(persona.description, macros),
     )
-    return "\n".join(part for part in parts if part)
+    labels = [
+        Label("system", system),
+        *_lore_labels(lore.before_char, names),
+        Label("description", parts[2]),
+        Label("personality", parts[3]),
+        Label("scenario", parts[4]),
+        *_lore_labels(lore.after_char, names),
+        Label("persona", parts[6]),
+    ]
+    return "\n".join(part for part in parts if part), labels
+
+
+def _lore_names(lore: LoreActivation) -> LoreNames:
+    """Each inserted entry's name for the inspector (its label; `#2`... when two share one)."""
+    names: LoreNames = {}
+    seen: dict[str, int] = {}
+    for entry in (*lore.before_char, *lore.after_char, *lore.at_depth):
+        label = entry.entry.label
+        seen[label] = seen.get(label, 0) + 1
+        names[id(entry)] = label if seen[label] == 1 else f"{label} #{seen[label]}"
+    return names
+
+
+def _lore_labels(entries: Iterable[ActiveEntry], names: LoreNames) -> list[Label]:
+    return [Label("lore", entry.text, names.get(id(entry), entry.entry.label)) for entry in entries]
+
+
+def _lore_note(
+    renderer: TurnRenderer, role: LoreRole, entries: Sequence[ActiveEntry], names: LoreNames
+) -> Block:
+    """Lore entries joined into one note, each labelled by name."""
+    note = renderer.note(role, "\n".join(entry.text for entry in entries))
+    return replace(note, part="lore", labels=tuple(_lore_labels(entries, names)))
 
 
 def _injections(
@@ -280,15 +326,18 @@ def _injections(
     macros: MacroContext,
     lore: LoreActivation,
     placement: LorePlacement,
+    names: LoreNames,
 ) -> list[Injection]:
     """Notes placed in the chat; where two share a depth, the earlier here comes first."""
     injections = [
-        Injection(renderer.note(role, text), depth, label="lore") for depth, role, text in lore.depth_groups()
+        Injection(_lore_note(renderer, role, entries, names), depth, label="lore")
+        for depth, role, entries in lore.depth_entries()
     ]
     if placement == "recent":
-        note = "\n".join(text for text in (lore.text("before_char"), lore.text("after_char")) if text)
-        if note:
-            injections.append(Injection(renderer.note("system", note), RECENT_LORE_DEPTH, label="lore"))
+        entries = (*lore.before_char, *lore.after_char)
+        if entries:
+            note = _lore_note(renderer, "system", entries, names)
+            injections.append(Injection(note, RECENT_LORE_DEPTH, label="lore"))
     depth_note = sheet.depth_prompt
     if depth_note is not None and (text := _expand(depth_note.text, macros)):
         injections.append(

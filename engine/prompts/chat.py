@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from engine.prompts.parts import Block, PromptParts
+from engine.prompts.parts import Block, Label, PromptParts
 from presets.formats import PromptFormat, Speakers
 
 Role = Literal["user", "assistant"]
@@ -38,19 +38,23 @@ def chat_parts(
     the head, so the text after any cut is always rendered the same way: the head stays
     byte-stable and a context shift finds the cached tokens it keeps.
     """
-    head = fmt.head(system_text(fmt, system_prompt, speakers), speakers)
+    system = system_text(fmt, system_prompt, speakers)
+    head = fmt.head(system, speakers)
+    labels = [Label("system", system)]
     folded = bool(head) and fmt.system_placement == "first_user"
     # With no message at all, the head ends inside an open user turn that the tail closes.
     open_head = folded and not turns
     if folded and turns:
-        head += fmt.turn(turns[0].role, turns[0].text, speakers, after_head=True)
+        pinned = fmt.turn(turns[0].role, turns[0].text, speakers, after_head=True)
+        head += pinned
+        labels.append(Label("history", pinned))
         turns = turns[1:]
-    body = [Block(fmt.turn(t.role, t.text, speakers)) for t in turns]
+    body = [Block(fmt.turn(t.role, t.text, speakers), part="history") for t in turns]
     tail = Block(
         fmt.generation_prefix(speakers),
         lead=fmt.generation_prefix(speakers, after_head=True) if open_head else None,
     )
-    return PromptParts(head=head, body=body, tail=tail, keep_last=1)
+    return PromptParts(head=head, body=body, tail=tail, keep_last=1, head_labels=tuple(labels))
 
 
 def clean_reply(text: str) -> str:

@@ -13,6 +13,12 @@ The assembler keeps the head identical between turns and drops body blocks from 
 after it, so the KV-cache prefix keeps hitting. Once it has to drop, it drops a
 `headroom` share at once and then stays anchored there for later turns, so the prompt
 start changes rarely instead of every turn.
+
+Every piece can say what it is, for the prompt inspector: a block's `part` names the
+whole block ("history", "examples"), and its `labels` name stretches inside it (each
+lore entry of a note, the card fields in the head). The fitted prompt carries `spans`
+that cover its text from the first character to the last, so the inspector can count
+each part's tokens (`engine.prompts.itemization`).
 """
 
 from __future__ import annotations
@@ -25,12 +31,38 @@ from engine.tokens import Counter
 
 
 @dataclass(frozen=True)
+class Label:
+    """Names a stretch of a piece's text: `text` is looked for in the rendered piece after
+    the stretch the previous label found. What lies between two stretches belongs to the
+    one before it (what comes before the first, to the first)."""
+
+    part: str  # what kind of part: "system", "lore", "memory", ...
+    text: str
+    name: str = ""  # which one: a lore entry's name
+
+
+@dataclass(frozen=True)
+class Span:
+    """A stretch `[start, end)` of the fitted prompt's text, and which part it is."""
+
+    start: int
+    end: int
+    part: str
+    name: str = ""
+
+
+@dataclass(frozen=True)
 class Block:
     """An atomic piece of the prompt. `lead` replaces `text` when the block comes first
-    after the head (formats that fold the system prompt into the first user turn)."""
+    after the head (formats that fold the system prompt into the first user turn).
+
+    `part` and `labels` only describe the block (see `Label`); they never change its text.
+    """
 
     text: str
     lead: str | None = None
+    part: str = ""  # what the block is; "" takes its place's name ("body", the injection's label)
+    labels: tuple[Label, ...] = ()
 
     def render(self, first: bool) -> str:
         return self.lead if first and self.lead is not None else self.text
@@ -53,6 +85,7 @@ class PromptParts:
     injections: Sequence[Injection] = ()
     tail: Block = field(default_factory=lambda: Block(""))
     keep_last: int = 1  # the newest body blocks that may never be dropped
+    head_labels: tuple[Label, ...] = ()  # what the head is made of (unlabelled: "head")
 
 
 @dataclass(frozen=True)
@@ -66,6 +99,7 @@ class FittedPrompt:
     n_tokens: int  # exact count of `text` (BOS not included)
     budget: int
     part_tokens: Mapping[str, int]
+    spans: tuple[Span, ...] = ()  # which part each stretch of `text` is; they cover all of it
 
     @property
     def dropped(self) -> int:
@@ -112,7 +146,8 @@ def fit_prompt(
         _optional_that_fit(parts.optional, count, budget - fixed - body_tokens) if start == 0 else 0
     )
     while True:
-        text = _render(parts, start, kept_optional)
+        pieces = _render(parts, start, kept_optional)
+        text = "".join(piece.text for piece in pieces)
         exact = count(text)
         if exact <= budget:
             break
@@ -137,6 +172,7 @@ def fit_prompt(
             "injections": sum(count(i.block.text) for i in parts.injections),
             "tail": count(parts.tail.text),
         },
+        spans=_spans(pieces),
     )
 
 
@@ -203,21 +239,64 @@ def _kept(optional: Sequence[Block], kept: int) -> Sequence[Block]:
     return optional[len(optional) - kept :] if kept else ()
 
 
-def _render(parts: PromptParts, start: int, kept_optional: int) -> str:
+@dataclass(frozen=True)
+class _Piece:
+    """One rendered piece of the prompt and what it is."""
+
+    text: str
+    part: str
+    labels: tuple[Label, ...] = ()
+
+
+def _render(parts: PromptParts, start: int, kept_optional: int) -> list[_Piece]:
     body = list(parts.body[start:])
-    by_position: dict[int, list[Block]] = {}
+    by_position: dict[int, list[tuple[Block, str]]] = {}
     for injection in parts.injections:
         position = max(0, len(body) - max(0, injection.depth))
-        by_position.setdefault(position, []).append(injection.block)
-    sequence: list[Block] = list(_kept(parts.optional, kept_optional))
+        by_position.setdefault(position, []).append((injection.block, injection.label))
+    sequence: list[tuple[Block, str]] = [(b, "optional") for b in _kept(parts.optional, kept_optional)]
     for position in range(len(body) + 1):
         sequence.extend(by_position.get(position, ()))
         if position < len(body):
-            sequence.append(body[position])
+            sequence.append((body[position], "body"))
     first = bool(parts.head)
-    pieces = [parts.head]
-    for block in sequence:
-        pieces.append(block.render(first))
+    pieces = [_Piece(parts.head, "head", parts.head_labels)]
+    for block, place in sequence:
+        pieces.append(_Piece(block.render(first), block.part or place, block.labels))
         first = False
-    pieces.append(parts.tail.render(first))
-    return "".join(pieces)
+    pieces.append(_Piece(parts.tail.render(first), parts.tail.part or "tail", parts.tail.labels))
+    return pieces
+
+
+def _spans(pieces: Sequence[_Piece]) -> tuple[Span, ...]:
+    """Spans covering the joined pieces, neighbours of the same part and name merged."""
+    spans: list[Span] = []
+    offset = 0
+    for piece in pieces:
+        for start, end, part, name in _labelled(piece):
+            begin, finish = offset + start, offset + end
+            last = spans[-1] if spans else None
+            if last is not None and (last.part, last.name) == (part, name):
+                spans[-1] = Span(last.start, finish, part, name)
+            else:
+                spans.append(Span(begin, finish, part, name))
+        offset += len(piece.text)
+    return tuple(spans)
+
+
+def _labelled(piece: _Piece) -> list[tuple[int, int, str, str]]:
+    """(start, end, part, name) within one piece, covering all of it (see `Label`)."""
+    if not piece.text:
+        return []
+    found: list[tuple[int, Label]] = []
+    position = 0
+    for label in piece.labels:
+        at = piece.text.find(label.text, position) if label.text else -1
+        if at >= 0:
+            found.append((at, label))
+            position = at + len(label.text)
+    if not found:
+        return [(0, len(piece.text), piece.part, "")]
+    ends = [at for at, _ in found[1:]] + [len(piece.text)]
+    starts = [0] + ends[:-1]
+    return [(lo, hi, label.part, label.name) for lo, hi, (_, label) in zip(starts, ends, found, strict=True)]

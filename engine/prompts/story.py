@@ -22,7 +22,8 @@ from dataclasses import dataclass
 from typing import Literal
 
 from engine.lore import Placement, Roll, WorldInfoLike, WorldInfoScan, activate_world_info, roll_d100
-from engine.prompts.parts import Block, FittedPrompt, Injection, PromptParts
+from engine.prompts.itemization import itemize
+from engine.prompts.parts import Block, FittedPrompt, Injection, Label, PromptParts
 from engine.tokens import Counter
 
 DepthUnit = Literal["characters", "lines", "tokens"]
@@ -139,29 +140,54 @@ def story_parts(
     note = render_note(steering.authors_note_template, steering.authors_note)
     depth = note_depth_in_lines(lines, steering.authors_note_depth, steering.authors_note_unit, count)
     injections: list[Injection] = []
+    names = scan.names()
     after_memory = scan.text("after_memory")
     if after_memory:
         # Deeper than any story: it lands right after the head, whatever was trimmed.
-        injections.append(Injection(Block(after_memory), depth=len(lines) + 1, label="world info"))
-    steer = scan.text("before_authors_note") + (note + "\n" if note else "")
+        block = Block(after_memory, part="world_info", labels=_wi_labels(scan, "after_memory", names))
+        injections.append(Injection(block, depth=len(lines) + 1, label="world info"))
+    note_line = note + "\n" if note else ""
+    steer = scan.text("before_authors_note") + note_line
     if steer:
-        injections.append(Injection(Block(steer), depth=depth, label="author's note"))
+        labels = (*_wi_labels(scan, "before_authors_note", names), Label("authors_note", note_line))
+        block = Block(steer, part="authors_note", labels=labels)
+        injections.append(Injection(block, depth=depth, label="author's note"))
     head = (
         steering.memory if not steering.memory or steering.memory.endswith("\n") else steering.memory + "\n"
     )
-    parts = PromptParts(head=head, body=[Block(line) for line in lines], injections=injections)
+    parts = PromptParts(
+        head=head,
+        body=[Block(line, part="story") for line in lines],
+        injections=injections,
+        head_labels=(Label("memory", head),),
+    )
     return StoryPrompt(parts=parts, scan=scan, note_text=note, note_depth=depth, lines=len(lines))
 
 
-def part_tokens(prompt: StoryPrompt, fitted: FittedPrompt, count: Counter) -> PartTokens:
-    """Per-part token counts of a fitted story prompt (each part counted on its own)."""
-    body = prompt.parts.body
+def part_tokens(prompt: StoryPrompt, fitted: FittedPrompt, count: Counter, exact: Counter) -> PartTokens:
+    """Per-part token counts of a fitted story prompt, which add up to its total exactly.
+
+    Args:
+        count: counts a line of the story (for the whole story's size); it should cache.
+        exact: counts prefixes of the prompt (`engine.prompts.itemization`); it should not cache.
+    """
+    tokens: dict[str, int] = {}
+    for part in itemize(fitted.text, fitted.spans, exact, known=fitted.n_tokens).parts:
+        tokens[part.part] = tokens.get(part.part, 0) + part.tokens
     return PartTokens(
-        memory=count(prompt.parts.head),
-        world_info=sum(count(active.text) for active in prompt.scan.active),
-        authors_note=count(prompt.note_text) if prompt.note_text else 0,
-        story=sum(count(block.text) for block in body[fitted.start :]),
-        story_total=sum(count(block.text) for block in body),
+        memory=tokens.get("memory", 0),
+        world_info=tokens.get("world_info", 0),
+        authors_note=tokens.get("authors_note", 0),
+        story=tokens.get("story", 0),
+        story_total=sum(count(block.text) for block in prompt.parts.body),
         lines_dropped=fitted.start,
         total=fitted.n_tokens,
+    )
+
+
+def _wi_labels(scan: WorldInfoScan, placement: Placement, names: dict[int, str]) -> tuple[Label, ...]:
+    return tuple(
+        Label("world_info", active.text, names[active.index])
+        for active in scan.active
+        if active.placement == placement
     )

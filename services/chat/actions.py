@@ -96,8 +96,17 @@ def edit_message(ctx: AppContext, session_id: str, seq: int, text: str) -> None:
     ctx.store.sessions.update_message(session_id, replace(message, text=text, swipes=tuple(versions)))
 
 
-def delete_message(ctx: AppContext, session_id: str, seq: int) -> None:
+def delete_message(ctx: AppContext, session_id: str, seq: int) -> Message:
+    """Delete a message; returns it, for `restore_message` (Undo)."""
+    message = ctx.store.sessions.message(session_id, seq)
     ctx.store.sessions.delete_message(session_id, seq)
+    return message
+
+
+def restore_message(ctx: AppContext, session_id: str, message: Message) -> Message:
+    """Put a deleted message back where it was (at the end, if the chat is shorter now)."""
+    at = min(message.seq, ctx.store.sessions.count(session_id))
+    return ctx.store.sessions.insert_message(session_id, at, message)
 
 
 def toggle_hidden(ctx: AppContext, session_id: str, seq: int) -> bool:

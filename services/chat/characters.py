@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 from engine.lore import Lorebook
 from engine.prompts import CharacterSheet, DepthNote, MacroContext, PersonaSheet, expand_macros
+from services.chat.bubbles import Speaker
 from services.context import AppContext
 from store.cards import CharacterCard, card_dict, read_depth_prompt
 from store.errors import NotFoundError, StoreError
@@ -101,6 +102,20 @@ def speaker_names(ctx: AppContext, session: Session | None) -> tuple[str, str]:
         return user, ASSISTANT.name
     card = ctx.store.characters.get(session.character_id).card
     return user, card.nickname or card.name
+
+
+def speakers(ctx: AppContext, session: Session) -> tuple[Speaker, Speaker]:
+    """(you, them) as the chat's bubbles show them: the persona and the character (or the
+    assistant), each with their picture if they have one."""
+    persona = chat_persona(ctx, session)
+    user = Speaker(persona.name, ctx.store.personas.avatar_path(persona.id))
+    if not session.character_id:
+        return user, Speaker(ASSISTANT.name)
+    try:
+        stored = ctx.store.characters.get(session.character_id)
+    except NotFoundError:
+        return user, Speaker("Deleted character")
+    return user, Speaker(stored.card.nickname or stored.card.name, stored.avatar_path)
 
 
 # -- starting a chat with a character -----------------------------------------------------------

@@ -7,14 +7,22 @@ directly with a fake backend. Per-user state is a `ChatView`, kept in `gr.State`
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
+from catalog.bundled import BUNDLED_NAME, bundled_model_path
+from catalog.errors import CatalogError
+from engine.types import ModelInfo
 from presets.errors import SamplerError
 from presets.formats import PromptFormat
 from presets.samplers import DEFAULT_PRESET, SamplerParams, SamplerPreset
-from services.chat.characters import start_character_chat
+from services.chat import bubbles
+from services.chat.bubbles import Speaker
+from services.chat.characters import ROLEPLAY_SYSTEM, speakers, start_character_chat
 from services.context import AppContext
+from services.models.logic import md
 from services.render import inert_html
 from store.chats import DEFAULT_TITLE
 from store.errors import StoreError
@@ -22,6 +30,10 @@ from store.records import Message, Session
 
 WINDOW = 40  # messages shown at once; older ones load on request
 AUTO_FORMAT = "auto"
+
+
+class ChatBusyError(StoreError):
+    """A message came while the model is still writing in that chat (see `services.chat.busy`)."""
 
 
 @dataclass(frozen=True)
@@ -86,7 +98,7 @@ def new_chat(
         character_id,
         format_id="" if settings.format_choice == AUTO_FORMAT else settings.format_choice,
         sampler={"preset": settings.preset, "params": settings.params.to_dict()},
-        system_prompt=settings.system_prompt,
+        system_prompt=_own_system_prompt(ctx, settings.system_prompt, character_id, settings.format_choice),
     )
     return ChatView(session_id=session.id, character_id=character_id)
 
@@ -101,14 +113,17 @@ def chats_of(ctx: AppContext, character_id: str | None, query: str = "") -> list
     ]
 
 
-def session_choices(ctx: AppContext, character_id: str | None = None) -> list[tuple[str, str]]:
-    """(label, id) for the character's chats, most recent first."""
-    return [(_label(s), s.id) for s in chats_of(ctx, character_id)]
+def session_choices(ctx: AppContext) -> list[tuple[str, str]]:
+    """(label, id) for every chat, most recent first; a label names the chat's character,
+    so typing a character's name in the list finds their chats."""
+    names = {c.id: c.name for c in ctx.store.characters.list()}
+    return [(_label(s, names), s.id) for s in ctx.store.sessions.list()]
 
 
-def _label(session: Session) -> str:
+def _label(session: Session, names: dict[str, str]) -> str:
     stamp = time.strftime("%b %d %H:%M", time.localtime(session.updated))
-    return f"{session.title} · {stamp}"
+    who = names.get(session.character_id, "deleted character") if session.character_id else "Assistant"
+    return f"{session.title} · {who} · {stamp}"
 
 
 def settings_for(ctx: AppContext, session: Session | None) -> ChatSettings:
@@ -137,14 +152,41 @@ def find_preset(ctx: AppContext, name: str) -> SamplerPreset:
 
 
 def save_settings(ctx: AppContext, view: ChatView, settings: ChatSettings) -> Session:
+    """Store the chat's settings. A system prompt that is the default (under the format the
+    chat had or has now) is stored as none, so it goes on following the model's format."""
     session = ctx.store.sessions.get(view.session_id)
+    system = _own_system_prompt(
+        ctx, settings.system_prompt, session.character_id, settings_for(ctx, session).format_choice,
+        settings.format_choice,
+    )  # fmt: skip
     updated = replace(
         session,
-        system_prompt=settings.system_prompt,
+        system_prompt=system,
         format_id="" if settings.format_choice == AUTO_FORMAT else settings.format_choice,
         sampler={"preset": settings.preset, "params": settings.params.to_dict()},
     )
     return ctx.store.sessions.save(updated)
+
+
+def default_system_prompt(ctx: AppContext, character_id: str | None, format_choice: str) -> str:
+    """What is sent as the system prompt while a chat has none of its own: SillyTavern's
+    roleplay line with a character, else the prompt format's primer."""
+    if character_id:
+        return ROLEPLAY_SYSTEM
+    return active_format(ctx, format_choice).default_system
+
+
+def system_prompt_shown(ctx: AppContext, session: Session) -> str:
+    """The chat's system prompt as its box shows it: its own, else the default that is
+    sent in its place, to start from."""
+    choice = settings_for(ctx, session).format_choice
+    return session.system_prompt or default_system_prompt(ctx, session.character_id, choice)
+
+
+def _own_system_prompt(ctx: AppContext, text: str, character_id: str | None, *choices: str) -> str:
+    """`text` as a chat stores it: '' when it is the default under any of the `choices`."""
+    defaults = {default_system_prompt(ctx, character_id, choice).strip() for choice in choices}
+    return "" if text.strip() in defaults else text
 
 
 def rename(ctx: AppContext, view: ChatView, title: str) -> None:
@@ -167,14 +209,51 @@ def visible_history(ctx: AppContext, view: ChatView) -> tuple[list[dict[str, Any
     messages = [
         m for m in ctx.store.sessions.messages(view.session_id, last=view.window) if m.role != "system"
     ]
-    shown = [{"role": m.role, "content": _bubble(m)} for m in messages]
+    user, them = speakers(ctx, ctx.store.sessions.get(view.session_id))
+    shown = [
+        {"role": m.role, "content": _bubble(m, user if m.role == "user" else them, m.seq == total - 1)}
+        for m in messages
+    ]
     view = replace(view, shown=tuple(m.seq for m in messages))
     return shown, max(0, total - view.window), view
 
 
-def _bubble(message: Message) -> str:
+def _bubble(message: Message, speaker: Speaker, latest: bool) -> str:
+    """A message framed by its speaker's name and picture, and its actions; the latest
+    reply gets the swipe arrows."""
+    if message.role == "user" and message.name and message.name != speaker.name:
+        speaker = Speaker(message.name)  # written as another persona (an imported chat)
     note = "*(hidden from the prompt)*\n\n" if message.hidden else ""
-    return inert_html(note + message.text)
+    swipes = (message.swipe_index + 1, max(1, len(message.swipes))) if latest else None
+    body = inert_html(note + message.text)
+    return bubbles.bubble(message, speaker, body, swipes if message.role == "assistant" else None)
+
+
+def reply_speaker(ctx: AppContext, view: ChatView) -> Speaker:
+    """Who writes the chat's replies, for the bubble a reply streams into."""
+    return speakers(ctx, ctx.store.sessions.get(view.session_id))[1]
+
+
+def model_note(ctx: AppContext, bundled: Callable[[], Path] = bundled_model_path) -> str:
+    """One line naming the loaded model; for the bundled one, that it is a tiny demo."""
+    info = ctx.models.info if ctx.models.loaded else None
+    if info is None:
+        return "**No model is loaded.** " + (md(ctx.startup_error) or "Pick one in Models.")
+    if _is_bundled(info, bundled):
+        return (
+            f"Model: **{BUNDLED_NAME}**, a tiny demo model: fine for a first try, too small for good chats."
+        )
+    return f"Model: **{md(info.name)}**" + (" (remote)" if info.remote else "")
+
+
+def _is_bundled(info: ModelInfo, bundled: Callable[[], Path]) -> bool:
+    path = Path(info.path)
+    if info.remote or not path.is_file():
+        return False
+    try:
+        return path.resolve() == bundled().resolve()
+    except (CatalogError, OSError):
+        return False
 
 
 def active_format(ctx: AppContext, choice: str) -> PromptFormat:
@@ -199,6 +278,8 @@ def send(ctx: AppContext, view: ChatView | None, text: str, settings: ChatSettin
     if not text:
         raise StoreError("Type a message first.")
     view = ensure_session(ctx, view)
+    if ctx.busy_chats.busy(view.session_id):
+        raise ChatBusyError("Hearth is still writing in this chat: wait for the reply, or press Stop.")
     session = save_settings(ctx, view, settings)
     ctx.store.sessions.append(view.session_id, Message("user", text))
     if session.title == DEFAULT_TITLE:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from engine.errors import ContextOverflowError
-from engine.prompts import ChatLine, FittedPrompt, build_character_prompt, clean_reply
+from engine.prompts import CharacterPrompt, ChatLine, FittedPrompt, build_character_prompt, clean_reply
 from engine.run import Run
 from engine.types import FinishReason, GenerationRequest
 from services.chat import actions as chat_actions
@@ -22,6 +22,7 @@ from services.chat.characters import prompt_inputs
 from services.chat.logic import ChatView, active_format, ensure_session, settings_for
 from services.context import AppContext
 from services.models.remote import estimate_note
+from services.prompt_report import Outline, record, span_words
 from services.render import inert_html
 from services.run_stream import STREAM_INTERVAL, run_texts
 from store.errors import StoreError
@@ -36,6 +37,7 @@ class PreparedPrompt:
     request: GenerationRequest
     anchor_seq: int  # seq of the first message kept: the next turn starts there while it fits
     lore: list[str]  # names of the lorebook entries that fired, for the UI
+    outline: Outline  # what the prompt is made of, for the prompt inspector
 
 
 def build_prompt(ctx: AppContext, view: ChatView, mode: ReplyMode = "reply") -> PreparedPrompt:
@@ -79,7 +81,24 @@ def build_prompt(ctx: AppContext, view: ChatView, mode: ReplyMode = "reply") -> 
     lore = [
         entry.entry.label for entry in (*built.lore.before_char, *built.lore.after_char, *built.lore.at_depth)
     ]
-    return PreparedPrompt(fitted, request, kept, lore)
+    in_prompt = visible[:pinned] + body[fitted.start : len(built.parts.body)]
+    return PreparedPrompt(fitted, request, kept, lore, _outline(fitted, built, in_prompt, pinned))
+
+
+def _outline(fitted: FittedPrompt, built: CharacterPrompt, in_prompt: list[Message], pinned: int) -> Outline:
+    """How the inspector describes a chat prompt: the messages in it, and what was left out."""
+    total = pinned + len(built.parts.body)
+    numbers = span_words([m.seq + 1 for m in in_prompt])
+    details = {"history": f"{len(in_prompt)} of {total} messages: {numbers}" if in_prompt else ""}
+    dropped = []
+    if fitted.start:
+        dropped.append(f"{fitted.start} older message{'s' if fitted.start != 1 else ''}")
+    examples = len(built.parts.optional)
+    details["examples"] = f"{fitted.kept_optional} of {examples} blocks" if examples else ""
+    if fitted.kept_optional < examples:
+        dropped.append(f"{examples - fitted.kept_optional} of {examples} example dialogue blocks")
+    dropped.extend(f"lore “{entry.entry.label}” (over the lore budget)" for entry in built.lore.dropped)
+    return Outline(fitted, "chat", details, tuple(dropped))
 
 
 def _recent_messages(ctx: AppContext, session_id: str, n_ctx: int) -> list[Message]:
@@ -106,14 +125,16 @@ def start(ctx: AppContext, view: ChatView | None, owner: str, mode: ReplyMode = 
     """Start generating for `mode`; what it produces is saved when the run ends
     (impersonate saves nothing: its text goes to the message box)."""
     view = ensure_session(ctx, view)
+    answers = ctx.store.sessions.count(view.session_id)  # the reply's place: after what it saw
     prepared = build_prompt(ctx, view, mode)
     run = ctx.models.start(prepared.request, owner)
     if mode != "impersonate":
-        run.on_done(_saver(ctx, view.session_id, mode, prepared))
+        run.on_done(_saver(ctx, view.session_id, mode, prepared, answers))
+    ctx.busy_chats.hold(view.session_id, run)  # after the saver: busy until the reply is in
     return run
 
 
-def _saver(ctx: AppContext, session_id: str, mode: ReplyMode, prepared: PreparedPrompt) -> Any:
+def _saver(ctx: AppContext, session_id: str, mode: ReplyMode, prepared: PreparedPrompt, at: int) -> Any:
     model_name = ctx.models.info.name if ctx.models.info else ""
     n_ctx = ctx.models.backend.n_ctx
 
@@ -132,6 +153,9 @@ def _saver(ctx: AppContext, session_id: str, mode: ReplyMode, prepared: Prepared
             "seconds": round(finish.seconds, 3),
             "lore": prepared.lore,
         }
+        report = record(ctx.prompts, finished, prepared.outline)
+        if report is not None:
+            meta["prompt"] = report.to_meta()
         if mode == "continue":
             if finished.text.rstrip():
                 chat_actions.extend_last(ctx, session_id, finished.text.rstrip(), meta)
@@ -142,9 +166,18 @@ def _saver(ctx: AppContext, session_id: str, mode: ReplyMode, prepared: Prepared
         if mode == "swipe":
             chat_actions.add_swipe(ctx, session_id, text, meta)
         else:
-            ctx.store.sessions.append(session_id, Message("assistant", text, meta=meta))
+            _put_reply(ctx, session_id, Message("assistant", text, meta=meta), at)
 
     return save
+
+
+def _put_reply(ctx: AppContext, session_id: str, reply: Message, at: int) -> None:
+    """Append the reply; or, should a message have come in after the one it answers (see
+    `services.chat.busy`), put it right after that one, where it belongs."""
+    if ctx.store.sessions.count(session_id) <= at:
+        ctx.store.sessions.append(session_id, reply)
+    else:
+        ctx.store.sessions.insert_message(session_id, at, reply)
 
 
 def came_back_empty(run: Run, mode: ReplyMode) -> bool:
@@ -188,7 +221,7 @@ def _usage_line(meta: dict[str, Any], n_ctx: int, estimate: str) -> str:
     used = int(meta["prompt_tokens"]) + int(meta.get("completion_tokens", 0))
     reused = int(meta.get("prompt_reused", 0))
     seconds = float(meta.get("seconds", 0.0))
-    parts = [f"Context: {used} / {n_ctx} tokens{estimate}"]
+    parts = [f"Context: {used} / {n_ctx} tokens{estimate}", f"prompt {int(meta['prompt_tokens'])}"]
     if reused:
         parts.append(f"{reused} reused from cache")
     if seconds > 0:

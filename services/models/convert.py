@@ -317,6 +317,8 @@ class _ConvertRun:
 
     def _load_options(self) -> LoadOptions:
         base = self.ctx.settings.load_options
+        if base.n_ctx is None:  # auto: the plan keeps within the model's trained context
+            return base
         return replace(base, n_ctx=min(base.n_ctx, self.options.context_length))
 
 

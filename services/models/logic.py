@@ -6,6 +6,7 @@ handler can poll their progress and a Cancel button can stop exactly one of them
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import threading
 from collections.abc import Callable
@@ -17,11 +18,14 @@ from catalog.entries import CatalogEntry
 from catalog.errors import CatalogError, HubError
 from catalog.fit import (
     BITS_PER_WEIGHT,
+    DEFAULT_N_CTX,
     FitResult,
+    Verdict,
     available_memory,
     check_fit,
     estimate_for_entry,
     estimate_for_model,
+    gigabytes,
     rough_estimate,
 )
 from catalog.hub import RepoSummary
@@ -74,7 +78,7 @@ def _remote_facts(ctx: AppContext, info: ModelInfo) -> str:
 def summary_markdown(ctx: AppContext, info: ModelInfo | None) -> str:
     """One line about the loaded model, above the Models tab's sections."""
     if info is None:
-        return ctx.startup_error or "**No model loaded.** Pick one below and load it."
+        return md(ctx.startup_error) if ctx.startup_error else "**No model loaded.** Pick one below and load it."
     detected = ctx.detected_format()
     return (
         f"**Loaded: {md(info.name)}** · {md(info.quant)} · {ctx.models.backend.n_ctx:,}-token context "
@@ -116,15 +120,58 @@ def catalog_card(ctx: AppContext, entry: CatalogEntry, quant: str | None, instal
     return "\n\n".join(lines)
 
 
+def catalog_action(
+    ctx: AppContext, entry: CatalogEntry, quant: str | None, installed: bool
+) -> tuple[str, bool]:
+    """The words of a catalog card's button, and whether Hearth advises the click: a model
+    too big for the free memory says so on the button itself."""
+    if not entry.runnable:
+        return "Cannot run", False
+    local = installed or entry.bundled
+    if entry.quants:
+        fit = entry_fit(ctx, entry, quant)
+        if fit.verdict is Verdict.TOO_BIG:
+            needed, free = gigabytes(fit.estimate.total_bytes), gigabytes(fit.available_bytes)
+            verb = "Load" if local else "Download"
+            return f"{verb} anyway (needs ~{needed}, you have {free} free)", False
+    return ("Load" if local else "Download and load"), True
+
+
 def entry_fit(ctx: AppContext, entry: CatalogEntry, quant: str | None) -> FitResult:
     return check_fit(estimate_for_entry(entry, quant, ctx.settings.n_ctx))
+
+
+def within_trained_context(options: LoadOptions, trained: int) -> LoadOptions:
+    """`options` with the context capped at the length the model was trained on (0: unknown;
+    an "auto" context is left to the planner). Past it a model loses the thread, and some
+    (learned positions) cannot go at all."""
+    if trained > 0 and options.n_ctx is not None and options.n_ctx > trained:
+        return dataclasses.replace(options, n_ctx=trained)
+    return options
+
+
+def context_note(ctx: AppContext, info: ModelInfo, asked: int | None) -> str:
+    """A sentence about the loaded context when it is not simply the `asked` one within
+    the model's training: capped at the trained length, or beyond it. "" otherwise."""
+    n_ctx, trained = ctx.models.backend.n_ctx, info.context_length
+    if asked is not None and n_ctx < asked and trained and n_ctx >= trained:
+        return (
+            f"Its context is {n_ctx:,} tokens, the length it was trained on, not the {asked:,} asked for: "
+            "past its training a model loses the thread."
+        )
+    if trained and n_ctx > trained:
+        return (
+            f"Its context is {n_ctx:,} tokens, more than the {trained:,} it was trained on: "
+            "replies may lose the thread past that."
+        )
+    return ""
 
 
 def entry_load_options(ctx: AppContext, entry: CatalogEntry | None) -> LoadOptions:
     """Load options for a model: the start-up settings, within the model's own context."""
     options = ctx.settings.load_options
     if entry is not None and entry.context_length:
-        return LoadOptions(min(options.n_ctx, entry.context_length), options.threads, options.n_gpu_layers)
+        return within_trained_context(options, entry.context_length)
     return options
 
 
@@ -166,7 +213,8 @@ def choice_fit(ctx: AppContext, repo_id: str, choice: GgufChoice) -> FitResult:
         if estimate.weights_bytes == choice.total_size:
             return check_fit(estimate)
     bits = BITS_PER_WEIGHT.get((choice.quant or "Q4_K_M").upper(), BITS_PER_WEIGHT["Q4_K_M"])
-    return check_fit(rough_estimate(choice.total_size, choice.total_size * 8 / bits, ctx.settings.n_ctx))
+    n_ctx = ctx.settings.n_ctx or DEFAULT_N_CTX
+    return check_fit(rough_estimate(choice.total_size, choice.total_size * 8 / bits, n_ctx))
 
 
 def choice_label(ctx: AppContext, repo_id: str, choice: GgufChoice) -> str:
@@ -225,7 +273,13 @@ def _item_note(item: LibraryItem, loaded: Path | None) -> str:
 
 
 def library_choices(items: list[LibraryItem]) -> list[tuple[str, str]]:
-    return [(f"{item.name} ({item.source})", item.id) for item in items]
+    """(label, id) for the model list: the name, and where the file came from unless the
+    name already says it ("Gemma 3 270M (bundled)")."""
+    return [(_with_source(item.name, item.source), item.id) for item in items]
+
+
+def _with_source(name: str, source: str) -> str:
+    return name if name.endswith(f"({source})") else f"{name} ({source})"
 
 
 # -- jobs ------------------------------------------------------------------------------------

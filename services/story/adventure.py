@@ -93,12 +93,35 @@ def transcript(story: Story, window: int = TRANSCRIPT_WINDOW) -> str:
 
 
 def edit_last_turn(ctx: AppContext, view: StoryView, text: str) -> StoredStory:
-    """Replace the newest part's text (emptying it removes the part; the opening stays)."""
+    """Replace the newest part's text (emptying it, or leaving only spaces, removes the
+    part; the opening stays).
+
+    The space that set the part off from the text before it stays, though the edit box
+    hides it: an edit never glues two sentences together.
+    """
 
     def edit(story: Story) -> Story:
-        return story.edit(len(story.chunks) - 1, text) if story.chunks else story
+        if not story.chunks:
+            return story
+        before = "".join(chunk.text for chunk in story.chunks[:-1])
+        return story.edit(len(story.chunks) - 1, joined(before, story.chunks[-1].text, text))
 
     return logic.update(ctx, view, MODE, edit)
+
+
+def joined(before: str, old: str, new: str) -> str:
+    """`new`, replacing `old` after `before`, with the whitespace that separated `old`
+    from `before` (or one space after a sentence end that `new` would touch). Only
+    whitespace is "": the part is emptied."""
+    if not new.strip():
+        return ""
+    if new[0].isspace() or not before or before[-1].isspace():
+        return new
+    lead = old[: len(old) - len(old.lstrip())]
+    if lead:
+        return lead + new
+    ends_sentence = before.rstrip("\"”’')]")[-1:] in (".", "!", "?", "…", ",", ";", ":")
+    return (" " if ends_sentence and (new[0].isalnum() or new[0] in '"“‘(') else "") + new
 
 
 def last_turn(story: Story) -> str:

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Literal
 
+from engine.lore import entry_name
 from engine.prompts import (
     ADVENTURE_STOPS,
     FittedPrompt,
@@ -28,6 +29,7 @@ from presets.errors import HearthError
 from presets.samplers import SamplerParams
 from services.context import AppContext
 from services.models.remote import estimate_note
+from services.prompt_report import Outline, record, span_words
 from store.stories import Mode, StoredStory, Story, StoryStore
 
 Action = Literal["generate", "retry"]
@@ -141,8 +143,31 @@ def start(
     basis = replace(story, chunks=story.retry_context()) if action == "retry" else story
     prepared = prepare(ctx, basis, params, anchor=view.anchor)
     run = ctx.models.start(prepared.request, owner)
+    outline = story_outline(prepared, mode)
+    key = prompt_key(_id(view))
+
+    def keep_prompt(finished: Run) -> None:
+        record(ctx.prompts, finished, outline, key)
+
+    run.on_done(keep_prompt)
     run.on_done(_saver(ctx, _id(view), mode, action))
     return replace(view, anchor=prepared.fitted.start), run
+
+
+def prompt_key(story_id: str) -> str:
+    """Where the prompt inspector finds the prompt of a story's latest run."""
+    return f"story:{story_id}"
+
+
+def story_outline(prepared: PreparedStory, mode: Mode) -> Outline:
+    """How the inspector describes a story prompt: the lines in it, and what was left out."""
+    fitted, prompt = prepared.fitted, prepared.prompt
+    kept = range(fitted.start + 1, prompt.lines + 1)
+    details = {"story": f"{len(kept)} of {prompt.lines} lines: {span_words(kept)}" if kept else ""}
+    dropped = [f"the oldest {fitted.start} line{'s' if fitted.start != 1 else ''}"] if fitted.start else []
+    names = "story card" if mode == "adventure" else "world info"
+    dropped.extend(f"{names} “{entry_name(a.entry, a.index)}” (over the budget)" for a in prompt.scan.dropped)
+    return Outline(fitted, mode, details, tuple(dropped))
 
 
 def _saver(ctx: AppContext, story_id: str, mode: Mode, action: Action) -> Callable[[Run], None]:
@@ -168,7 +193,7 @@ def reply_text(text: str, mode: Mode) -> str:
     """
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     if mode == "adventure":
-        return trim_reply(text)
+        return trim_reply(text)  # "" for a reply of only whitespace: a retry never blanks the part
     return text.rstrip()
 
 
@@ -180,7 +205,8 @@ def token_summary(
     if not ctx.models.loaded:
         return ctx.startup_error or NO_MODEL, anchor
     prepared = prepare(ctx, story, params, anchor=anchor)
-    counts = part_tokens(prepared.prompt, prepared.fitted, ctx.models.count_tokens)
+    backend = ctx.models.backend
+    counts = part_tokens(prepared.prompt, prepared.fitted, ctx.models.count_tokens, backend.count_tokens)
     n_ctx = ctx.models.backend.n_ctx
     estimate = estimate_note(ctx.models.backend)
     dropped = f" ({counts.lines_dropped} oldest lines left out)" if counts.lines_dropped else ""

@@ -5,8 +5,9 @@ back, and every import is bounded and validated (see the limits in `store.cards.
 """
 
 from store.cards.decode import load_json, size_text
+from store.cards.exports import PngExport, export_charx, export_json, export_png, export_png_report
 from store.cards.extensions import DepthPrompt, read_depth_prompt
-from store.cards.formats import export_charx, export_json, export_png, import_card, main_icon
+from store.cards.formats import import_card, main_icon
 from store.cards.model import (
     MAX_ARCHIVE_BYTES,
     MAX_ARCHIVE_MEMBERS,
@@ -51,6 +52,7 @@ __all__ = [
     "MAX_MEMBER_BYTES",
     "MAX_TEXT_CHARS",
     "MAX_YAML_BYTES",
+    "PngExport",
     "avatar_picture",
     "card_dict",
     "card_from_json",
@@ -59,6 +61,7 @@ __all__ = [
     "export_charx",
     "export_json",
     "export_png",
+    "export_png_report",
     "import_card",
     "load_json",
     "main_icon",

@@ -1,4 +1,4 @@
-"""Import any card file and export cards as PNG, JSON or CHARX.
+"""Import any card file (exports are in `store.cards.exports`).
 
 `import_card` is a pure function of the file's bytes: it detects the format from the
 content (never the file name), checks every limit, and returns everything or raises
@@ -7,39 +7,15 @@ content (never the file name), checks every limit, and returns everything or rai
 
 from __future__ import annotations
 
-import base64
-import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
-from dataclasses import replace
-from typing import Any, Literal
-
-from store.cards.charx import CARD_MEMBER, CharxReader, embedded_path, write_charx
-from store.cards.decode import check_size, dump_json, load_json, load_yaml
-from store.cards.model import (
-    MAX_CHUNK_BYTES,
-    MAX_FILE_BYTES,
-    AssetFile,
-    CardAsset,
-    CharacterCard,
-    ImportedCard,
-)
+from store.cards.charx import CARD_MEMBER, CharxReader, embedded_path
+from store.cards.decode import check_size, load_json, load_yaml
+from store.cards.model import MAX_FILE_BYTES, AssetFile, CardAsset, CharacterCard, ImportedCard
 from store.cards.parse import card_from_json, card_from_yaml
-from store.cards.png import (
-    ASSET_KEYWORD,
-    PNG_SIGNATURE,
-    TextChunk,
-    plain_png,
-    read_png,
-    text_chunk,
-    with_text_chunks,
-)
-from store.cards.serialize import card_dict
+from store.cards.png import PNG_SIGNATURE, TextChunk, read_png
 from store.errors import CardFormatError
 
 NOT_A_CARD = "it is not a character card Hearth can read (cards are PNG, CHARX, JSON or YAML files)"
 LEGACY_ASSET_PREFIX = "__asset:"
-_MAIN_ICON_PATH = "assets/icon/images/main.png"
 
 
 def import_card(data: bytes, filename: str) -> ImportedCard:
@@ -200,126 +176,3 @@ def _charx_avatar(card: CharacterCard, files: dict[str, AssetFile]) -> tuple[byt
         return read_png(payload).picture, []
     except CardFormatError as err:
         return None, [f"The card's icon could not be used as the avatar ({err})."]
-
-
-@contextmanager
-def _exporting() -> Iterator[None]:
-    try:
-        yield
-    except CardFormatError as err:
-        raise type(err)(f"Could not export the card: {err}.") from err
-
-
-def _stamp(now: int | None) -> int:
-    return int(time.time()) if now is None else now
-
-
-def _picture(avatar_png: bytes | None) -> bytes:
-    if avatar_png is None:
-        return plain_png()
-    try:
-        return read_png(bytes(avatar_png)).picture
-    except CardFormatError as err:
-        raise type(err)(f"the avatar picture cannot be used ({err})") from err
-
-
-def export_json(
-    card: CharacterCard, spec: Literal["v2", "v3"] | None = None, *, now: int | None = None
-) -> bytes:
-    """The card as UTF-8 JSON, in the spec it came in (V1 cards as V2 with the V1 fields mirrored).
-
-    `spec="v3"` upgrades a V1/V2 card; `spec="v2"` of a V3 card writes the reduced V2
-    backfill. `now` (Unix seconds, default the current time) is the V3 `modification_date`.
-    """
-    target = spec or ("v3" if card.spec == "v3" else "v2")
-    backfill = target == "v2" and card.spec == "v3"
-    return dump_json(card_dict(card, target, now=_stamp(now), backfill=backfill), compact=False)
-
-
-def export_png(
-    card: CharacterCard,
-    avatar_png: bytes | None,
-    *,
-    asset_files: Sequence[AssetFile] = (),
-    now: int | None = None,
-) -> bytes:
-    """A PNG card: the avatar (or a plain generated picture) with a `chara` V2 backfill and a `ccv3` V3 card.
-
-    Old text chunks of the avatar are removed; the new ones go just before IEND.
-    Legacy `__asset:N` files are written back as `chara-ext-asset_N` chunks.
-
-    Raises:
-        CardFormatError: the avatar is not a usable PNG.
-        CardTooLargeError: the card JSON is over the chunk limit Hearth itself reads.
-    """
-    with _exporting():
-        picture = _picture(avatar_png)
-        stamp = _stamp(now)
-        chunks = [
-            _card_chunk("chara", card_dict(card, "v2", now=stamp, backfill=True)),
-            _card_chunk("ccv3", card_dict(card, "v3", now=stamp)),
-        ]
-        chunks += _legacy_asset_chunks(card, asset_files)
-        return with_text_chunks(picture, chunks)
-
-
-def _card_chunk(keyword: str, value: dict[str, Any]) -> bytes:
-    encoded = base64.b64encode(dump_json(value, compact=True))
-    check_size(len(encoded), MAX_CHUNK_BYTES, f"the {keyword} chunk")
-    return text_chunk(keyword, encoded)
-
-
-def _legacy_asset_chunks(card: CharacterCard, asset_files: Sequence[AssetFile]) -> list[bytes]:
-    referenced = {asset.uri for asset in card.assets or []}
-    chunks: list[bytes] = []
-    for file in asset_files:
-        index = file.uri[len(LEGACY_ASSET_PREFIX) :]
-        if file.uri.startswith(LEGACY_ASSET_PREFIX) and file.uri in referenced and _keyword_safe(index):
-            encoded = base64.b64encode(file.data)
-            check_size(len(encoded), MAX_CHUNK_BYTES, f"the asset chunk {index}")
-            chunks.append(text_chunk(ASSET_KEYWORD + index, encoded))
-    return chunks
-
-
-def _keyword_safe(index: str) -> bool:
-    return 0 < len(index) <= 60 and index.isascii() and all(c.isalnum() or c in "-_." for c in index)
-
-
-def export_charx(
-    card: CharacterCard,
-    avatar_png: bytes | None = None,
-    asset_files: Sequence[AssetFile] = (),
-    *,
-    now: int | None = None,
-) -> bytes:
-    """A CHARX archive: `card.json` (V3) and every `embeded://` asset that has a file.
-
-    The avatar, when given, replaces the main icon's file; a card without an embedded
-    icon gets one at `assets/icon/images/main.png`.
-    """
-    with _exporting():
-        members: dict[str, bytes] = {}
-        if avatar_png is not None:
-            card, icon_path = _with_embedded_icon(card)
-            members[icon_path] = _picture(avatar_png)
-        by_uri = {file.uri: file for file in asset_files}
-        for asset in card.assets or []:
-            path = embedded_path(asset.uri)
-            if path and path != CARD_MEMBER and path not in members and asset.uri in by_uri:
-                members[path] = by_uri[asset.uri].data
-        card_json = dump_json(card_dict(card, "v3", now=_stamp(now)), compact=False)
-        return write_charx([(CARD_MEMBER, card_json), *members.items()])
-
-
-def _with_embedded_icon(card: CharacterCard) -> tuple[CharacterCard, str]:
-    """The card with an embedded main icon (added if it has none), and that icon's archive path."""
-    icon = main_icon(card)
-    icon_path = embedded_path(icon.uri) if icon is not None else None
-    if icon_path:
-        return card, icon_path
-    taken = {embedded_path(asset.uri) for asset in card.assets or []}
-    path, n = _MAIN_ICON_PATH, 1
-    while path in taken:
-        path, n = f"assets/icon/images/main-{n}.png", n + 1
-    new_icon = CardAsset(type="icon", uri=f"embeded://{path}", name="main", ext="png")
-    return replace(card, assets=[new_icon, *(card.assets or [])]), path

@@ -9,8 +9,9 @@ read with. What an export changes, always on purpose:
 - missing required fields are written with their defaults ("" / [] / {} / true / 0);
 - the V1 fields mirrored at the top level (V1 files, SillyTavern's hybrid) are written
   from the card, so they always agree with `data`;
-- a V2 backfill (the `chara` copy beside `ccv3`) drops the V3-only fields and entry
-  decorators, and says in `creator_notes` that it is a reduced copy.
+- a V2 backfill (the `chara` copy beside a V3 card's `ccv3`) drops the V3-only fields and
+  entry decorators, and says in `creator_notes` that it is a reduced copy, as the V3
+  spec asks. Only a V3 card gets a backfill: a V2 card's `chara` copy is the card itself.
 """
 
 from __future__ import annotations

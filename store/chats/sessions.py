@@ -218,6 +218,24 @@ class SessionStore:
             kept = [m for m in self.messages(session_id, last=total - first_page * PAGE_SIZE) if m.seq != seq]
             self._change_pages(session_id, first_page, kept, total, total - 1)
 
+    def insert_message(self, session_id: str, seq: int, message: Message) -> Message:
+        """Store a message at position `seq`; the ones from there on move down by one.
+
+        It undoes `delete_message`, and puts a reply right after the message it answers
+        when something was added meanwhile. Made as one change, like a delete.
+        """
+        with self._lock:
+            session = self.get(session_id)
+            total = self.count(session_id)
+            if not 0 <= seq <= total:
+                raise StoreError(f"Cannot put a message at position {seq} of {total}.")
+            first_page = seq // PAGE_SIZE
+            tail = self.messages(session_id, last=total - first_page * PAGE_SIZE)
+            tail.insert(seq - first_page * PAGE_SIZE, message)
+            self._change_pages(session_id, first_page, tail, total, total + 1)
+            self._write_session(replace(session, updated=time.time()))
+        return message.with_seq(seq)
+
     def _change_pages(
         self, session_id: str, first_page: int, tail: builtins.list[Message], total: int, new_total: int
     ) -> None:

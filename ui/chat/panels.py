@@ -10,12 +10,13 @@ from typing import Any
 import gradio as gr
 from PIL import Image
 
-from services.chat import character_edit, logic
+from services.chat import character_edit, imports, logic
 from services.chat.characters import chat_persona, lock_persona, speaker_names
 from services.chat.logic import ChatView
 from services.context import AppContext
 from services.files import download_file, read_upload
-from store.cards import export_json, export_png
+from services.models.logic import md
+from store.cards import export_charx, export_json, export_png_report
 from store.chats import export_jsonl, export_text, import_chat
 from ui.chat import side as chat_side
 from ui.chat.widgets import EDITS, ChatWidgets, PanelWidgets, Switch
@@ -54,6 +55,8 @@ def layout(ctx: AppContext) -> PanelWidgets:
             save_character = gr.Button("Save character", variant="primary", elem_id="save-character")
             export_png_button = gr.Button("Export card (PNG)", elem_id="export-png")
             export_json_button = gr.Button("Export card (JSON)", elem_id="export-json")
+            # CHARX is the one format that keeps a card's asset files (emotions, backgrounds...).
+            export_charx_button = gr.Button("Export card (CHARX)", elem_id="export-charx")
     with gr.Accordion("Persona (you)", open=False, elem_id="persona-panel"):
         persona = gr.Dropdown(label="Persona", choices=[], allow_custom_value=True, elem_id="persona-choice")
         persona_name = gr.Textbox(label="Name ({{user}})", elem_id="persona-name")
@@ -78,12 +81,23 @@ def layout(ctx: AppContext) -> PanelWidgets:
             import_chat_button = gr.UploadButton(
                 "Import a chat", file_types=[".jsonl", ".json"], size="sm", elem_id="import-chat"
             )
+        # Shown when an imported chat names a character that no single character here matches.
+        with gr.Row(visible=False, elem_id="attach-row") as attach_row:
+            attach_note = gr.Markdown(elem_id="attach-note")
+            # Choices change at run time; the handler checks the character still exists.
+            attach_choice = gr.Dropdown(
+                label="Attach this chat to", choices=[], allow_custom_value=True, elem_id="attach-choice"
+            )
+            attach = gr.Button("Attach", size="sm", scale=0, min_width=90, elem_id="attach-chat")
+        attach_session = gr.State(None)  # the imported chat the question is about
     download = gr.File(label="Download", visible=False, interactive=False, elem_id="download")
     return PanelWidgets(
-        fields, avatar_upload, save_character, export_png_button, export_json_button, persona, persona_name,
+        fields, avatar_upload, save_character, export_png_button, export_json_button, export_charx_button,
+        persona, persona_name,
         persona_description, persona_save, persona_new, persona_default, persona_lock, persona_avatar, worlds,
         world_upload,
-        export_chat, export_chat_text, import_chat_button, download,
+        export_chat, export_chat_text, import_chat_button, download, attach_row, attach_note, attach_choice,
+        attach, attach_session,
     )  # fmt: skip
 
 
@@ -131,7 +145,12 @@ def _wire_editor(w: ChatWidgets, ctx: AppContext, switch: Switch) -> None:
         assert view.character_id is not None
         stored = ctx.store.characters.get(view.character_id)
         if kind == "png":
-            data = export_png(stored.card, stored.avatar_png(), asset_files=stored.asset_files())
+            report = export_png_report(stored.card, stored.avatar_png(), asset_files=stored.asset_files())
+            for note in report.notes:
+                warn(note)
+            data = report.data
+        elif kind == "charx":
+            data = export_charx(stored.card, stored.avatar_png(), stored.asset_files())
         else:
             data = export_json(stored.card)
         return gr.update(value=str(download_file(stored.card.name, kind, data)), visible=True)
@@ -149,6 +168,9 @@ def _wire_editor(w: ChatWidgets, ctx: AppContext, switch: Switch) -> None:
     )
     p.export_png.click(lambda v: on_export(v, "png"), [w.view], [p.download], api_name="export_card_png")
     p.export_json.click(lambda v: on_export(v, "json"), [w.view], [p.download], api_name="export_card_json")
+    p.export_charx.click(
+        lambda v: on_export(v, "charx"), [w.view], [p.download], api_name="export_card_charx"
+    )
 
 
 def _wire_persona(w: ChatWidgets, ctx: AppContext) -> None:
@@ -233,23 +255,47 @@ def _wire_files(w: ChatWidgets, ctx: AppContext, switch: Switch) -> None:
     def on_import(view: ChatView | None, upload: str | None) -> tuple[Any, ...]:
         view = logic.ensure_session(ctx, view)
         imported = import_chat(read_upload(upload), Path(upload or "").name)
+        owner = imports.chat_owner(ctx, imported.character_name, view.character_id)
         session = ctx.store.sessions.create(
-            title=imported.title or "Imported chat", character_id=view.character_id
+            title=imported.title or "Imported chat", character_id=owner.character_id
         )
         session = replace(session, extra={**session.extra, **imported.session_extra})
         ctx.store.sessions.restore(session, imported.messages)
         for warning in imported.warnings:
             warn(warning)
         notify(f"Imported {len(imported.messages)} messages.")
-        return switch(logic.open_chat(ctx, session.id))
+        if owner.note:
+            (warn if owner.candidates else notify)(owner.note)
+        labels = imports.character_labels(ctx.store.characters.list())
+        offered = [(labels.get(c.id, c.name), c.id) for c in owner.candidates]
+        ids = [character_id for _, character_id in offered]
+        pick = view.character_id if view.character_id in ids else next(iter(ids), None)
+        ask = (
+            gr.update(visible=bool(offered)),
+            md(owner.note) if offered else "",
+            gr.update(choices=offered, value=pick),
+            session.id,
+        )
+        return (*switch(logic.open_chat(ctx, session.id)), *ask)
+
+    @shown_errors
+    def on_attach(session_id: str | None, character_id: str | None) -> tuple[Any, ...]:
+        if not session_id or not character_id:
+            raise gr.Error("Pick the character this chat belongs to first.")
+        imports.attach_chat(ctx, session_id, character_id)
+        notify("The imported chat is now with that character.")
+        return (*switch(logic.open_chat(ctx, session_id)), gr.update(visible=False))
 
     p.export_chat.click(lambda v: on_export(v, "jsonl"), [w.view], [p.download], api_name="export_chat")
     p.export_chat_text.click(
         lambda v: on_export(v, "txt"), [w.view], [p.download], api_name="export_chat_text"
     )
+    asked = [p.attach_row, p.attach_note, p.attach_choice, p.attach_session]
     p.import_chat.upload(
-        on_import, [w.view, p.import_chat], w.switch_outputs, api_name="import_chat", **EDITS
+        on_import, [w.view, p.import_chat], [*w.switch_outputs, *asked], api_name="import_chat", **EDITS
     )
+    attached = [*w.switch_outputs, p.attach_row]
+    p.attach.click(on_attach, [p.attach_session, p.attach_choice], attached, api_name="attach_chat", **EDITS)
 
 
 def _character_view(ctx: AppContext, view: ChatView | None) -> ChatView:

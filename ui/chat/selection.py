@@ -1,7 +1,15 @@
-"""Acting on one message: click it in the history, then edit, delete, hide or branch."""
+"""Acting on one message: from the actions under each bubble, or by clicking it (the panel
+to edit it), and Undo for a delete.
+
+A bubble's actions are HTML (`services.chat.bubbles`); the page's script (`ui/page.py`)
+writes the one clicked into the hidden `action` box ("delete:4") and clicks the hidden
+`act` button. Copy and the swipe arrows stay in the page: copying needs no server, and
+the arrows press the swipe buttons below the chat.
+"""
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 from typing import Any
 
@@ -11,9 +19,14 @@ from services.chat import actions as chat_actions
 from services.chat import logic
 from services.chat.logic import ChatView
 from services.context import AppContext
+from services.models.logic import md
+from store.records import Message
 from ui.chat.side import sessions_update
 from ui.chat.widgets import EDITS, ChatWidgets, SelectionWidgets
 from ui.errors import notify, shown_errors
+
+ACTION = re.compile(r"(edit|hide|branch|delete):(\d+)")
+PREVIEW = 60  # characters of a deleted message the Undo line quotes
 
 
 def layout() -> SelectionWidgets:
@@ -26,7 +39,16 @@ def layout() -> SelectionWidgets:
             hide = gr.Button("Hide / unhide", size="sm", elem_id="message-hide")
             branch = gr.Button("Branch from here", size="sm", elem_id="message-branch")
             close = gr.Button("Close", size="sm", elem_id="message-close")
-    return SelectionWidgets(panel, label, edit_box, save, delete, hide, branch, close)
+    action = gr.Textbox(visible="hidden", elem_id="message-action")
+    act = gr.Button("Act on a message", visible="hidden", elem_id="message-act")
+    with gr.Row(visible=False, equal_height=True, elem_id="undo-row") as undo_row:
+        undo_label = gr.Markdown(elem_id="undo-label")
+        undo = gr.Button("Undo", size="sm", scale=0, min_width=90, elem_id="undo-delete")
+    return SelectionWidgets(
+        panel=panel, label=label, edit_box=edit_box, save=save, delete=delete, hide=hide, branch=branch,
+        close=close, action=action, act=act, undo_row=undo_row, undo_label=undo_label, undo=undo,
+        deleted=gr.State(None),
+    )  # fmt: skip
 
 
 def closed() -> tuple[Any, ...]:
@@ -34,10 +56,26 @@ def closed() -> tuple[Any, ...]:
     return gr.update(visible=False), "", ""
 
 
+def undo_values(session_id: str, message: Message) -> tuple[Any, ...]:
+    """Values for the Undo row and its state, after `message` was deleted."""
+    text = " ".join(message.text.split())
+    quote = text[:PREVIEW] + ("…" if len(text) > PREVIEW else "")
+    label = f"Deleted message {message.seq + 1}: “{md(quote)}”"
+    return gr.update(visible=True), label, (session_id, message)
+
+
 def wire(w: ChatWidgets, ctx: AppContext) -> None:
     sel = w.selection
     quiet: dict[str, Any] = {"api_visibility": "undocumented", **EDITS}
     history_outputs = [w.history, w.older, w.view, *sel.outputs]
+    undo_outputs = [sel.undo_row, sel.undo_label, sel.deleted]
+
+    def opened(view: ChatView, seq: int) -> tuple[Any, ...]:
+        """The view with `seq` selected, and the panel open on it."""
+        message = ctx.store.sessions.message(view.session_id, seq)
+        hidden = " · hidden from the prompt" if message.hidden else ""
+        label = f"**Message {seq + 1}** · {message.role}{hidden}"
+        return replace(view, selected=seq), gr.update(visible=True), label, message.text
 
     @shown_errors
     def on_select(view: ChatView | None, evt: gr.SelectData) -> tuple[Any, ...]:
@@ -45,11 +83,7 @@ def wire(w: ChatWidgets, ctx: AppContext) -> None:
         index = evt.index if isinstance(evt.index, int) else evt.index[0]
         if not 0 <= index < len(view.shown):
             raise gr.Error("That message is no longer there.")
-        seq = view.shown[index]
-        message = ctx.store.sessions.message(view.session_id, seq)
-        hidden = " · hidden from the prompt" if message.hidden else ""
-        label = f"**Message {seq + 1}** · {message.role}{hidden}"
-        return replace(view, selected=seq), gr.update(visible=True), label, message.text
+        return opened(view, view.shown[index])
 
     def refreshed(view: ChatView) -> tuple[Any, ...]:
         history, hidden, view = logic.visible_history(ctx, replace(view, selected=None))
@@ -70,8 +104,16 @@ def wire(w: ChatWidgets, ctx: AppContext) -> None:
     @shown_errors
     def on_delete(view: ChatView | None) -> tuple[Any, ...]:
         view, seq = selected(view)
-        chat_actions.delete_message(ctx, view.session_id, seq)
-        return refreshed(view)
+        gone = chat_actions.delete_message(ctx, view.session_id, seq)
+        return (*refreshed(view), *undo_values(view.session_id, gone))
+
+    @shown_errors
+    def on_undo(view: ChatView | None, deleted: tuple[str, Message] | None) -> tuple[Any, ...]:
+        if not deleted:
+            raise gr.Error("There is no deleted message to bring back.")
+        session_id, message = deleted
+        chat_actions.restore_message(ctx, session_id, message)
+        return (*refreshed(logic.ensure_session(ctx, view)), gr.update(visible=False), "", None)
 
     @shown_errors
     def on_hide(view: ChatView | None) -> tuple[Any, ...]:
@@ -89,7 +131,31 @@ def wire(w: ChatWidgets, ctx: AppContext) -> None:
 
     w.history.select(on_select, [w.view], [w.view, *sel.outputs], **quiet)
     sel.save.click(on_save, [w.view, sel.edit_box], history_outputs, api_name="edit_message", **EDITS)
-    sel.delete.click(on_delete, [w.view], history_outputs, api_name="delete_message", **EDITS)
+    sel.delete.click(
+        on_delete, [w.view], [*history_outputs, *undo_outputs], api_name="delete_message", **EDITS
+    )
+    sel.undo.click(on_undo, [w.view, sel.deleted], [*history_outputs, *undo_outputs], **quiet)
+
+    @shown_errors
+    def on_act(view: ChatView | None, action: str) -> tuple[Any, ...]:
+        """An action under a bubble: the values of `history_outputs`, the chat list, and Undo."""
+        view = logic.ensure_session(ctx, view)
+        found = ACTION.fullmatch(action or "")
+        if found is None or int(found[2]) not in view.shown:
+            raise gr.Error("That message is no longer there.")
+        name, view = found[1], replace(view, selected=int(found[2]))
+        skip = gr.skip()
+        if name == "edit":
+            return skip, skip, *opened(view, int(found[2])), skip, skip, skip, skip
+        if name == "hide":
+            return *on_hide(view), skip, skip, skip, skip
+        if name == "branch":
+            return *on_branch(view), skip, skip, skip
+        deleted = on_delete(view)
+        return *deleted[:6], skip, *deleted[6:]
+
+    act_outputs = [*history_outputs, w.side.sessions, *undo_outputs]
+    sel.act.click(on_act, [w.view, sel.action], act_outputs, **quiet)
     sel.hide.click(on_hide, [w.view], history_outputs, api_name="hide_message", **EDITS)
     sel.branch.click(on_branch, [w.view], [*history_outputs, w.side.sessions], api_name="branch", **EDITS)
     sel.close.click(lambda: closed(), None, sel.outputs, **quiet)

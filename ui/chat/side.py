@@ -8,7 +8,7 @@ from typing import Any
 
 import gradio as gr
 
-from services.chat import logic
+from services.chat import imports, logic
 from services.chat.logic import ChatView
 from services.context import AppContext
 from services.models.logic import md
@@ -57,8 +57,9 @@ def layout(ctx: AppContext) -> SideWidgets:
         )  # fmt: skip
     new_chat = gr.Button("New chat", variant="secondary", elem_id="new-chat")
     sessions = gr.Dropdown(
-        label="Chats", choices=[], filterable=True, allow_custom_value=True, elem_id="session-list"
-    )
+        label="Chats · type to search", choices=[], filterable=True,
+        allow_custom_value=True, elem_id="session-list",
+    )  # fmt: skip
     with gr.Row():
         rename_box = gr.Textbox(label="Title", scale=3, elem_id="rename-box")
         rename = gr.Button("Rename", scale=1, elem_id="rename")
@@ -75,9 +76,9 @@ def layout(ctx: AppContext) -> SideWidgets:
 
 def character_values(ctx: AppContext, view: ChatView) -> tuple[Any, ...]:
     """Values for the character dropdown, avatar and notes."""
-    choices = [("Assistant (no character)", NO_CHARACTER)] + [
-        (s.name, s.id) for s in ctx.store.characters.list()
-    ]
+    summaries = ctx.store.characters.list()
+    labels = imports.character_labels(summaries)
+    choices = [("Assistant (no character)", NO_CHARACTER)] + [(labels[s.id], s.id) for s in summaries]
     dropdown = gr.update(choices=choices, value=view.character_id or NO_CHARACTER)
     if not view.character_id:
         return dropdown, gr.update(value=None, visible=False), ""
@@ -102,7 +103,8 @@ def character_notes(card: CharacterCard) -> str:
 
 
 def sessions_update(ctx: AppContext, view: ChatView) -> Any:
-    return gr.update(choices=logic.session_choices(ctx, view.character_id), value=view.session_id)
+    """Every chat, its character named, with the view's chosen (type in the list to search it)."""
+    return gr.update(choices=logic.session_choices(ctx), value=view.session_id)
 
 
 def gallery_characters(ctx: AppContext, query: str) -> list[CharacterSummary]:
@@ -116,8 +118,10 @@ def gallery_items(ctx: AppContext, query: str) -> list[tuple[str, str]]:
     Captions are plain text: the gallery shows them as text, never as HTML or Markdown.
     """
     items = []
+    labels = imports.character_labels(ctx.store.characters.list())  # numbered among all, not the found
     for summary in gallery_characters(ctx, query):
-        caption = summary.name + (f" · {', '.join(summary.tags[:3])}" if summary.tags else "")
+        tags = f" · {', '.join(summary.tags[:3])}" if summary.tags else ""
+        caption = labels.get(summary.id, summary.name) + tags
         picture = summary.avatar_path if summary.avatar_path is not None else placeholder_avatar()
         items.append((str(picture), caption))
     return items
@@ -157,7 +161,11 @@ def wire(w: ChatWidgets, ctx: AppContext, switch: Switch) -> None:
         if path.stat().st_size > MAX_UPLOAD:
             raise CardFormatError("That file is too big to be a character card (over 32 MB).")
         imported = import_card(path.read_bytes(), path.name)
-        summary = ctx.store.characters.create(imported)
+        result = imports.import_character(ctx, imported)
+        summary = result.character
+        if result.existing:
+            notify(f"{summary.name} is already here, so it was opened. For a second copy, use Copy.")
+            return switch(logic.ensure_session(ctx, ChatView(character_id=summary.id)))
         for warning in imported.warnings:
             warn(warning)
         notify(f"Imported {summary.name}.")

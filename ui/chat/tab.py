@@ -18,12 +18,14 @@ import gradio as gr
 from engine.run import Run
 from presets.samplers import ordered_values
 from services.chat import actions as chat_actions
-from services.chat import logic
+from services.chat import bubbles, logic
+from services.chat import inspector as chat_inspector
 from services.chat import reply as chat_reply
 from services.chat.characters import set_lore_placement
 from services.chat.logic import AUTO_FORMAT, ChatView
 from services.context import AppContext
-from ui import sampler_panel
+from services.render import inert_html
+from ui import prompt_inspector, sampler_panel
 from ui.chat import panels as chat_panels
 from ui.chat import selection as chat_selection
 from ui.chat import side as chat_side
@@ -32,20 +34,33 @@ from ui.errors import shown_errors, warn
 from ui.shared import LLM_QUEUE, TabHandle, owner_of
 
 
-def build(ctx: AppContext) -> TabHandle:
+def build(ctx: AppContext, tabs: gr.Tabs) -> TabHandle:
+    """The tab; `tabs` is the app's top-level Tabs, for the link to Models."""
     w = layout(ctx)
     switch = _switch_fn(ctx, w)
     _wire_generation(w, ctx)
     chat_side.wire(w, ctx, switch)
     chat_selection.wire(w, ctx)
     chat_panels.wire(w, ctx, switch)
+    prompt_inspector.wire(w.inspector, w.view, lambda view, choice: chat_inspector.inspect(ctx, view, choice))
     _wire_settings(w, ctx)
-    return TabHandle(switch, w.view, w.switch_outputs)
+    w.to_models.click(lambda: gr.Tabs(selected="models"), None, tabs, api_visibility="undocumented")
+    w.menu.click(None, js="() => window.hearth.toggleMenu()")
+
+    def load(view: ChatView | None) -> tuple[Any, ...]:
+        return (logic.model_note(ctx), *switch(view))
+
+    return TabHandle(load, w.view, [w.model_note, *w.switch_outputs])
 
 
 def layout(ctx: AppContext) -> ChatWidgets:
     view = gr.State(None)
     pending = gr.State(False)  # a swipe right past the newest version asks for a new one
+    with gr.Row(equal_height=True, elem_id="chat-top"):
+        # On a phone the sidebar folds away; this shows it (the page's script, ui/script.py).
+        menu = gr.Button("☰ Chats", size="sm", scale=0, min_width=80, elem_id="menu-toggle")
+        model_note = gr.Markdown(elem_id="model-note")
+        to_models = gr.Button("Models", size="sm", scale=0, min_width=80, elem_id="to-models")
     with gr.Row(equal_height=False):
         with gr.Column(scale=1, min_width=260, elem_id="chat-sidebar"):
             side = chat_side.layout(ctx)
@@ -63,15 +78,16 @@ def layout(ctx: AppContext) -> ChatWidgets:
                 regenerate = gr.Button("Regenerate", size="sm", elem_id="regenerate")
                 cont = gr.Button("Continue", size="sm", elem_id="continue")
                 impersonate = gr.Button("Impersonate", size="sm", elem_id="impersonate")
-            with gr.Row():
+            with gr.Row(elem_id="message-row"):
                 message = gr.Textbox(
                     placeholder="Message (Enter to send, Shift+Enter for a new line)",
                     label="Message", show_label=False, lines=1, max_lines=8, scale=6, elem_id="message",
                 )  # fmt: skip
                 send = gr.Button("Send", variant="primary", scale=1, elem_id="send")
-                stop = gr.Button("Stop", variant="stop", scale=1, elem_id="stop")
+                stop = gr.Button("Stop", variant="stop", scale=1, visible=False, elem_id="stop")
             status = gr.Markdown("", elem_id="context-status")
             selection = chat_selection.layout()
+            inspector = prompt_inspector.layout("chat")
             with gr.Accordion("Prompt", open=False):
                 system = gr.Textbox(label="System prompt", lines=3, elem_id="system-prompt")
                 fmt = gr.Dropdown(
@@ -97,7 +113,7 @@ def layout(ctx: AppContext) -> ChatWidgets:
         swipe_left=swipe_left, swipe_label=swipe_label, swipe_right=swipe_right, regenerate=regenerate,
         cont=cont, impersonate=impersonate, message=message, send=send, stop=stop, status=status,
         selection=selection, system=system, format=fmt, lore_placement=lore_placement, sampler=sampler,
-        panels=panels,
+        panels=panels, inspector=inspector, menu=menu, model_note=model_note, to_models=to_models,
     )  # fmt: skip
 
 
@@ -147,12 +163,20 @@ def _wire_generation(w: ChatWidgets, ctx: AppContext) -> None:
         **EDITS,
     }
     hidden: dict[str, Any] = {"api_visibility": "undocumented"}
+    # Send turns into Stop while the model writes, as in SillyTavern; meanwhile the page's
+    # script ignores Enter in the message box, and `logic.send` refuses a message.
+    writing: dict[str, Any] = {"fn": _writing(True), "outputs": [w.send, w.stop], "queue": False, **hidden}
+    idle: dict[str, Any] = {"fn": _writing(False), "outputs": [w.send, w.stop], "queue": False, **hidden}
     runs = [
-        w.send.click(**send_args, api_name="send").success(reply, [w.view], **streaming, api_name="reply"),
-        w.message.submit(**send_args, **hidden).success(reply, [w.view], **streaming, **hidden),
+        w.send.click(**send_args, api_name="send")
+        .success(**writing)
+        .success(reply, [w.view], **streaming, api_name="reply"),
+        w.message.submit(**send_args, **hidden)
+        .success(**writing)
+        .success(reply, [w.view], **streaming, **hidden),
     ]
     regen = w.regenerate.click(on_regenerate, [w.view], [w.view, w.pending], api_name="regenerate", **EDITS)
-    runs.append(regen.success(regenerate, [w.view, w.pending], **streaming, api_visibility="undocumented"))
+    runs.append(regen.success(**writing).success(regenerate, [w.view, w.pending], **streaming, **hidden))
     for button, step in ((w.swipe_left, -1), (w.swipe_right, 1)):
         swiped = button.click(
             lambda view, s=step: on_swipe(view, s),
@@ -162,15 +186,14 @@ def _wire_generation(w: ChatWidgets, ctx: AppContext) -> None:
             **EDITS,
         )
         if step > 0:
+            new_version = swiped.success(**{**writing, "fn": _writing_if, "inputs": [w.pending]})
             runs.append(
-                swiped.success(
-                    _only_if_pending(swipe), [w.view, w.pending], **streaming, api_visibility="undocumented"
-                )
+                new_version.success(_only_if_pending(swipe), [w.view, w.pending], **streaming, **hidden)
             )
-    runs.append(w.cont.click(cont, [w.view], **streaming, api_name="continue"))
+    runs.append(w.cont.click(**writing).success(cont, [w.view], **streaming, api_name="continue"))
     for event in runs:
-        event.then(**done, api_visibility="undocumented")
-    imp = w.impersonate.click(
+        event.then(**done, api_visibility="undocumented").then(**idle)
+    imp = w.impersonate.click(**writing).success(
         _impersonate_fn(ctx),
         [w.view],
         [w.message],
@@ -178,6 +201,7 @@ def _wire_generation(w: ChatWidgets, ctx: AppContext) -> None:
         concurrency_limit=1,
         api_name="impersonate",
     )
+    imp.then(**idle)
     w.stop.click(
         _stop_fn(ctx),
         [w.view],
@@ -185,7 +209,17 @@ def _wire_generation(w: ChatWidgets, ctx: AppContext) -> None:
         cancels=[*runs, imp],
         api_name="stop",
         concurrency_limit=None,
-    )
+    ).then(**idle)
+
+
+def _writing(on: bool) -> Callable[[], tuple[Any, Any]]:
+    """Values for (Send, Stop): Stop in Send's place while the model writes."""
+    return lambda: (gr.update(visible=not on), gr.update(visible=on))
+
+
+def _writing_if(pending: bool) -> tuple[Any, Any]:
+    """A swipe right writes only when it asks for a new version."""
+    return _writing(True)() if pending else (gr.skip(), gr.skip())
 
 
 def _generator(ctx: AppContext, mode: chat_reply.ReplyMode) -> Callable[..., AsyncIterator[Any]]:
@@ -195,13 +229,15 @@ def _generator(ctx: AppContext, mode: chat_reply.ReplyMode) -> Callable[..., Asy
         # makes Gradio build a component, and on a small machine each bit of CPU spent
         # here is taken from the model's own threads.
         run = await asyncio.to_thread(chat_reply.start, ctx, view, owner_of(request), mode)
+        view = logic.ensure_session(ctx, view)
+        frame = bubbles.live(logic.reply_speaker(ctx, view))  # the name line, made once
         prefix = ""
         if mode == "continue":
-            last = chat_actions.last_message(ctx, logic.ensure_session(ctx, view).session_id)
-            prefix = last.text if last is not None else ""
-        yield gr.update(visible=True, value=[{"role": "assistant", "content": prefix}])
+            last = chat_actions.last_message(ctx, view.session_id)
+            prefix = inert_html(last.text) if last is not None else ""
+        yield gr.update(visible=True, value=[{"role": "assistant", "content": frame(prefix)}])
         async for text in chat_reply.stream(run):
-            yield [{"role": "assistant", "content": text}]
+            yield [{"role": "assistant", "content": frame(text)}]
         _warn_about(run, mode)
 
     return generate
@@ -282,7 +318,7 @@ def _switch_fn(ctx: AppContext, w: ChatWidgets) -> Switch:
             chat_side.sessions_update(ctx, view),
             history,
             gr.update(visible=hidden > 0),
-            settings.system_prompt,
+            logic.system_prompt_shown(ctx, session),  # the default, when the chat has none
             gr.update(choices=logic.format_choices(ctx), value=settings.format_choice),
             session.extra.get("lore_placement", "character"),
             gr.update(choices=sampler_panel.preset_choices(ctx.presets()), value=settings.preset),
@@ -304,6 +340,13 @@ def _wire_settings(w: ChatWidgets, ctx: AppContext) -> None:
         logic.save_settings(ctx, logic.ensure_session(ctx, view), settings)
 
     @shown_errors
+    def on_format(*values: Any) -> str:
+        """Save; the box follows the new format's default if it showed the old one."""
+        view, settings = read_settings(values)
+        session = logic.save_settings(ctx, logic.ensure_session(ctx, view), settings)
+        return logic.system_prompt_shown(ctx, session)
+
+    @shown_errors
     def on_preset(*values: Any) -> list[Any]:
         view, settings = read_settings(values)
         preset = logic.find_preset(ctx, settings.preset)
@@ -317,7 +360,7 @@ def _wire_settings(w: ChatWidgets, ctx: AppContext) -> None:
 
     quiet: dict[str, Any] = {"api_visibility": "undocumented", **EDITS}
     w.system.blur(on_settings, w.settings_inputs, None, **quiet)
-    w.format.input(on_settings, w.settings_inputs, None, **quiet)
+    w.format.input(on_format, w.settings_inputs, [w.system], **quiet)
     for slider in w.sampler.sliders:
         slider.release(on_settings, w.settings_inputs, None, **quiet)
     w.sampler.preset.input(on_preset, w.settings_inputs, w.sampler.sliders, **quiet)

@@ -10,6 +10,7 @@ import gradio as gr
 
 from presets.samplers import DEFAULT_PRESET
 from services.chat.logic import AUTO_FORMAT, ChatSettings, ChatView
+from ui.prompt_inspector import InspectorWidgets
 from ui.sampler_panel import SamplerWidgets, params_from
 
 # Listeners that change a chat run one at a time, in the order they were triggered, so
@@ -52,7 +53,7 @@ class SideWidgets:
 
 @dataclass
 class SelectionWidgets:
-    """The panel for the message clicked in the history."""
+    """The panel for the message clicked in the history, the actions on each bubble, and Undo."""
 
     panel: gr.Group
     label: gr.Markdown
@@ -62,6 +63,12 @@ class SelectionWidgets:
     hide: gr.Button
     branch: gr.Button
     close: gr.Button
+    action: gr.Textbox  # hidden: "delete:4", set by the page's script when a bubble's action is clicked
+    act: gr.Button  # hidden: the script clicks it after setting `action`
+    undo_row: gr.Row
+    undo_label: gr.Markdown
+    undo: gr.Button
+    deleted: gr.State  # (chat session id, the message) of the latest delete, for Undo
 
     @property
     def outputs(self) -> list[Any]:
@@ -75,6 +82,7 @@ class PanelWidgets:
     save_character: gr.Button
     export_png: gr.Button
     export_json: gr.Button
+    export_charx: gr.Button
     persona: gr.Dropdown
     persona_name: gr.Textbox
     persona_description: gr.Textbox
@@ -89,6 +97,11 @@ class PanelWidgets:
     export_chat_text: gr.Button
     import_chat: gr.UploadButton
     download: gr.File
+    attach_row: gr.Row  # asks which character an imported chat belongs to
+    attach_note: gr.Markdown
+    attach_choice: gr.Dropdown
+    attach: gr.Button
+    attach_session: gr.State
 
     @property
     def outputs(self) -> list[Any]:
@@ -126,6 +139,10 @@ class ChatWidgets:
     lore_placement: gr.Radio
     sampler: SamplerWidgets
     panels: PanelWidgets
+    inspector: InspectorWidgets
+    menu: gr.Button  # on a phone, shows or hides the sidebar
+    model_note: gr.Markdown
+    to_models: gr.Button
 
     @property
     def settings_inputs(self) -> list[Any]:

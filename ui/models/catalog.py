@@ -1,9 +1,14 @@
-"""The Models tab's Recommended section: the guide's models, grouped as the guide groups them."""
+"""The Models tab's Recommended section: the guide's models, grouped as the guide groups them.
+
+Each card carries its own download: the progress, a Cancel button and how it ended
+(loaded, cancelled, or why it failed) show under the card that was clicked.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import gradio as gr
@@ -12,18 +17,29 @@ from catalog.entries import CatalogEntry
 from services.context import AppContext
 from services.models import logic
 from ui.errors import shown_errors
-from ui.models.download import cancel_fn, download_and_load, loaded_line, tab_after_load
+from ui.models.download import cancel_fn, download_and_load, loaded_line, reported, tab_after_load
 from ui.shared import owner_of
+
+
+@dataclass
+class EntryWidgets:
+    """One catalog card: its facts, the quant, the button, and its download's line and Cancel."""
+
+    card: gr.Markdown
+    quant: gr.Dropdown
+    button: gr.Button
+    status: gr.Markdown
+    cancel: gr.Button
 
 
 @dataclass
 class CatalogWidgets:
     entries: list[CatalogEntry]  # the entry of each card, quant and button, in the same order
-    status: gr.Markdown
-    cancel: gr.Button
     cards: list[gr.Markdown]
     quants: list[gr.Dropdown]
     buttons: list[gr.Button]
+    statuses: list[gr.Markdown]
+    cancels: list[gr.Button]
 
     @property
     def refresh_outputs(self) -> list[Any]:
@@ -33,32 +49,31 @@ class CatalogWidgets:
 
 def layout(ctx: AppContext) -> CatalogWidgets:
     entries = [e for _, _, group in ctx.catalog.grouped() for e in group]
-    cards: list[gr.Markdown] = []
-    buttons: list[gr.Button] = []
-    quants: list[gr.Dropdown] = []
-    with gr.Row():
-        status = gr.Markdown(elem_id="catalog-status")
-        cancel = gr.Button("Cancel download", size="sm", scale=0, min_width=160, elem_id="catalog-cancel")
+    made: list[EntryWidgets] = []
     for _group, title, group in ctx.catalog.grouped():
         with gr.Accordion(title, open=True):
             for pair in (group[i : i + 2] for i in range(0, len(group), 2)):
                 with gr.Row(equal_height=True):
                     for entry in pair:
                         with gr.Column():
-                            card, quant, button = _entry_widgets(entry)
-                        cards.append(card)
-                        quants.append(quant)
-                        buttons.append(button)
+                            made.append(_entry_widgets(entry))
                     if len(pair) == 1:
                         gr.Column()  # keeps a lone card at half width
-    return CatalogWidgets(entries, status, cancel, cards, quants, buttons)
+    return CatalogWidgets(
+        entries,
+        [m.card for m in made],
+        [m.quant for m in made],
+        [m.button for m in made],
+        [m.status for m in made],
+        [m.cancel for m in made],
+    )
 
 
 def refresh_values(ctx: AppContext, w: CatalogWidgets) -> list[Any]:
     """Values for `refresh_outputs`: the cards and buttons as the installed models are now."""
     installed = {entry.id: logic.installed_for(ctx, entry) is not None for entry in w.entries}
     values: list[Any] = [logic.catalog_card(ctx, e, None, installed[e.id]) for e in w.entries]
-    return values + [gr.update(value=_button_label(e, installed[e.id])) for e in w.entries]
+    return values + [_button(ctx, e, None, installed[e.id]) for e in w.entries]
 
 
 def wire(
@@ -71,33 +86,32 @@ def wire(
 ) -> list[Any]:
     """Wire the cards; returns their load events, for chaining what follows a model load."""
     loaded = []
-    for entry, card, quant, button in zip(w.entries, w.cards, w.quants, w.buttons, strict=True):
+    cards = zip(w.entries, w.cards, w.quants, w.buttons, w.statuses, w.cancels, strict=True)
+    for entry, card, quant, button, status, cancel in cards:
         quant.input(
-            _card_fn(ctx, entry), [quant], [card], api_visibility="undocumented", concurrency_limit=None
+            _card_fn(ctx, entry),
+            [quant],
+            [card, button],
+            api_visibility="undocumented",
+            concurrency_limit=None,
         )
         if entry.runnable:
             loaded.append(
                 button.click(
                     _get_fn(ctx, jobs, entry, tab_ids),
                     [quant],
-                    [w.status, facts, tabs],
+                    [status, cancel, facts, tabs],
                     api_visibility="undocumented",
                     concurrency_id="model-jobs",
                     concurrency_limit=2,
-                    show_progress="hidden",  # the status line carries its own progress bar
+                    show_progress="hidden",  # the card's line carries its own progress bar
                 )
             )
-    w.cancel.click(
-        cancel_fn(jobs),
-        None,
-        None,
-        api_visibility="undocumented",
-        concurrency_limit=None,
-    )
+            cancel.click(cancel_fn(jobs), None, None, api_visibility="undocumented", concurrency_limit=None)
     return loaded
 
 
-def _entry_widgets(entry: CatalogEntry) -> tuple[gr.Markdown, gr.Dropdown, gr.Button]:
+def _entry_widgets(entry: CatalogEntry) -> EntryWidgets:
     with gr.Group(elem_id=f"catalog-{entry.id}"):
         card = gr.Markdown(elem_id=f"card-{entry.id}")
         with gr.Row():
@@ -120,18 +134,36 @@ def _entry_widgets(entry: CatalogEntry) -> tuple[gr.Markdown, gr.Dropdown, gr.Bu
                 scale=1,
                 elem_id=f"get-{entry.id}",
             )
-    return card, quant, button
+        with gr.Row():
+            status = gr.Markdown(elem_id=f"status-{entry.id}")
+            cancel = gr.Button(
+                "Cancel download",
+                size="sm",
+                scale=0,
+                min_width=160,
+                visible=False,
+                elem_id=f"cancel-{entry.id}",
+            )
+    return EntryWidgets(card, quant, button, status, cancel)
 
 
 def _button_label(entry: CatalogEntry, installed: bool) -> str:
+    """The button's words before the page knows the free memory (see `_button`)."""
     if not entry.runnable:
         return "Cannot run"
     return "Load" if installed or entry.bundled else "Download and load"
 
 
-def _card_fn(ctx: AppContext, entry: CatalogEntry) -> Callable[[str | None], str]:
-    def card(quant: str | None) -> str:
-        return logic.catalog_card(ctx, entry, quant, logic.installed_for(ctx, entry) is not None)
+def _button(ctx: AppContext, entry: CatalogEntry, quant: str | None, installed: bool) -> Any:
+    """The button as the free memory is now: a model too big for it says so, and is not the primary action."""
+    label, advised = logic.catalog_action(ctx, entry, quant, installed)
+    return gr.update(value=label, variant="primary" if advised else "secondary")
+
+
+def _card_fn(ctx: AppContext, entry: CatalogEntry) -> Callable[[str | None], tuple[str, Any]]:
+    def card(quant: str | None) -> tuple[str, Any]:
+        installed = logic.installed_for(ctx, entry) is not None
+        return logic.catalog_card(ctx, entry, quant, installed), _button(ctx, entry, quant, installed)
 
     return card
 
@@ -141,21 +173,30 @@ def _get_fn(
 ) -> Callable[..., Iterator[tuple[Any, ...]]]:
     @shown_errors
     def get(quant_file: str | None, request: gr.Request) -> Iterator[tuple[Any, ...]]:
-        skip = gr.skip()
+        skip, hidden, line = gr.skip(), gr.update(visible=False), ""
         installed = logic.installed_for(ctx, entry)
         if installed is not None:
-            yield f"Loading **{logic.md(installed.name)}**…", skip, skip
-            opts = logic.entry_load_options(ctx, entry)
-            info = ctx.load_model(installed.path, opts)
-            yield loaded_line(ctx, info), logic.facts_markdown(ctx, info), tab_after_load(ctx, tab_ids)
-            return
-        if not entry.gguf_repo:
-            raise gr.Error(f"{entry.name} has no GGUF download.")
-        file_name = quant_file or (entry.recommended.file if entry.recommended else "")
-        line = ""
-        for line in download_and_load(ctx, jobs, owner_of(request), entry.gguf_repo, file_name):
-            yield line, skip, skip
+            for line in reported(_load_installed(ctx, entry, installed.path, installed.name)):
+                yield line, hidden, skip, skip
+        else:
+            if not entry.gguf_repo:
+                raise gr.Error(f"{entry.name} has no GGUF download.")
+            file_name = quant_file or (entry.recommended.file if entry.recommended else "")
+            lines = download_and_load(ctx, jobs, owner_of(request), entry.gguf_repo, file_name)
+            shown = False  # Cancel shows while the bytes arrive, and goes when they stop however they stop
+            for line in reported(lines):
+                downloading = line.startswith("Downloading")
+                # Only a change is sent: a button updated four times a second is hard to click.
+                cancel = gr.update(visible=downloading) if downloading != shown else skip
+                shown = downloading
+                yield line, cancel, skip, skip
         if ctx.models.info is not None and line.startswith("Loaded"):
-            yield line, logic.facts_markdown(ctx, ctx.models.info), tab_after_load(ctx, tab_ids)
+            yield line, hidden, logic.facts_markdown(ctx, ctx.models.info), tab_after_load(ctx, tab_ids)
 
     return get
+
+
+def _load_installed(ctx: AppContext, entry: CatalogEntry, path: Path, name: str) -> Iterator[str]:
+    yield f"Loading **{logic.md(name)}**…"
+    info = ctx.load_model(path, logic.entry_load_options(ctx, entry))
+    yield loaded_line(ctx, info)

@@ -12,6 +12,7 @@ import gradio as gr
 from catalog.errors import DownloadCancelledError
 from catalog.naming import GgufChoice
 from engine.types import ModelInfo
+from presets.errors import HearthError
 from services.context import AppContext
 from services.models import logic
 from ui.shared import owner_of
@@ -55,6 +56,25 @@ def download_and_load(
     yield from load_downloaded(ctx, job.result, repo_id)
 
 
+def reported(lines: Iterator[str]) -> Iterator[str]:
+    """`lines`, and when they fail, one more that says how, before the error goes on to the
+    handler: a status line never stays at "Downloading…" after the download has stopped."""
+    try:
+        yield from lines
+    except Exception as exc:
+        yield f"**Failed:** {logic.md(failure_words(exc))}"
+        raise
+
+
+def failure_words(exc: Exception) -> str:
+    """What went wrong, in the words the error toast uses."""
+    if isinstance(exc, gr.Error):
+        return str(exc.message)
+    if isinstance(exc, HearthError):
+        return str(exc)
+    return f"something went wrong inside Hearth ({type(exc).__name__}). The app is still running."
+
+
 def load_downloaded(ctx: AppContext, path: Path, repo_id: str) -> Iterator[str]:
     entry = ctx.catalog.match(repo_id) or ctx.catalog.match(path.name)
     yield f"Downloaded. Loading **{logic.md(path.name)}**…"
@@ -64,10 +84,11 @@ def load_downloaded(ctx: AppContext, path: Path, repo_id: str) -> Iterator[str]:
 
 def loaded_line(ctx: AppContext, info: ModelInfo) -> str:
     detected = ctx.detected_format()
-    return (
+    line = (
         f"Loaded **{logic.md(info.name)}** with the {detected.format.name} format "
         f"({detected.reason}). It suits the {detected.default_tab.title()} tab."
     )
+    return f"{line} {logic.context_note(ctx, info, ctx.settings.n_ctx)}".rstrip()
 
 
 def tab_after_load(ctx: AppContext, available: set[str]) -> Any:

@@ -12,7 +12,7 @@ from catalog.naming import GgufChoice
 from services.context import AppContext
 from services.models import logic
 from ui.errors import shown_errors
-from ui.models.download import cancel_fn, download_and_load, tab_after_load
+from ui.models.download import cancel_fn, download_and_load, reported, tab_after_load
 from ui.shared import owner_of
 
 SORTS = [("Most downloaded", "downloads"), ("Most liked", "likes"), ("Recently updated", "recent")]
@@ -90,7 +90,7 @@ def wire(
         if choice is None or not repo_id:
             raise gr.Error("Search for a repository and pick a file first.")
         skip, line = gr.skip(), ""
-        for line in download_and_load(ctx, jobs, owner_of(request), repo_id, choice):
+        for line in reported(download_and_load(ctx, jobs, owner_of(request), repo_id, choice)):
             yield line, skip, skip
         if line.startswith("Loaded") and ctx.models.info is not None:
             yield line, logic.facts_markdown(ctx, ctx.models.info), tab_after_load(ctx, tab_ids)

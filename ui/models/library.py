@@ -118,12 +118,14 @@ def wire(
         if item.needs_conversion:
             line = f"**{logic.md(item.name)}** is a legacy GGML file: convert it to GGUF below."
             return gr.skip(), line, gr.skip(), *open_convert(item, previous)
-        opts = LoadOptions(n_ctx=int(size), threads=int(cpus), n_gpu_layers=int(layers))
+        asked = LoadOptions(n_ctx=int(size), threads=int(cpus), n_gpu_layers=int(layers))
+        opts = logic.within_trained_context(asked, item.context_length)
         info = ctx.load_model(item.path, opts, lambda f, m: progress(f, desc=m))
         # A story or adventure model opens its tab; a chat model leaves you here.
         suited = tab_after_load(ctx, tab_ids) if ctx.detected_format().default_tab != "chat" else gr.skip()
         facts_now = logic.facts_markdown(ctx, info)
-        return facts_now, f"Loaded **{logic.md(info.name)}**.", suited, *keep_panel
+        line = f"Loaded **{logic.md(info.name)}**. {logic.context_note(ctx, info, asked.n_ctx)}".strip()
+        return facts_now, line, suited, *keep_panel
 
     @shown_errors
     def on_unload() -> tuple[Any, ...]:

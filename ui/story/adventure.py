@@ -21,11 +21,12 @@ from services.context import AppContext
 from services.render import inert_html
 from services.run_stream import run_texts
 from services.story import adventure as play
+from services.story import inspector as story_inspector
 from services.story import logic
 from services.story.logic import Action, StoryView
 from services.story.steering import values as steering_values
 from store.stories import Mode, StoredStory
-from ui import sampler_panel
+from ui import prompt_inspector, sampler_panel
 from ui.errors import shown_errors
 from ui.sampler_panel import SamplerWidgets, params_from
 from ui.shared import LLM_QUEUE, TabHandle, owner_of
@@ -60,6 +61,7 @@ class AdventureWidgets:
     tokens: gr.Markdown
     steering: story_steering.SteeringWidgets
     sampler: SamplerWidgets
+    inspector: prompt_inspector.InspectorWidgets
 
     @property
     def outputs(self) -> list[Any]:
@@ -78,6 +80,7 @@ def build(ctx: AppContext) -> TabHandle:
     _wire_play(w, ctx, show)
     story_steering.wire(w.steering, ctx, MODE, w.state, w.tokens)
     sampler_panel.wire(w.sampler, ctx)
+    prompt_inspector.wire(w.inspector, w.state, _inspect_fn(ctx), w.sampler.sliders)
     return TabHandle(story_list.load_fn(ctx, MODE, show), w.state, w.outputs)
 
 
@@ -123,6 +126,7 @@ def layout(ctx: AppContext) -> AdventureWidgets:
                 redo = gr.Button("Redo", elem_id="adventure-redo")
                 stop = gr.Button("Stop", variant="stop", elem_id="adventure-stop")
             tokens = gr.Markdown("", elem_id="adventure-tokens")
+            inspector = prompt_inspector.layout("adventure")
             with gr.Accordion("Edit the last turn", open=False):
                 last_turn = gr.Textbox(show_label=False, lines=4, elem_id="adventure-last-turn")
                 save_turn = gr.Button("Save the edit", size="sm", elem_id="adventure-save-turn")
@@ -131,7 +135,15 @@ def layout(ctx: AppContext) -> AdventureWidgets:
     return AdventureWidgets(
         state, side, scenario_panel, scenario, custom_prompt, custom_memory, questions, transcript, live,
         kind, action, send, cont, retry, undo, redo, stop, last_turn, save_turn, tokens, steering, sampler,
+        inspector,
     )  # fmt: skip
+
+
+def _inspect_fn(ctx: AppContext) -> prompt_inspector.Inspect:
+    def inspect(view: StoryView | None, choice: str | None, *sliders: Any) -> Any:
+        return story_inspector.inspect(ctx, view, MODE, params_from(list(sliders)), choice)
+
+    return inspect
 
 
 def _shower(ctx: AppContext) -> story_list.Show:

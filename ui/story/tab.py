@@ -17,11 +17,12 @@ import gradio as gr
 
 from services.context import AppContext
 from services.run_stream import run_texts
+from services.story import inspector as story_inspector
 from services.story import logic
 from services.story.logic import Action, StoryView
 from services.story.steering import values as steering_values
 from store.stories import Mode, StoredStory
-from ui import sampler_panel
+from ui import prompt_inspector, sampler_panel
 from ui.errors import shown_errors
 from ui.sampler_panel import SamplerWidgets, params_from
 from ui.shared import LLM_QUEUE, TabHandle, owner_of
@@ -45,6 +46,7 @@ class StoryWidgets:
     tokens: gr.Markdown
     steering: story_steering.SteeringWidgets
     sampler: SamplerWidgets
+    inspector: prompt_inspector.InspectorWidgets
 
     @property
     def outputs(self) -> list[Any]:
@@ -63,6 +65,7 @@ def build(ctx: AppContext) -> TabHandle:
     _wire_edits(w, ctx)
     story_steering.wire(w.steering, ctx, MODE, w.state, w.tokens)
     sampler_panel.wire(w.sampler, ctx)
+    prompt_inspector.wire(w.inspector, w.state, _inspect_fn(ctx), w.sampler.sliders)
     return TabHandle(story_list.load_fn(ctx, MODE, show), w.state, w.outputs)
 
 
@@ -90,11 +93,19 @@ def layout(ctx: AppContext) -> StoryWidgets:
                 label="Versions of the last continuation", visible=False, elem_id="story-versions"
             )
             tokens = gr.Markdown("", elem_id="story-tokens")
+            inspector = prompt_inspector.layout("story")
             steering = story_steering.layout("story", "World info")
             sampler = sampler_panel.layout(ctx.presets())
     return StoryWidgets(
-        state, side, text, generate, retry, undo, redo, stop, versions, tokens, steering, sampler
+        state, side, text, generate, retry, undo, redo, stop, versions, tokens, steering, sampler, inspector
     )
+
+
+def _inspect_fn(ctx: AppContext) -> prompt_inspector.Inspect:
+    def inspect(view: StoryView | None, choice: str | None, *sliders: Any) -> Any:
+        return story_inspector.inspect(ctx, view, MODE, params_from(list(sliders)), choice)
+
+    return inspect
 
 
 def _shower(ctx: AppContext, w: StoryWidgets) -> story_list.Show:

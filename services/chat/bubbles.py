@@ -1,0 +1,89 @@
+"""A chat bubble's frame: who speaks, above the message, and what can be done with it, below.
+
+Gradio's Chatbot has one avatar per role and no per-message name, so each bubble carries
+its own: a name line with the speaker's picture (the card's avatar, the persona's), or
+their initial on a coloured disc. Below the message is a row of actions: edit, copy,
+hide, branch, delete, and on the latest reply the swipe arrows.
+
+All of it is one line of HTML around the message's own (`services.render.inert_html`),
+so Gradio's Markdown pass keeps it as it is. Names are escaped here; Gradio's sanitizer
+stays on behind it. That sanitizer drops `data-` attributes but keeps classes, so an
+action names itself and its message in its classes (`hearth-act act-delete seq-4`); the
+page's script (`ui/page.py`) turns a click on one into an event.
+"""
+
+from __future__ import annotations
+
+import html
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote
+
+from store.records import Message
+
+HUES = 6  # the placeholder discs' colours (`.hearth-hue-N` in ui/page.py)
+ACTIONS = (("edit", "Edit"), ("copy", "Copy"), ("hide", "Hide"), ("branch", "Branch"), ("delete", "Delete"))
+
+
+@dataclass(frozen=True)
+class Speaker:
+    name: str
+    picture: Path | None = None  # an avatar under the data folder, which the page may show
+
+
+def picture_url(path: Path) -> str | None:
+    """Where the page finds an avatar: Gradio's file route (which serves only avatars from
+    the data folder). The file's time goes in the query, so a new picture shows at once."""
+    try:
+        stamp = path.stat().st_mtime_ns
+    except OSError:
+        return None
+    return f"gradio_api/file={quote(str(path))}?v={stamp}"
+
+
+def head(speaker: Speaker) -> str:
+    """The name line: the speaker's picture, or initial, then their name."""
+    url = picture_url(speaker.picture) if speaker.picture is not None else None
+    if url is not None:
+        picture = f'<img class="hearth-avatar" src="{html.escape(url)}" alt="">'
+    else:
+        initial = next((c for c in speaker.name if c.isalnum()), "?").upper()
+        hue = zlib.crc32(speaker.name.encode()) % HUES
+        picture = f'<span class="hearth-avatar hearth-initial hearth-hue-{hue}">{html.escape(initial)}</span>'
+    name = f'<span class="hearth-name">{html.escape(speaker.name)}</span>'
+    return f'<div class="hearth-who">{picture}{name}</div>'
+
+
+def bubble(message: Message, speaker: Speaker, body: str, swipes: tuple[int, int] | None = None) -> str:
+    """A stored message: name line, `body` (its HTML), then its actions.
+
+    `swipes` is (shown, count) for the latest reply, which gets the swipe arrows.
+    """
+    actions = [
+        _action(name, message.seq, "Unhide" if name == "hide" and message.hidden else label)
+        for name, label in ACTIONS
+    ]
+    if swipes is not None:
+        shown, count = swipes
+        actions += [
+            _action("swipe-left", message.seq, "‹", "Previous version"),
+            f'<span class="hearth-swipes">{shown}/{count}</span>',
+            _action("swipe-right", message.seq, "›", "Next version, or a new one"),
+        ]
+    row = f'<div class="hearth-acts">{"".join(actions)}</div>'
+    return f'{head(speaker)}<div class="hearth-text">{body}</div>{row}'
+
+
+def live(speaker: Speaker) -> Callable[[str], str]:
+    """Frames the reply being written: its name line (made once), then the text so far;
+    no actions until it is saved."""
+    top = head(speaker)
+    return lambda body: f'{top}<div class="hearth-text">{body}</div>'
+
+
+def _action(name: str, seq: int, label: str, title: str = "") -> str:
+    hint = f' title="{html.escape(title)}"' if title else ""
+    classes = f"hearth-act act-{name} seq-{seq}"
+    return f'<span class="{classes}" role="button" tabindex="0"{hint}>{html.escape(label)}</span>'

@@ -47,7 +47,9 @@ from bench.gpu_model import TINY, TINYLLAMA_1B, write_llama
 from bench.report import update_section
 from catalog.bundled import bundled_model_path
 from catalog.errors import BundledModelError
-from catalog.fit import MemoryEstimate, estimate_for_model
+from catalog.fit import MemoryEstimate, estimate_for_model, estimate_memory
+from catalog.shape import shape_from_header
+from engine.gguf_meta import read_header
 from engine.manager import ModelManager
 from engine.prompts import Turn, chat_parts, fit_prompt
 from engine.types import GenerationRequest, LoadOptions, ModelInfo
@@ -152,15 +154,12 @@ def ensure_gpu_build(sdist: str | None) -> None:
 
 
 def fit_estimate(info: ModelInfo, n_ctx: int, n_gpu_layers: int) -> MemoryEstimate:
-    """Hearth's estimate of the memory the model needs at `n_ctx`.
-
-    HOOK: catalog.fit has no split between GPU and host memory yet. With every layer
-    offloaded, its whole estimate (weights, KV cache, compute buffers) is what the GPU
-    holds, so that is set against the GPU allocation. When catalog.fit learns
-    `n_gpu_layers`, return its GPU part here.
-    """
-    del n_gpu_layers  # see the hook above
-    return estimate_for_model(info, n_ctx)
+    """Hearth's estimate of the memory the model needs at `n_ctx` with `n_gpu_layers` on the
+    GPU (catalog.fit, from the file's tensors); its GPU part is set against the GPU allocation."""
+    shape = shape_from_header(read_header(Path(info.path)))
+    if shape is None:
+        return estimate_for_model(info, n_ctx)
+    return estimate_memory(shape, LoadOptions(), n_ctx=n_ctx, n_gpu_layers=n_gpu_layers)
 
 
 # -- the model ---------------------------------------------------------------------------------
@@ -257,7 +256,7 @@ def write_report(result: Result, command: str) -> str:
             f"{size(est.overhead_bytes)}"  # fmt: skip
     if result.gpu_bytes:
         allocated = f"**{size(result.gpu_bytes)}** on the GPU (nvidia-smi, CUDA context included)"
-        versus = f"{est.total_bytes / result.gpu_bytes:.2f} × the GPU allocation"
+        versus = f"{(est.gpu_bytes or est.total_bytes) / result.gpu_bytes:.2f} × the GPU allocation"
     else:
         allocated = "no GPU memory (no nvidia-smi)"
         versus = f"{est.total_bytes / max(result.rss_bytes, 1):.2f} × the host memory the load added"
@@ -273,14 +272,14 @@ Reproduce with `{command}`.
 | Tokens/s through Hearth (ModelManager) ÷ raw llama-cpp-python | **{result.ratio:.3f}** \
 ({app:.1f} vs {raw:.1f} tokens/s, {tokens:.0f}-token replies) |
 | Memory the load allocated | {allocated}; host RSS grew {size(result.rss_bytes)} |
-| Hearth's estimate (catalog/fit.py at n_ctx {est.n_ctx}) | **{size(est.total_bytes)}** \
-({parts}): {versus} |
+| Hearth's estimate (catalog/fit.py at n_ctx {est.n_ctx}) | **{size(est.total_bytes)}**, \
+{size(est.gpu_bytes)} of it on the GPU ({parts}): {versus} |
 | Model load through ModelManager | {result.load_s:.2f} s |
 
 The app side times `ModelManager.start(...).wait()`: the run's queue, its worker thread,
 the stop-string filter and the bookkeeping of token counts, on the same prompt tokens
-and greedy settings as the raw side. The fit estimate has no GPU split yet
-(`fit_estimate` in bench/gpu.py is the hook for one).
+and greedy settings as the raw side. The estimate's GPU part (weights of the offloaded
+layers, their KV cache, the GPU's compute buffer) is what is set against nvidia-smi.
 """
 
 

@@ -7,12 +7,10 @@ memory = weights (the layers on the GPU there, the rest in RAM, plus the CPU's
        + compute buffers (the largest step of one batch's graph: the attention scores
            without flash attention, the feed-forward, or the logits of a batch)
 
-The parts follow what llama.cpp reports when it loads ("model buffer size", "KV buffer
-size", "compute buffer size"); `tests/test_fit_measured.py` and `bench/fit.py` hold the
-estimate to within 5% or 64 MiB of those numbers. Inputs come from the file's GGUF
-header when there is a file, else from the catalog's facts. When neither knows the
-model's shape, the estimate is derived from the file size or the parameter count and
-says plainly that it is a rough guess.
+The parts are what llama.cpp reports when it loads ("model/KV/compute buffer size");
+`tests/test_fit_measured.py` and `bench/fit.py` hold the estimate to 5% or 64 MiB of them.
+Inputs come from the file's GGUF header, else from the catalog's facts; when neither
+knows the model's shape, the estimate is a rough guess from its size and says so.
 """
 
 from __future__ import annotations

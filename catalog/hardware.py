@@ -9,19 +9,23 @@ something unexpected means "no GPU of that kind", never an error.
 
 from __future__ import annotations
 
+import functools
 import platform
 import re
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import psutil
 
+from catalog import fit
 from engine.resources import physical_cores
 
 TOOL_TIMEOUT_S = 5.0
+GPU_TTL_S = 2.0  # a page of catalog cards plans once per card: ask the GPU tools once per page
 MIB = 1 << 20
 Run = Callable[[Sequence[str]], str | None]
 
@@ -60,24 +64,31 @@ class Machine:
         return self.unified or bool(self.gpus)
 
 
-def free_ram() -> int:
-    """Bytes of memory available to a new program without swapping."""
-    return int(psutil.virtual_memory().available)
-
-
 def discover(run: Run | None = None) -> Machine:
-    """The machine as it is now: free memory is read afresh on every call."""
-    memory = psutil.virtual_memory()
+    """The machine as it is now: free memory is read afresh on every call.
+
+    Raises:
+        CatalogError: the system does not say how much memory is free.
+    """
     unified = sys.platform == "darwin" and platform.machine() == "arm64"
-    gpus = () if unified else nvidia_gpus(run) or rocm_gpus(run)
+    gpus = () if unified else _gpus(run) if run else _gpus_at(int(time.monotonic() / GPU_TTL_S))
     return Machine(
-        ram_free=int(memory.available),
-        ram_total=int(memory.total),
+        ram_free=fit.available_memory(),
+        ram_total=int(psutil.virtual_memory().total),
         gpus=gpus,
         unified=unified,
         cores=physical_cores(),
         logical_cores=psutil.cpu_count() or 1,
     )
+
+
+@functools.lru_cache(maxsize=1)
+def _gpus_at(_tick: int) -> tuple[Gpu, ...]:
+    return _gpus(None)
+
+
+def _gpus(run: Run | None) -> tuple[Gpu, ...]:
+    return nvidia_gpus(run) or rocm_gpus(run)
 
 
 def nvidia_gpus(run: Run | None = None) -> tuple[Gpu, ...]:

@@ -34,6 +34,7 @@ SMALLEST_CTX = 512
 GPU_MARGIN = 1 << 30
 GPU_SHORTFALL_WEIGHT = 4
 DEFAULT_TRAINED = 4096  # when a file does not say what it was trained on
+QUANT_BLOCK = 32  # values per block of a q8_0 or q4_0 cache
 
 
 @dataclass(frozen=True)
@@ -90,13 +91,15 @@ def plan_load(
             f"This llama.cpp build cannot use a GPU, so the {_layers(asked_layers)} asked for run "
             "on the CPU. Reinstall it for your GPU (see the README's Platforms and GPUs)."
         )
+    options = _storable_cache(shape, options, notes)
     if options.cache_type_v != "f16" and options.flash_attn == "off":
         notes.append("A quantized V cache needs flash attention, so flash attention is on.")
     every = shape.n_layer + 1
     if not offload:
         layer_choices: list[int] = [0]
     elif asked_layers is None:
-        layer_choices = list(range(every, -1, -1))
+        # With unified memory a layer off the GPU saves nothing: only the context can shrink.
+        layer_choices = [every] if machine.unified else list(range(every, -1, -1))
     else:
         layer_choices = [every if asked_layers < 0 else min(asked_layers, every)]
     trained = shape.context_length or DEFAULT_TRAINED
@@ -153,6 +156,20 @@ def fewer(options: LoadOptions, n_layers: int) -> LoadOptions | None:
     if n_ctx > SMALLEST_CTX:
         return replace(options, n_gpu_layers=0, n_ctx=max(SMALLEST_CTX, n_ctx // 2))
     return None
+
+
+def _storable_cache(shape: ModelShape, options: LoadOptions, notes: list[str]) -> LoadOptions:
+    """f16 for a cache whose quantized blocks (32 values) would straddle two heads: llama.cpp
+    refuses such a context."""
+    kinds = {"K": options.cache_type_k, "V": options.cache_type_v}
+    for part, width in (("K", shape.head_dim_k), ("V", shape.head_dim_v)):
+        if kinds[part] != "f16" and width % QUANT_BLOCK:
+            notes.append(
+                f"This model's attention heads are {width} wide, which a {kinds[part]} cache cannot "
+                f"hold (it stores blocks of {QUANT_BLOCK}), so its {part} cache stays f16."
+            )
+            kinds[part] = "f16"
+    return replace(options, cache_type_k=kinds["K"], cache_type_v=kinds["V"])
 
 
 def _candidates(contexts: list[int], layers: list[int], floor: int) -> Iterator[tuple[int, int]]:

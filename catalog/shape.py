@@ -83,14 +83,17 @@ class ModelShape:
         self, cache_k: str = "f16", cache_v: str = "f16", layers: range | None = None
     ) -> int:
         """KV-cache bytes one token of context costs in `layers` (all by default)."""
-        k_row = row_bytes(cache_k, self.head_dim_k)
-        v_row = row_bytes(cache_v, self.head_dim_v)
         chosen = layers if layers is not None else range(self.n_layer)
-        return sum(self.kv_heads[i] * (k_row + v_row) for i in chosen)
+        return sum(
+            row_bytes(cache_k, self.kv_heads[i] * self.head_dim_k)
+            + row_bytes(cache_v, self.kv_heads[i] * self.head_dim_v)
+            for i in chosen
+        )
 
 
 def row_bytes(cache_type: str, n: int) -> int:
-    """Bytes of `n` values stored as `cache_type` (f16, q8_0, q4_0)."""
+    """Bytes of a row of `n` values stored as `cache_type` (f16, q8_0, q4_0): one layer's
+    keys (or values) for one token, all its KV heads together."""
     block_elems, block_bytes = GGML_QUANT_SIZES[_CACHE_TYPES[cache_type]]
     return -(-n // block_elems) * block_bytes
 
@@ -151,6 +154,7 @@ def shape_from_facts(kv: KVFacts, file_bytes: int, parameters: float, context_le
     per_weight = file_bytes / parameters if parameters else 0.6
     embeddings = int(GUESS_VOCAB * kv.n_embd * per_weight)
     layers = max(0, file_bytes - 2 * embeddings)
+    per_layer = layers // kv.n_layer
     return ModelShape(
         architecture="llama",
         n_layer=kv.n_layer,
@@ -162,9 +166,9 @@ def shape_from_facts(kv: KVFacts, file_bytes: int, parameters: float, context_le
         n_ff=int(kv.n_embd * GUESS_FF_RATIO),
         n_vocab=GUESS_VOCAB,
         context_length=context_length,
-        layer_bytes=(layers // kv.n_layer,) * kv.n_layer,
-        input_bytes=embeddings,
-        output_bytes=embeddings,
+        layer_bytes=(per_layer,) * kv.n_layer,
+        input_bytes=file_bytes - per_layer * kv.n_layer - min(embeddings, file_bytes),
+        output_bytes=min(embeddings, file_bytes),
         exact=False,
     )
 

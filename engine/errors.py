@@ -8,7 +8,7 @@
         │   ├── LegacyGGMLError       an old GGML/GGMF/GGJT file, which needs converting
         │   ├── CorruptModelError     a GGUF file that is truncated or damaged
         │   └── ModelMemoryError      llama.cpp could not allocate the memory the model needs
-        ├── NoModelLoadedError        a generation was asked for with no model loaded
+        ├── NoModelLoadedError        a generation was asked for with no model loaded (an InputError)
         ├── ContextOverflowError      the fixed parts of a prompt do not fit the context
         └── GenerationError           the backend failed while generating
 
@@ -17,7 +17,7 @@ Messages are plain words a user can act on; `ui/` shows them as they are.
 
 from __future__ import annotations
 
-from presets.errors import HearthError
+from presets.errors import HearthError, InputError
 
 
 class EngineError(HearthError):
@@ -53,7 +53,7 @@ class ModelMemoryError(ModelLoadError):
     smaller context may fit."""
 
 
-class NoModelLoadedError(EngineError):
+class NoModelLoadedError(EngineError, InputError):
     """Nothing is loaded to generate with."""
 
 

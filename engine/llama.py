@@ -137,7 +137,7 @@ class LlamaCppBackend(Backend):
                     "context need less."
                 ) from exc
             broken_template = type(exc).__module__.startswith("jinja2")
-            detail = f"its chat template is broken: {exc}" if broken_template else exc
+            detail = f"its chat template is broken: {exc}" if broken_template else _why(exc, log_lines)
             raise ModelLoadError(
                 f"llama.cpp could not load {path.name} ({info.architecture}, {info.quant}). "
                 "The file may be damaged, or its architecture may be newer than this "
@@ -303,6 +303,15 @@ class LlamaCppBackend(Backend):
     def close(self) -> None:
         self._llm.close()
         self.cache.clear()
+
+
+def _why(exc: Exception, log_lines: list[str]) -> str:
+    """llama-cpp-python's error, with the reason llama.cpp logged for it when there is one."""
+    said = [line.strip() for line in "".join(log_lines).splitlines() if line.startswith(_REASONS)]
+    return f"{exc} ({said[-1][:300]})" if said else str(exc)
+
+
+_REASONS = ("llama_init_from_model:", "llama_model_load:", "llama_model_load_from_file_impl:")
 
 
 def _memory_complaint(log_lines: list[str]) -> str:

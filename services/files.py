@@ -8,7 +8,7 @@ import unicodedata
 from pathlib import Path
 
 from catalog.naming import windows_reserved
-from store.errors import StoreError
+from store.errors import InvalidInputError, StoreError
 
 MAX_UPLOAD = 64 * 1024 * 1024
 MAX_STEM_CHARS = 60  # at most 240 bytes in UTF-8, so the whole name stays under the usual 255
@@ -21,10 +21,10 @@ def read_upload(upload: str | None, limit: int = MAX_UPLOAD) -> bytes:
         StoreError: nothing was uploaded, or the file is over `limit`.
     """
     if not upload:
-        raise StoreError("No file was uploaded.")
+        raise InvalidInputError("No file was uploaded.")
     path = Path(upload)
     if path.stat().st_size > limit:
-        raise StoreError(f"That file is too big (over {limit // 2**20} MB).")
+        raise InvalidInputError(f"That file is too big (over {limit // 2**20} MB).")
     return path.read_bytes()
 
 

@@ -20,7 +20,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
-from engine.prompts import FittedPrompt, itemize
+from engine.prompts import BOS_PART, FittedPrompt, itemize
 from engine.run import Run
 from engine.tokens import Counter
 from engine.types import Usage
@@ -54,7 +54,7 @@ _NAMES: dict[str, str] = {
     "story": "Story",
     "prompt": "Prompt",
 }
-_ADVENTURE_NAMES = {"world_info": "Story card", "story": "Adventure"}
+_ADVENTURE_NAMES = {"world_info": "Story card", "story": "Transcript"}
 
 
 @dataclass(frozen=True)
@@ -216,6 +216,8 @@ def table(report: PromptReport) -> list[list[str]]:
 def summary(report: PromptReport) -> str:
     """One paragraph: the total, what the cache saved, what was left out (Markdown)."""
     words = f"**Prompt: {report.total:,} tokens**"
+    if report.rows and report.rows[0].part == BOS_PART:
+        words += ", the start token included"
     if report.estimate:
         words += " (estimated: the server has no tokenizer endpoint)"
     if report.reused is not None and report.evaluated is not None:

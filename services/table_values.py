@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
@@ -25,8 +26,21 @@ def split_keys(value: Any) -> list[str]:
     return [part.strip() for part in str(value or "").split(",") if part.strip()]
 
 
-def as_bool(value: Any) -> bool:
-    """A check-box cell: a bool, or its text form after an edit."""
+def is_blank(value: Any) -> bool:
+    """An empty cell: None, blank text, or the NaN (pandas NA) a DataFrame holds for one.
+    A row added in the table arrives so, check boxes included: never ticked nor unticked."""
+    if value is None or type(value).__name__ == "NAType":
+        return True
+    if isinstance(value, float):
+        return math.isnan(value)
+    return isinstance(value, str) and not value.strip()
+
+
+def as_bool(value: Any, blank: bool = False) -> bool:
+    """A check-box cell: a bool, or its text form after an edit; `blank` for an empty cell
+    (a new row's box, which the table shows neither ticked nor unticked)."""
+    if is_blank(value):
+        return blank
     if isinstance(value, str):
         return value.strip().lower() in ("true", "1", "yes", "on")
     return bool(value)

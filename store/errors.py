@@ -6,6 +6,7 @@
         ├── StoreCorruptError      a data file cannot be parsed
         ├── SchemaTooNewError      the data was written by a newer Hearth
         ├── NotFoundError          no record with that id
+        ├── InvalidInputError      a value the user gave cannot be stored as it is (also an InputError)
         ├── CardFormatError        a character card file is invalid (nothing was imported)
         │   └── CardTooLargeError  a card, chunk or archive member is over its size limit
         └── StoryFormatError       a story save file (KoboldAI / Kobold Lite) is invalid
@@ -15,7 +16,7 @@ Every write is atomic, so when any of these is raised the previous data is intac
 
 from __future__ import annotations
 
-from presets.errors import HearthError
+from presets.errors import HearthError, InputError
 
 
 class StoreError(HearthError):
@@ -36,6 +37,11 @@ class SchemaTooNewError(StoreError):
 
 class NotFoundError(StoreError):
     """No record has that id."""
+
+
+class InvalidInputError(StoreError, InputError):
+    """A value the user gave cannot be stored as it is: an empty message or title, a
+    depth that is not a whole number. Shown as a warning: nothing failed."""
 
 
 class CardFormatError(StoreError):

@@ -98,11 +98,22 @@ def open_app(browser: Browser, url: str) -> Page:
     return page
 
 
+# A bubble frames its message with the speaker's name above and actions below; this is the message.
+OWN_TEXT = "e => (e.querySelector('.hearth-text') || e).innerText.trim()"
+
+
 def chat_texts(page: Page, selector: str = "#history") -> list[str]:
-    """The visible text of each message bubble, oldest first."""
+    """The visible text of each message bubble (the message, without its frame), oldest first."""
     return page.eval_on_selector_all(
         f"{selector} [data-testid='user'] .message-content, {selector} [data-testid='bot'] .message-content",
-        "els => els.map(e => e.innerText.trim())",
+        f"els => els.map({OWN_TEXT})",
+    )
+
+
+def chat_names(page: Page, selector: str = "#history") -> list[str]:
+    """The speaker's name on each message bubble, oldest first."""
+    return page.eval_on_selector_all(
+        f"{selector} .message-content .hearth-name", "els => els.map(e => e.innerText.trim())"
     )
 
 
@@ -123,7 +134,7 @@ def live_text(page: Page) -> str:
             const live = document.querySelector('#live-reply');
             if (!live || live.offsetParent === null) return '';
             const bot = live.querySelector("[data-testid='bot'] .message-content");
-            return bot ? bot.innerText.trim() : '';
+            return bot ? (bot.querySelector('.hearth-text') || bot).innerText.trim() : '';
         }"""
     )
 

@@ -20,11 +20,13 @@ LIVE_HIDDEN = (
 MESSAGE = "hello <b>world</b> **the end**"
 
 
+ROWS = "rows => rows.map(r => Array.from(r.querySelectorAll('[role=gridcell]')).map(c => c.innerText.trim()))"
+
+
 def parts_table(page: Page, prefix: str) -> list[list[str]]:
-    return page.eval_on_selector_all(
-        f"#{prefix}-inspect-parts tbody tr",
-        "rows => rows.map(r => Array.from(r.querySelectorAll('td')).map(td => td.innerText.trim()))",
-    )
+    """The table's rows (Gradio draws them as grid rows), without the header."""
+    rows = page.eval_on_selector_all(f"#{prefix}-inspect-parts [role=row]", ROWS)
+    return [row for row in rows if row]
 
 
 def open_inspector(page: Page, prefix: str) -> list[list[str]]:
@@ -35,8 +37,8 @@ def open_inspector(page: Page, prefix: str) -> list[list[str]]:
     else:
         panel.get_by_text("Inspect prompt").first.click()
     page.wait_for_function(
-        f"""() => Array.from(document.querySelectorAll('#{prefix}-inspect-parts tbody tr'))
-            .some(r => (r.querySelector('td')?.innerText || '').trim() === 'Total')""",
+        f"""() => Array.from(document.querySelectorAll('#{prefix}-inspect-parts [role=gridcell]'))
+            .some(c => c.innerText.trim() === 'Total')""",
         timeout=30_000,
     )
     return parts_table(page, prefix)
@@ -107,6 +109,8 @@ def test_the_inspector_shows_the_parts_and_the_text_after_a_reply(
         assert counts is not None, line
         *parts, total = (int(n) for n in counts.groups())
         assert sum(parts) == total
+        kept, whole = re.search(r"Story (\d+) of (\d+)", line).groups()  # type: ignore[union-attr]
+        assert kept == whole  # no line was left out
         rows = open_inspector(page, "story")
         assert [row[0] for row in rows if row[0].startswith("Story")]
         assert sum(tokens(row[1]) for row in rows[:-1]) == tokens(rows[-1][1])

@@ -8,11 +8,18 @@ big enough to be slow when handled correctly.
 from __future__ import annotations
 
 import base64
+import functools
 import io
 import json
+import os
+import random
+import signal
 import struct
+import subprocess
+import sys
 import zipfile
 import zlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,8 +32,10 @@ from store.cards import (
     MAX_ARCHIVE_BYTES,
     MAX_MEMBER_BYTES,
     MAX_YAML_BYTES,
+    AssetFile,
     ImportedCard,
     decode,
+    export_charx,
     export_json,
     export_png,
     import_card,
@@ -35,8 +44,16 @@ from store.cards import (
 from store.cards.model import MAX_YAML_NODES
 from store.errors import CardFormatError, CardTooLargeError
 
-FUZZ = settings(max_examples=150, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
-SMALL = settings(max_examples=60, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
+# Seeded: the same examples every run (HEARTH_RELIABILITY_ROUNDS=N runs N times as many).
+ROUNDS = max(1, int(os.environ.get("HEARTH_RELIABILITY_ROUNDS") or 1))
+FUZZ = settings(
+    max_examples=150 * ROUNDS, deadline=None, database=None, derandomize=True,
+    suppress_health_check=[HealthCheck.too_slow],
+)  # fmt: skip
+SMALL = settings(
+    max_examples=60 * ROUNDS, deadline=None, database=None, derandomize=True,
+    suppress_health_check=[HealthCheck.too_slow],
+)  # fmt: skip
 NOW = 1_700_000_000
 
 
@@ -208,13 +225,16 @@ def yaml_loader(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch)
 
 
 @pytest.fixture
-def no_yaml_values_built(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Fail if PyYAML starts building values: the slow part a refusal must come before."""
+def yaml_built(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[bool]]:
+    """Whether PyYAML started building values (the slow part a refusal must come before);
+    it builds nothing here, as a failure's traceback would print the whole node graph."""
+    built: list[bool] = []
 
-    def refuse(*_args: Any, **_kwargs: Any) -> Any:
-        raise AssertionError("the YAML was built before it was refused")
+    def build_nothing(*_args: Any) -> None:
+        built.append(True)
 
-    monkeypatch.setattr(yaml.constructor.BaseConstructor, "construct_document", refuse)
+    monkeypatch.setattr(yaml.constructor.BaseConstructor, "construct_document", build_nothing)
+    yield built
 
 
 def laughs(levels: int) -> bytes:
@@ -230,16 +250,15 @@ def test_deeply_nested_and_exploding_yaml(yaml_loader: type[yaml.SafeLoader]) ->
     assert import_card(laughs(2), "small.yaml").card.top_level["a2"][0][0] == ["lol"] * 9
 
 
-@pytest.mark.usefixtures("no_yaml_values_built")
 @pytest.mark.parametrize("levels", [4, 8, 30])
 def test_yaml_alias_bombs_are_refused_before_anything_is_built(
-    yaml_loader: type[yaml.SafeLoader], levels: int
+    yaml_loader: type[yaml.SafeLoader], yaml_built: list[bool], levels: int
 ) -> None:
-    with pytest.raises(CardTooLargeError, match="YAML holds more than 20,000 values"):
+    with pytest.raises(CardFormatError) as refused:
         import_card(laughs(levels), "bomb.yaml")
+    assert "YAML holds more than 20,000 values" in str(refused.value) and not yaml_built
 
 
-@pytest.mark.usefixtures("no_yaml_values_built")
 @pytest.mark.parametrize(
     "body",
     [
@@ -249,17 +268,18 @@ def test_yaml_alias_bombs_are_refused_before_anything_is_built(
     ],
 )
 def test_big_yaml_of_small_values_is_refused_before_anything_is_built(
-    yaml_loader: type[yaml.SafeLoader], body: str
+    yaml_loader: type[yaml.SafeLoader], yaml_built: list[bool], body: str
 ) -> None:
     data = f"name: x\n{body}".encode()
     assert len(data) <= MAX_YAML_BYTES
     with pytest.raises(CardTooLargeError, match="YAML holds more than 20,000 values.*as JSON or PNG"):
         import_card(data, "big.yaml")
+    assert not yaml_built
 
 
 def test_yaml_within_the_limits_still_imports(yaml_loader: type[yaml.SafeLoader]) -> None:
-    context = "word " * 150_000  # one big text is quick to read, whatever the loader
-    many = "".join(f"k{i}: {i}\n" for i in range(MAX_YAML_NODES // 2 - 10))
+    context = "word " * 10_000
+    many = "".join(f"k{i}: {i}\n" for i in range(2_000))
     card = import_card(f"name: x\ncontext: {context}\n{many}".encode(), "ok.yaml").card
     assert card.description == context.strip() and card.top_level["k0"] == 0
 
@@ -268,6 +288,14 @@ def test_yaml_within_the_limits_still_imports(yaml_loader: type[yaml.SafeLoader]
 def test_yaml_aliases_to_nothing_or_to_themselves(yaml_loader: type[yaml.SafeLoader], text: str) -> None:
     with pytest.raises(CardFormatError, match="not valid YAML"):
         import_card(f"name: x\n{text}\n".encode(), "alias.yaml")
+
+
+@pytest.mark.parametrize(
+    "value", ["!!timestamp hello", "!!timestamp 2001-13-45", "!!int x", "!!float y", "!!binary ?", "!!set 1"]
+)
+def test_yaml_tags_on_values_they_do_not_fit(yaml_loader: type[yaml.SafeLoader], value: str) -> None:
+    with pytest.raises(CardFormatError, match="not valid YAML"):
+        import_card(f"name: x\ncontext: {value}\n".encode(), "tagged.yaml")
 
 
 def test_hearth_prefers_the_c_yaml_loader() -> None:
@@ -367,3 +395,263 @@ def test_real_card_fuzz_seed_is_valid(third_party: Path) -> None:
     # The mutation tests start from a valid card; make sure it is one, and so is a real fixture.
     assert import_card(SEED_PNG, "seed.png").card.name == "Fuzz"
     assert import_card((third_party / "cards/contest_Assistant_Gloria.png").read_bytes(), "g.png").card.name
+
+
+# -- mutation fuzzing in a bounded child process ------------------------------------------------
+# Real card files of every kind, mutated with a seeded generator: bytes flipped, cut, doubled
+# or spliced, PNG chunks changed with their CRC fixed, JSON values swapped for hostile ones
+# inside a chunk or a CHARX, YAML given anchors and aliases. Every case must import or fail
+# with `CardFormatError`, and an imported card must export and import again. It runs in a
+# child process under a memory limit, each case under an alarm, so a blowup or a hang fails
+# the test instead of the machine. HEARTH_RELIABILITY_ROUNDS=N runs N times as many cases;
+# HEARTH_RELIABILITY_SEED picks other ones; a failure names its case for `mutation_case`.
+
+FUZZ_CASES = 3_000 * ROUNDS
+FUZZ_SEED = int(os.environ.get("HEARTH_RELIABILITY_SEED") or 20_260_801)
+FUZZ_MEMORY = 3 * 1024**3  # bytes of address space the child may map
+CASE_ALARM = 60  # seconds; a case a thousand times slower than the others is a hang
+HOSTILE_JSON: list[Any] = [
+    None, True, False, -1, 0, 10**30, 2**63, 1.5, -0.0, "", "x" * 5_000, "{{user}}{{char}}", "<START>",
+    "{{random::a,b}}", "/(a+)+$/", "@@depth 0", "\u202e\ufeff", "NaN", "4abc", [], [None, 1, "a"], ["", ""],
+    [["nested"]], {}, {"a": {"b": []}}, {"prompt": 1, "depth": "x"},
+]  # fmt: skip
+YAML_SNIPPETS = [
+    "&a ", "*a", "<<: *a\n", "!!binary aGk=", "!!python/object:os.system\n", "? [a]\n: b\n", "- ", ": ",
+    "{", "[", "'", '"', "|\n", ">-\n", "%YAML 1.1\n---\n", "\t", "!!timestamp 2001-12-14", "~", "1e999",
+]  # fmt: skip
+
+
+@functools.cache
+def fuzz_seed_files() -> tuple[tuple[str, bytes], ...]:
+    """One file of each kind Hearth reads, each holding a lorebook, assets and extensions."""
+    rich = {
+        "spec": "chara_card_v3",
+        "spec_version": "3.0",
+        "data": {
+            "name": "Seed", "first_mes": "Hi {{user}}", "alternate_greetings": ["Hey"], "tags": ["t"],
+            "extensions": {"depth_prompt": {"prompt": "note", "depth": 2, "role": "user"}, "x": [1]},
+            "character_book": {"extensions": {}, "entries": [
+                {"keys": ["k"], "content": "c", "id": 0, "extensions": {"position": 4, "depth": 1}},
+            ]},
+            "assets": [
+                {"type": "icon", "uri": "embeded://assets/icon/main.png", "name": "main", "ext": "png"},
+                {"type": "x_data", "uri": "__asset:0", "name": "blob", "ext": "bin"},
+            ],
+        },
+    }  # fmt: skip
+    imported = import_card(json.dumps(rich).encode(), "seed.json")
+    card, avatar = imported.card, plain_png(6, 6)
+    files = [AssetFile("asset-000", "__asset:0", "bin", b"\x00asset-bytes")]
+    yaml_card = "name: Seed\ncontext: &c A keeper.\ngreeting: Hi\nexample_dialogue: *c\nlist: [1, 2]\n"
+    return (
+        ("seed.png", export_png(card, avatar, asset_files=files, now=NOW)),
+        ("seed.json", export_json(card, now=NOW)),
+        ("seed.v2.json", export_json(card, "v2", now=NOW)),
+        ("seed.charx", export_charx(card, avatar, files, now=NOW)),
+        ("seed.yaml", yaml_card.encode()),
+        ("small.png", SEED_PNG),
+    )
+
+
+def mutation_case(seed: int, index: int) -> tuple[str, bytes]:
+    """Case `index` of a fuzz run: a seed file with one to four seeded mutations."""
+    rng = random.Random(f"{seed}-{index}")
+    name, data = rng.choice(fuzz_seed_files())
+    for _ in range(rng.choice([1, 1, 1, 2, 3, 4])):
+        data = _mutate(rng, name, data)
+    return name, data
+
+
+# How often each mutation is picked, by kind of file: mostly ones that keep the file
+# readable enough to reach the card inside (byte noise alone stops at the first check).
+_MUTATIONS = {
+    "png": ["flip", "cut", "double", "splice", "insert"] + ["chunk"] * 3 + ["card_json"] * 4,
+    "charx": ["flip", "cut", "zip_bytes", "splice"] + ["member_json"] * 5,
+    "json": ["text", "text", "cut", "double"] + ["json"] * 5,
+    "yaml": ["text", "text", "cut", "double"] + ["yaml"] * 4,
+}
+_TEXT_NOISE = '{}[]:,"\\ \n\t-#&*!|>?0123456789aeiouxyzé€😀'
+
+
+def _mutate(rng: random.Random, name: str, data: bytes) -> bytes:
+    kind = rng.choice(_MUTATIONS[name.rsplit(".", 1)[-1]])
+    out = bytearray(data)
+    if not out or kind == "insert":
+        at = rng.randint(0, len(out))
+        out[at:at] = rng.randbytes(rng.randint(1, 16))
+    elif kind == "flip":
+        for _ in range(rng.randint(1, 8)):
+            out[rng.randrange(len(out))] ^= rng.randint(1, 255)
+    elif kind == "text":
+        text = list(out.decode("utf-8", "replace"))
+        for _ in range(rng.randint(1, 8)):
+            text[rng.randrange(len(text))] = rng.choice(_TEXT_NOISE)
+        out = bytearray("".join(text).encode())
+    elif kind == "cut":
+        start = rng.randrange(len(out))
+        del out[start : start + rng.randint(1, max(1, len(out) // 4))]
+    elif kind == "double":
+        start = rng.randrange(len(out))
+        end = min(len(out), start + rng.randint(1, 256))
+        out[end:end] = out[start:end] * rng.randint(1, 20)
+    elif kind == "splice":
+        other = rng.choice(fuzz_seed_files())[1]
+        out = out[: rng.randint(0, len(out))] + other[rng.randint(0, len(other)) :]
+    elif kind == "chunk":
+        out = bytearray(_mutate_chunk(rng, bytes(out)))
+    elif kind == "card_json":
+        out = bytearray(_with_card_chunk(rng, bytes(out)))
+    elif kind == "member_json":
+        out = bytearray(_with_member_json(rng, bytes(out)))
+    elif kind == "zip_bytes":
+        at = rng.randrange(len(out))
+        out[at : at + 4] = rng.choice([b"\xff\xff\xff\xff", b"\x00\x00\x00\x00", rng.randbytes(4)])
+    elif kind == "json":
+        out = bytearray(_mutated_json(rng, bytes(out)))
+    else:
+        text = out.decode("utf-8", "replace")
+        at = rng.randint(0, len(text))
+        out = bytearray((text[:at] + rng.choice(YAML_SNIPPETS) + text[at:]).encode())
+    return bytes(out)
+
+
+def _mutate_chunk(rng: random.Random, png: bytes) -> bytes:
+    out = bytearray(png)
+    spans = [(start, end) for start, end in chunk_spans(png) if end <= len(png)]
+    if not spans:
+        return png
+    start, end = rng.choice(spans)
+    action = rng.choice(["flip_keep_crc", "length", "drop", "duplicate", "swap"])
+    if action == "flip_keep_crc" and end - start > 12:
+        out[rng.randrange(start + 8, end - 4)] ^= rng.randint(1, 255)
+        refresh_crc(out, start, end)
+    elif action == "length":
+        out[start : start + 4] = struct.pack(">I", rng.choice([0, 1, 2**31 - 1, 2**32 - 1, end - start]))
+    elif action == "drop":
+        del out[start:end]
+    elif action == "duplicate":
+        out[end:end] = out[start:end]
+    else:  # swap two chunks
+        (a, b), (c, d) = sorted([(start, end), rng.choice(spans)])
+        if b <= c:
+            out = out[:a] + out[c:d] + out[b:c] + out[a:b] + out[d:]
+    return bytes(out)
+
+
+def _hostile_json(rng: random.Random, value: Any, depth: int = 0) -> Any:
+    """`value` with one of its parts (or itself) replaced, removed or nested deeper."""
+    if isinstance(value, dict) and value and depth < 8 and rng.random() < 0.8:
+        into_data = depth == 0 and isinstance(value.get("data"), dict) and rng.random() < 0.9
+        key = "data" if into_data else rng.choice(sorted(value))  # the card, more than its wrapper
+        out = dict(value)
+        if rng.random() < 0.15:
+            del out[key]
+        else:
+            out[key] = _hostile_json(rng, value[key], depth + 1)
+        return out
+    if isinstance(value, list) and value and depth < 8 and rng.random() < 0.8:
+        at = rng.randrange(len(value))
+        return [*value[:at], _hostile_json(rng, value[at], depth + 1), *value[at + 1 :]]
+    if rng.random() < 0.6:  # a value of the same type: it gets past the type checks, deeper in
+        same = [v for v in HOSTILE_JSON if type(v) is type(value) and v != value]
+        if same:
+            return rng.choice(same)
+    return rng.choice([*HOSTILE_JSON, [value] * rng.randint(1, 3), {"k": value}])
+
+
+def _mutated_json(rng: random.Random, raw: bytes) -> bytes:
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        return raw
+    return json.dumps(_hostile_json(rng, value)).encode()
+
+
+def _with_card_chunk(rng: random.Random, png: bytes) -> bytes:
+    """The PNG with a card chunk's JSON changed and re-encoded (CRC fixed), so it parses."""
+    out = bytearray()
+    for start, end in chunk_spans(png):
+        if end > len(png):
+            return png
+        body = png[start + 8 : end - 4]
+        keyword, sep, payload = body.partition(b"\0")
+        is_card = png[start + 4 : start + 8] == b"tEXt" and sep and keyword in (b"chara", b"ccv3")
+        if is_card and rng.random() < 0.7:
+            try:
+                card = json.loads(base64.b64decode(payload))
+            except ValueError:
+                card = None
+            if card is not None:
+                body = keyword + b"\0" + base64.b64encode(json.dumps(_hostile_json(rng, card)).encode())
+                out += chunk(b"tEXt", body)
+                continue
+        out += png[start:end]
+    return png[:8] + bytes(out)
+
+
+def _with_member_json(rng: random.Random, archive: bytes) -> bytes:
+    try:
+        with zipfile.ZipFile(io.BytesIO(archive)) as source:
+            members = {info.filename: source.read(info) for info in source.infolist()}
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError, zlib.error, NotImplementedError):
+        return archive
+    if "card.json" in members:
+        members["card.json"] = _mutated_json(rng, members["card.json"])
+    if rng.random() < 0.1:
+        odd_names = ["../x", "a/../../b", "/abs", "C:\\x", "card.json/", "assets/icon/images/main.png"]
+        members[rng.choice(odd_names)] = b"\x89PNG"
+    return zip_of(members)
+
+
+def fuzz_cards(seed: int, count: int) -> list[str]:
+    """Run `count` cases; the failures, each naming its case. Run in a child process."""
+
+    def hang(_signum: int, _frame: Any) -> None:
+        raise TimeoutError(f"no answer in {CASE_ALARM} s")
+
+    signal.signal(signal.SIGALRM, hang)
+    failures = []
+    for index in range(count):
+        name, data = mutation_case(seed, index)
+        signal.alarm(CASE_ALARM)
+        try:
+            _import_and_export(data, name)
+        except Exception as err:  # noqa: BLE001 - the property is "nothing but CardFormatError"
+            failures.append(f"mutation_case({seed}, {index}) [{name}]: {type(err).__name__}: {err}"[:400])
+        finally:
+            signal.alarm(0)
+    return failures
+
+
+def _import_and_export(data: bytes, name: str) -> None:
+    try:
+        imported = import_card(data, name)
+    except CardFormatError as err:
+        assert str(err).startswith("Could not import"), str(err)
+        return
+    card, avatar, files = imported.card, imported.avatar_png, imported.asset_files
+    again = import_card(export_json(card, now=NOW), "again.json")
+    assert again.card.name == card.name
+    import_card(export_png(card, avatar, asset_files=files, now=NOW), "again.png")
+    import_card(export_charx(card, avatar, files, now=NOW), "again.charx")
+
+
+def test_mutated_card_files_import_or_fail_plainly_in_bounded_memory_and_time() -> None:
+    here = Path(__file__).resolve().parent
+    script = (
+        "import json, resource, sys\n"
+        f"resource.setrlimit(resource.RLIMIT_AS, ({FUZZ_MEMORY}, {FUZZ_MEMORY}))\n"
+        f"sys.path[:0] = [{str(here)!r}, {str(here.parent)!r}]\n"
+        "import test_cards_fuzz\n"
+        f"print(json.dumps(test_cards_fuzz.fuzz_cards({FUZZ_SEED}, {FUZZ_CASES})))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=3_600)
+    assert done.returncode == 0, done.stderr[-3000:]  # a MemoryError or a crash ends up here
+    failures = json.loads(done.stdout.strip().splitlines()[-1])
+    assert failures == [], "\n".join(failures[:20])
+
+
+def test_the_mutations_are_reproducible() -> None:
+    assert [mutation_case(7, i) for i in range(30)] == [mutation_case(7, i) for i in range(30)]
+    names = {name for name, _data in (mutation_case(7, i) for i in range(200))}
+    assert names == {name for name, _data in fuzz_seed_files()}  # every kind of file is fuzzed

@@ -261,3 +261,24 @@ def test_ids_are_stable_and_not_paths(models: Path) -> None:
     first = library(models).items()[0].id
     assert first == library(models).items()[0].id
     assert "/" not in first and len(first) == 16
+
+
+def test_model_folders_are_listed_in_place_and_never_touched(tmp_path: Path, models: Path) -> None:
+    # LM Studio keeps publisher/repo/file.gguf; text-generation-webui keeps files at the top.
+    other = tmp_path / "lmstudio-models"
+    lm = write(other / "bartowski" / "Some-Model-GGUF" / "some-model-Q4_K_M.gguf", name="Some Model")
+    top = write(other / "loose.gguf", name="Loose")
+    write(other / "bartowski" / "Some-Model-GGUF" / "mmproj-some-model-f16.gguf")  # an image encoder
+    write(other / ".cache" / "hidden.gguf")
+    parts = write_split(other / "big", "big-model", 2)
+    lib = Library(models, models.parent / "added.json", bundled=None, folders=[other])
+    items = lib.items()
+    assert sorted(i.path.name for i in items) == ["big-model-00001-of-00002.gguf", "loose.gguf", lm.name]
+    assert {i.source for i in items} == {"folder"}
+    assert by_name(items, "big-model-00001-of-00002.gguf").parts == tuple(parts)
+    assert by_name(items, lm.name).context_length == CONTEXT and by_name(items, top.name).usable
+    assert lib.get(by_name(items, lm.name).id).path == lm  # ids come back to the same file
+    with pytest.raises(LibraryError, match="--model-dir"):
+        lib.delete(by_name(items, lm.name).id)
+    assert lm.is_file() and top.is_file()
+    assert not (models.parent / "added.json").exists()  # nothing was registered or copied

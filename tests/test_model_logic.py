@@ -11,12 +11,14 @@ import pytest
 
 from catalog.download import Downloader
 from catalog.errors import CatalogError
+from catalog.hardware import Machine
 from catalog.hub import HubClient
 from engine.types import LoadOptions
 from hf_server import MYTHO, MYTHO_Q4, FakeHub, hub_quiet, hub_server  # noqa: F401
 from services.chat import logic as chat_logic
 from services.context import AppContext, Settings, create_context
 from services.models import logic
+from services.models import plan as plans
 
 
 @pytest.fixture
@@ -35,7 +37,7 @@ def test_every_catalog_card_renders_offline(tmp_path: Path) -> None:
         card = logic.catalog_card(ctx, entry, None, installed=False)
         assert entry.name in card
         if entry.runnable and entry.quants:
-            assert "Memory: ~" in card and "GB free" in card
+            assert "Memory: " in card and "GB free" in card
         if not entry.runnable:
             alternative = ctx.catalog.get(entry.alternative or "")
             verdict = "Convert it to run it" if entry.architecture == "gpt2" else "Cannot run in Hearth"
@@ -109,18 +111,16 @@ def test_the_bundled_model_shows_as_installed(ctx: AppContext) -> None:
     assert "installed" in logic.catalog_card(ctx, gemma, None, installed=True)
 
 
-def test_installed_models_show_their_fit_at_the_load_context(
+def test_installed_models_show_their_plan_with_their_settings(
     ctx: AppContext, tiny_gguf: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     item = ctx.library.add(tiny_gguf)
-    free = 16 * 10**9
-    small, large = logic.item_fit(item, 512, free), logic.item_fit(item, 1_000_000, free)
-    assert re.fullmatch(r"~\d+\.\d GB needed of 16\.0 GB free — fits", small), small
-    assert "rough" not in small  # from the file's own metadata
-    assert small != large  # the KV cache grows with the context
-    monkeypatch.setattr(logic, "available_memory", lambda: free)  # read once for the whole list
-    row = logic.library_rows([item], None, 512)[0]
-    assert row[logic.LIBRARY_COLUMNS.index("Fit")] == small
+    monkeypatch.setattr(plans, "machine", lambda: Machine(ram_free=16 * 10**9, ram_total=32 * 10**9))
+    auto = logic.library_rows([item])[0][logic.LIBRARY_COLUMNS.index("Plan")]
+    assert re.fullmatch(r"CPU only, 2,048 context, about \d+\.\d GB of 16\.0 GB free RAM", auto), auto
+    short = LoadOptions(n_ctx=512, n_gpu_layers=None)
+    row = logic.library_rows([item], None, lambda _item: short)[0]
+    assert row[logic.LIBRARY_COLUMNS.index("Plan")].startswith("CPU only, 512 context, about ")
 
 
 def test_load_options_respect_the_model_context(ctx: AppContext) -> None:
@@ -129,6 +129,21 @@ def test_load_options_respect_the_model_context(ctx: AppContext) -> None:
     wide = Settings(n_ctx=8192, load_model=False, data_dir=ctx.settings.data_dir)
     ctx.settings = wide
     assert logic.entry_load_options(ctx, spring).n_ctx == spring.context_length
+
+
+def test_a_model_too_big_for_the_free_memory_says_so_on_its_button(
+    ctx: AppContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("catalog.fit.available_memory", lambda: 16 * 10**9)
+    big, small = ctx.catalog.get("airoboros-l2-70b"), ctx.catalog.get("spring-dragon-13b")
+    label, advised = logic.catalog_action(ctx, big, None, installed=False)
+    assert re.fullmatch(r"Download anyway \(needs ~4\d\.\d GB, you have 16\.0 GB free\)", label), label
+    assert not advised
+    assert logic.catalog_action(ctx, big, None, installed=True)[0].startswith("Load anyway (needs ~")
+    assert logic.catalog_action(ctx, small, None, installed=False) == ("Download and load", True)
+    assert logic.catalog_action(ctx, ctx.catalog.get("rwkv-4-raven-7b"), None, False) == ("Cannot run", False)
+    # The page lists the library once for every card.
+    assert logic.installed_catalog_ids(ctx) == {"gemma-3-270m"}
 
 
 def test_the_model_list_names_the_source_once() -> None:

@@ -128,6 +128,7 @@ def test_the_story_token_line_adds_up_where_lines_merge() -> None:
     counts = part_tokens(prompt, fitted, words, words)
     assert counts.memory + counts.world_info + counts.authors_note + counts.story == counts.total
     assert counts.total == words(fitted.text)
+    assert counts.story_total == counts.story and counts.lines_dropped == 0
 
 
 # -- the services, on the fake backend ----------------------------------------------------
@@ -354,6 +355,7 @@ def test_the_story_token_line_adds_up_exactly(gemma_ctx: AppContext) -> None:
     assert found is not None, line
     memory, world_info, note, text, total = (int(n) for n in found.groups())
     assert memory + world_info + note + text == total
+    assert f"Story {text} of {text} ·" in line  # nothing was left out
     prepared = story_logic.prepare(gemma_ctx, story, GREEDY, anchor=None)
     assert total == len(gemma_ctx.models.backend.tokenize(prepared.fitted.text))
 

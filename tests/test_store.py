@@ -255,7 +255,7 @@ def crash_round(data: Path, scenario: str, seed: int, kill_at: int, rng: random.
         proc.send_signal(signal.SIGKILL)
     out, err = proc.communicate(timeout=300)
     lines += out.splitlines()
-    assert proc.returncode == -signal.SIGKILL or lines[-1].strip() == "done", err
+    assert proc.returncode == -signal.SIGKILL or (lines and lines[-1].strip() == "done"), err
     return sum(line.startswith("ack") for line in lines)
 
 

@@ -1,8 +1,16 @@
 """The one place where Hearth's errors become Gradio messages.
 
-Handlers are wrapped with `shown_errors`: a `HearthError` (plain words by design)
-becomes `gr.Error`, which Gradio shows as a toast while the app keeps running.
-Anything else is a bug: it is logged with its traceback and shown briefly.
+Handlers are wrapped with `shown_errors`. Each toast says what kind of news it is:
+
+- a user's mistake (`InputError`: an empty message, nothing picked yet) is a warning,
+  and the event stops there, so no reply follows an empty message;
+- something that failed (any other `HearthError`, plain words by design) is an error;
+- anything else is a bug: it is logged with its traceback and shown briefly;
+- a success is `notify` (information); `warn` is for news that is neither.
+
+A handler's text never reaches the log: Gradio would print the message of an
+`InputError` raised where no toast can show (an unqueued event), so that one becomes
+an error toast titled "Warning" instead.
 
 Gradio's page renders a toast's text as HTML, so the text is escaped for it: names
 from cards and files stay text. Programs calling the app's API (gradio_client, which
@@ -22,7 +30,7 @@ from typing import Any, TypeVar
 import gradio as gr
 from gradio.context import LocalContext
 
-from presets.errors import HearthError
+from presets.errors import HearthError, InputError
 
 log = logging.getLogger(__name__)
 
@@ -49,11 +57,32 @@ def _api_caller() -> bool:
 
 def as_gradio_error(exc: Exception) -> gr.Error:
     if isinstance(exc, gr.Error):
-        return gr.Error(for_caller(str(exc.message)), print_exception=False)
+        text = for_caller(str(exc.message))
+        return gr.Error(text, title=exc.title, visible=exc.visible, print_exception=False)
+    if isinstance(exc, InputError):
+        return _refusal(for_caller(str(exc)))
     if isinstance(exc, HearthError):
         return gr.Error(for_caller(str(exc)), print_exception=False)
     log.exception("unexpected error in a handler", exc_info=exc)
-    return gr.Error(f"Something went wrong inside Hearth ({type(exc).__name__}). The app is still running.")
+    return gr.Error(
+        f"Something went wrong inside Hearth ({type(exc).__name__}). The app is still running.",
+        print_exception=False,  # logged just above
+    )
+
+
+def _refusal(text: str) -> gr.Error:
+    """A warning toast, and an error that shows nothing but stops the event (and what
+    would follow it). API callers still get the words with the error."""
+    if not _queued():
+        return gr.Error(text, title="Warning", print_exception=False)
+    gr.Warning(text)
+    return gr.Error(text, visible=False, print_exception=False)
+
+
+def _queued() -> bool:
+    """Whether the current event runs on Gradio's queue, the only place a warning or
+    information toast can reach the page (elsewhere Gradio prints it to the log)."""
+    return LocalContext.event_id.get(None) is not None
 
 
 def shown_errors(fn: F) -> F:
@@ -93,9 +122,11 @@ def shown_errors(fn: F) -> F:
 
 def warn(message: str) -> None:
     """A non-fatal warning toast; the text is shown as text, never as HTML."""
-    gr.Warning(for_caller(message))
+    if _queued():
+        gr.Warning(for_caller(message))
 
 
 def notify(message: str) -> None:
     """An information toast; the text is shown as text, never as HTML."""
-    gr.Info(for_caller(message))
+    if _queued():
+        gr.Info(for_caller(message))

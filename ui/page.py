@@ -48,9 +48,10 @@ def build(ctx: AppContext) -> gr.Blocks:
             with gr.Tab("Models", id="models"):
                 models_tab = models.build(ctx, tabs, TAB_IDS)
         for tab in (chat_tab, story_tab, adventure_tab):
+            inputs = [tab.state, *tab.remembers]
             # A newly loaded model changes what fits: each tab refreshes its counts.
             for loaded in models_tab.loaded:
-                loaded.success(tab.load_fn, [tab.state], tab.outputs, api_visibility="undocumented")
-            demo.load(tab.load_fn, [tab.state], tab.outputs, api_visibility="undocumented")
+                loaded.success(tab.load_fn, inputs, tab.outputs, api_visibility="undocumented")
+            demo.load(tab.load_fn, inputs, tab.outputs, api_visibility="undocumented")
         demo.load(models_tab.page_fn, None, models_tab.page_outputs, api_visibility="undocumented")
     return demo

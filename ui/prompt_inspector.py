@@ -43,7 +43,7 @@ def layout(prefix: str) -> InspectorWidgets:
         with gr.Row():
             # Choices change at run time; the handler checks what comes back.
             choice = gr.Dropdown(
-                label="Prompt",
+                label="Prompt of",
                 choices=[],
                 allow_custom_value=True,
                 scale=4,
@@ -65,6 +65,7 @@ def layout(prefix: str) -> InspectorWidgets:
             lines=6,
             max_lines=30,
             wrap_lines=True,
+            show_line_numbers=False,  # wrapped lines would misalign them
             label="Exact text sent to the model",
             buttons=["copy"],
             elem_id=f"{prefix}-inspect-text",

@@ -7,6 +7,7 @@ from typing import Any
 
 import gradio as gr
 
+from presets.errors import InputError
 from presets.samplers import (
     DEFAULT_PRESET,
     RANGES,
@@ -73,22 +74,35 @@ def preset_choices(presets: dict[str, SamplerPreset]) -> list[str]:
 
 def wire(w: SamplerWidgets, ctx: AppContext) -> None:
     """Picking a preset fills the sliders with its values (read afresh: presets can be saved)."""
-    w.preset.input(lambda name: ordered_values(ctx.presets()[name].params), [w.preset], w.sliders)
+
+    @shown_errors
+    def on_pick(name: str) -> list[Any]:
+        preset = ctx.presets().get(name)
+        if preset is None:
+            raise InputError(f"There is no sampler preset called {name}.")
+        return ordered_values(preset.params)
+
+    w.preset.input(on_pick, [w.preset], w.sliders, api_visibility="undocumented")
 
 
-def wire_save(w: SamplerWidgets, ctx: AppContext, description: str) -> None:
-    """Saving the sliders as a named preset; `description` says where it was saved from."""
+def wire_save(w: SamplerWidgets, ctx: AppContext, description: str, api_name: str | None = None) -> None:
+    """Saving the sliders as a named preset; `description` says where it was saved from.
+    The list is read afresh whenever it is opened, so a preset saved in another tab (or
+    window) is there. Only one tab's Save is in the API, as `api_name`."""
 
     @shown_errors
     def on_save_preset(name: str, *values: Any) -> tuple[Any, ...]:
         name = " ".join(name.split())
         if not name:
-            raise gr.Error("Give the preset a name first.")
+            raise InputError("Give the preset a name first.")
         if name in ctx.builtin_presets:
-            raise gr.Error(f"{name} is a built-in preset; pick another name.")
+            raise InputError(f"{name} is a built-in preset; pick another name.")
         ctx.store.save_preset(SamplerPreset(name, description, params_from(list(values)), False))
         return gr.update(choices=preset_choices(ctx.presets()), value=name), ""
 
-    w.save_button.click(
-        on_save_preset, [w.save_name, *w.sliders], [w.preset, w.save_name], api_name="save_preset"
-    )
+    shown: dict[str, Any] = {"api_name": api_name} if api_name else {"api_visibility": "undocumented"}
+    w.save_button.click(on_save_preset, [w.save_name, *w.sliders], [w.preset, w.save_name], **shown)
+    w.preset.focus(
+        lambda: gr.update(choices=preset_choices(ctx.presets())), None, [w.preset],
+        queue=False, show_progress="hidden", api_visibility="undocumented",
+    )  # fmt: skip

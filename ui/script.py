@@ -58,6 +58,18 @@ HEAD = """<script>
     box.value = name + ":" + part("seq-");
     box.dispatchEvent(new Event("input", { bubbles: true }));
     document.querySelector("#message-act")?.click();
+    if (name === "edit") bringEditor(Date.now());
+  };
+
+  // The edit box opens below the chat: bring it into view once it shows.
+  const bringEditor = (since) => {
+    const editor = document.querySelector("#message-edit textarea");
+    if (shown(editor)) {
+      editor.scrollIntoView({ block: "center" });
+      editor.focus({ preventScroll: true });
+    } else if (Date.now() - since < 5000) {
+      setTimeout(() => bringEditor(since), 100);
+    }
   };
 
   const onAction = (event) => {
@@ -119,7 +131,7 @@ CSS = """
 #history .hearth-act { cursor: pointer; text-decoration: underline dotted; }
 #history .hearth-act:hover { color: var(--color-accent); }
 #history .act-swipe-left, #history .act-swipe-right {
-  font-weight: 700; text-decoration: none; padding: 0 0.2em;
+  font-weight: 700; text-decoration: none; padding: 0 0.35em;
 }
 #chat-top { align-items: center; }
 #model-note { font-size: 0.9em; }
@@ -128,16 +140,20 @@ CSS = """
 #undo-row { align-items: center; }
 #header { align-items: center; }
 #header #theme-toggle { max-width: 9em; }
+/* Gradio scopes rules inside @media to its container, so a rule that starts at <body> stays
+   outside one; it outweighs the scoped rule that folds the sidebar away. */
+body.hearth-menu-open .gradio-container .contain #chat-sidebar { display: flex !important; }
+#history .hearth-swipe { white-space: nowrap; }
 @media (max-width: 767px) {
   #menu-toggle { display: flex; }
   #chat-top { flex-wrap: wrap; }
   #chat-top #model-note { order: -1; flex: 1 1 100% !important; font-size: 0.85em; }
   #chat-top button { flex: 1 1 0 !important; }
   #chat-sidebar { display: none !important; }
-  body.hearth-menu-open #chat-sidebar { display: flex !important; }
   #history { height: 46vh !important; max-height: 46vh; }
   #reply-tools button { min-width: 0 !important; padding-left: 0.4em; padding-right: 0.4em; }
   #message-row { flex-wrap: nowrap; }
   #message-row button { min-width: 4.5em !important; flex: 0 0 auto !important; }
+  #swipe-left, #swipe-right, #swipe-label { display: none !important; }  /* the reply has its own */
 }
 """

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import gradio as gr
@@ -19,9 +19,11 @@ def owner_of(request: gr.Request | None) -> str:
 
 @dataclass
 class TabHandle:
-    """What the app needs from a tab: `load_fn` fills `outputs` from `state`, when the page
-    opens and after a model loads (a new model changes what fits)."""
+    """What the app needs from a tab: `load_fn` fills `outputs` from `state` (and what the
+    browser `remembers`), when the page opens and after a model loads (a new model changes
+    what fits)."""
 
     load_fn: Callable[..., tuple[Any, ...]]
     state: gr.State
     outputs: list[Any]
+    remembers: list[Any] = field(default_factory=list)  # gr.BrowserState inputs, after `state`

@@ -11,7 +11,7 @@ from engine.prompts.character import (
 )
 from engine.prompts.character_format import TurnRenderer, stop_strings
 from engine.prompts.chat import Turn, chat_parts, clean_reply
-from engine.prompts.itemization import Itemization, PartCount, itemize
+from engine.prompts.itemization import BOS_PART, Itemization, PartCount, itemize
 from engine.prompts.macros import MacroContext, expand_macros
 from engine.prompts.parts import Block, FittedPrompt, Label, PromptParts, Span, fit_prompt
 from engine.prompts.scenario import (
@@ -25,6 +25,7 @@ from engine.prompts.story import StoryPrompt, StorySteering, part_tokens, story_
 
 __all__ = [
     "ADVENTURE_STOPS",
+    "BOS_PART",
     "Block",
     "CharacterPrompt",
     "CharacterSheet",

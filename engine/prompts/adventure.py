@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from engine.errors import EngineError
+from presets.errors import InputError
 
 ADVENTURE_STOPS: tuple[str, ...] = ("\n>", "\n> ")
 """Stop strings for adventure replies (Lite stops on "\\n> "; "\\n>" also catches ">You")."""
@@ -70,7 +71,7 @@ class InputKind(StrEnum):
     STORY = "story"
 
 
-class EmptyActionError(EngineError):
+class EmptyActionError(EngineError, InputError):
     """The player sent an empty Do, Say or Story input."""
 
 

@@ -59,6 +59,7 @@ from engine.prompts.examples import parse_examples
 from engine.prompts.macros import MacroContext, expand_macros
 from engine.prompts.parts import Block, Injection, Label, PromptParts
 from engine.tokens import Counter
+from presets.errors import InputError
 from presets.formats import PromptFormat, Speakers
 
 __all__ = [
@@ -82,7 +83,7 @@ _MODES = ("reply", "continue", "impersonate")
 _PLACEMENTS = ("character", "recent")
 
 
-class CannotContinueError(EngineError):
+class CannotContinueError(EngineError, InputError):
     """Continue was asked for, but the last visible message is not the character's."""
 
 

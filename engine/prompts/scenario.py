@@ -22,6 +22,7 @@ from typing import Any, Literal
 import presets
 from engine.errors import EngineError
 from engine.lore import StoryCard
+from presets.errors import InputError
 
 SCENARIO_SCHEMA_VERSION = 1
 BUILTIN_SCENARIOS_DIR = Path(presets.__file__).resolve().parent / "scenarios"
@@ -56,7 +57,7 @@ class ScenarioFormatError(ScenarioError):
     """A scenario file is invalid."""
 
 
-class MissingAnswersError(ScenarioError):
+class MissingAnswersError(ScenarioError, InputError):
     """Some of a scenario's questions have no answer."""
 
     def __init__(self, missing: tuple[str, ...]) -> None:

@@ -168,7 +168,7 @@ def part_tokens(prompt: StoryPrompt, fitted: FittedPrompt, count: Counter, exact
     """Per-part token counts of a fitted story prompt, which add up to its total exactly.
 
     Args:
-        count: counts a line of the story (for the whole story's size); it should cache.
+        count: counts a line left out (for the whole story's size); it should cache.
         exact: counts prefixes of the prompt (`engine.prompts.itemization`); it should not cache.
     """
     tokens: dict[str, int] = {}
@@ -179,7 +179,8 @@ def part_tokens(prompt: StoryPrompt, fitted: FittedPrompt, count: Counter, exact
         world_info=tokens.get("world_info", 0),
         authors_note=tokens.get("authors_note", 0),
         story=tokens.get("story", 0),
-        story_total=sum(count(block.text) for block in prompt.parts.body),
+        # What was left out, counted line by line, on top of what went in.
+        story_total=tokens.get("story", 0) + sum(count(b.text) for b in prompt.parts.body[: fitted.start]),
         lines_dropped=fitted.start,
         total=fitted.n_tokens,
     )

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from services.context import AppContext
-from store.errors import NotFoundError, StoreError
+from store.errors import InvalidInputError, NotFoundError, StoreError
 from store.records import Message, Session
 
 
@@ -36,7 +36,7 @@ def swipe(ctx: AppContext, session_id: str, step: int) -> bool:
     """
     last = last_message(ctx, session_id)
     if last is None or last.role != "assistant":
-        raise StoreError("Only the latest reply can be swiped, and this chat does not end with one.")
+        raise InvalidInputError("Only the latest reply can be swiped, and this chat does not end with one.")
     versions = swipe_versions(last)
     index = last.swipe_index + step
     if index >= len(versions):
@@ -88,7 +88,7 @@ def extend_last(ctx: AppContext, session_id: str, more: str, meta: dict[str, obj
 def edit_message(ctx: AppContext, session_id: str, seq: int, text: str) -> None:
     """Replace a message's text (the selected version, for a reply with swipes)."""
     if not text.strip():
-        raise StoreError("A message cannot be empty; delete it instead.")
+        raise InvalidInputError("A message cannot be empty; delete it instead.")
     message = ctx.store.sessions.message(session_id, seq)
     versions = list(message.swipes)
     if versions:

@@ -67,11 +67,10 @@ def bubble(message: Message, speaker: Speaker, body: str, swipes: tuple[int, int
     ]
     if swipes is not None:
         shown, count = swipes
-        actions += [
-            _action("swipe-left", message.seq, "‹", "Previous version"),
-            f'<span class="hearth-swipes">{shown}/{count}</span>',
-            _action("swipe-right", message.seq, "›", "Next version, or a new one"),
-        ]
+        left = _action("swipe-left", message.seq, "‹", "Previous version")
+        right = _action("swipe-right", message.seq, "›", "Next version, or a new one")
+        where = f'<span class="hearth-swipes">{shown}/{count}</span>'
+        actions.append(f'<span class="hearth-swipe">{left}{where}{right}</span>')
     row = f'<div class="hearth-acts">{"".join(actions)}</div>'
     return f'{head(speaker)}<div class="hearth-text">{body}</div>{row}'
 

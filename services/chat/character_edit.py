@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
-from services.table_values import as_bool, match_rows, split_keys, table_rows
+from services.table_values import as_bool, is_blank, match_rows, split_keys, table_rows
 from store.cards import CharacterBook, CharacterCard, LoreEntry
 from store.errors import CardFormatError
 
@@ -142,7 +142,8 @@ def _entry(base: LoreEntry, row: list[Any], index: int) -> LoreEntry:
 
 def _same_cell(kind: str, cell: Any, before: Any) -> bool:
     if kind == "bool":
-        return _flag(cell) == _flag(before)
+        # A row added in the table has blank boxes: its entry keeps the defaults (enabled).
+        return is_blank(cell) or _flag(cell) == _flag(before)
     if kind == "number":
         try:
             return _number(cell) == _number(before)

@@ -16,7 +16,7 @@ from engine.prompts import CharacterSheet, DepthNote, MacroContext, PersonaSheet
 from services.chat.bubbles import Speaker
 from services.context import AppContext
 from store.cards import CharacterCard, card_dict, read_depth_prompt
-from store.errors import NotFoundError, StoreError
+from store.errors import InvalidInputError, NotFoundError
 from store.personas import Persona
 from store.records import Message, Session
 
@@ -182,6 +182,6 @@ def _greet_again(ctx: AppContext, session: Session, before: str, now: str) -> No
 
 def set_lore_placement(ctx: AppContext, session_id: str, placement: str) -> Session:
     if placement not in ("character", "recent"):
-        raise StoreError("Lorebook placement must be 'character' or 'recent'.")
+        raise InvalidInputError("Lorebook placement must be 'character' or 'recent'.")
     session = ctx.store.sessions.get(session_id)
     return ctx.store.sessions.save(replace(session, extra={**session.extra, "lore_placement": placement}))

@@ -15,7 +15,7 @@ from typing import Any
 from catalog.bundled import BUNDLED_NAME, bundled_model_path
 from catalog.errors import CatalogError
 from engine.types import ModelInfo
-from presets.errors import SamplerError
+from presets.errors import InputError, SamplerError
 from presets.formats import PromptFormat
 from presets.samplers import DEFAULT_PRESET, SamplerParams, SamplerPreset
 from services.chat import bubbles
@@ -25,14 +25,14 @@ from services.context import AppContext
 from services.models.logic import md
 from services.render import inert_html
 from store.chats import DEFAULT_TITLE
-from store.errors import StoreError
+from store.errors import InvalidInputError, StoreError
 from store.records import Message, Session
 
 WINDOW = 40  # messages shown at once; older ones load on request
 AUTO_FORMAT = "auto"
 
 
-class ChatBusyError(StoreError):
+class ChatBusyError(StoreError, InputError):
     """A message came while the model is still writing in that chat (see `services.chat.busy`)."""
 
 
@@ -101,6 +101,26 @@ def new_chat(
         system_prompt=_own_system_prompt(ctx, settings.system_prompt, character_id, settings.format_choice),
     )
     return ChatView(session_id=session.id, character_id=character_id)
+
+
+def next_chat(ctx: AppContext, leaving: ChatSettings, character_id: str | None) -> ChatView:
+    """New chat, pressed in a chat with `leaving` settings: the new one keeps a system prompt
+    the user wrote, and starts on the automatic prompt format and the default sampler preset.
+    A format picked for one model would otherwise defeat detection for the next."""
+    own = _own_system_prompt(ctx, leaving.system_prompt, character_id, leaving.format_choice, AUTO_FORMAT)
+    fresh = replace(settings_for(ctx, None), system_prompt=own)
+    return new_chat(ctx, fresh, character_id=character_id)
+
+
+def reopen(ctx: AppContext, view: ChatView | None, last_session_id: Any) -> ChatView:
+    """The chat a page opens on: the one it shows, else the chat this browser was last in
+    (`last_session_id`, as the browser remembers it), else as `ensure_session`."""
+    if view is None and isinstance(last_session_id, str) and last_session_id:
+        try:
+            return open_chat(ctx, last_session_id)
+        except StoreError:
+            pass  # deleted since, or not an id at all
+    return ensure_session(ctx, view)
 
 
 def chats_of(ctx: AppContext, character_id: str | None, query: str = "") -> list[Session]:
@@ -276,7 +296,7 @@ def send(ctx: AppContext, view: ChatView | None, text: str, settings: ChatSettin
     """Store the user's message (and the settings it was sent with)."""
     text = text.strip()
     if not text:
-        raise StoreError("Type a message first.")
+        raise InvalidInputError("Type a message first.")
     view = ensure_session(ctx, view)
     if ctx.busy_chats.busy(view.session_id):
         raise ChatBusyError("Hearth is still writing in this chat: wait for the reply, or press Stop.")

@@ -25,7 +25,7 @@ from services.models.remote import estimate_note
 from services.prompt_report import Outline, record, span_words
 from services.render import inert_html
 from services.run_stream import STREAM_INTERVAL, run_texts
-from store.errors import StoreError
+from store.errors import InvalidInputError, StoreError
 from store.records import Message
 
 ReplyMode = Literal["reply", "swipe", "continue", "impersonate"]
@@ -57,7 +57,7 @@ def build_prompt(ctx: AppContext, view: ChatView, mode: ReplyMode = "reply") -> 
     chat = [m for m in messages if m.role in ("user", "assistant")]
     visible = [m for m in chat if not m.hidden]
     if not visible and mode in ("reply", "swipe"):
-        raise StoreError("Send a message first.")
+        raise InvalidInputError("Send a message first.")
     inputs = prompt_inputs(ctx, session, settings.system_prompt)
     built = build_character_prompt(
         fmt,

@@ -21,18 +21,19 @@ from catalog.fit import (
     DEFAULT_N_CTX,
     FitResult,
     Verdict,
-    available_memory,
     check_fit,
     estimate_for_entry,
-    estimate_for_model,
     gigabytes,
     rough_estimate,
 )
+from catalog.hardware import Machine
 from catalog.hub import RepoSummary
 from catalog.library import LibraryItem
 from catalog.naming import GgufChoice, group_gguf_files
+from catalog.plan import LoadPlan
 from engine.types import LoadOptions, ModelInfo
 from services.context import AppContext
+from services.models import plan as plans
 
 TAB_IDS = {"chat": "chat", "story": "story", "adventure": "adventure"}
 _MARKS = re.compile(r"[\\\[\]|]")  # backslash, brackets, pipe
@@ -94,6 +95,12 @@ def installed_for(ctx: AppContext, entry: CatalogEntry) -> LibraryItem | None:
     return None
 
 
+def installed_catalog_ids(ctx: AppContext) -> set[str]:
+    """The catalog entries with a usable local copy, from one listing of the library (each
+    listing reads every model's header, so once per page, not once per card)."""
+    return {item.catalog_id for item in ctx.library.items() if item.catalog_id and item.usable}
+
+
 def catalog_card(ctx: AppContext, entry: CatalogEntry, quant: str | None, installed: bool) -> str:
     """One catalog entry as Markdown: what it is for, sizes, memory fit, format and mode."""
     title = f"#### {md(entry.name)}" + (" · installed" if installed else "")
@@ -116,8 +123,17 @@ def catalog_card(ctx: AppContext, entry: CatalogEntry, quant: str | None, instal
         sizes = ", ".join(f"{q.quant} {q.size_gb:g} GB" for q in entry.quants if q.size_gb)
         if sizes:
             lines.append(f"Quants: {sizes}")
-        lines.append(f"Memory: {entry_fit(ctx, entry, quant).badge}")
+        plan = entry_plan(ctx, entry, quant)
+        lines.append(f"Memory: {plan.words() if plan else entry_fit(ctx, entry, quant).badge}")
     return "\n\n".join(lines)
+
+
+def entry_plan(ctx: AppContext, entry: CatalogEntry, quant: str | None) -> LoadPlan | None:
+    """A catalog model's load plan with the start-up settings, from the catalog's facts (no
+    listing of the library per card); the bundled model's from its file, whose 262k-token
+    vocabulary the facts do not know."""
+    file = plans.bundled_file() if entry.bundled else None
+    return plans.entry_plan(entry, quant, ctx.settings.load_options, file)
 
 
 def catalog_action(
@@ -129,11 +145,11 @@ def catalog_action(
         return "Cannot run", False
     local = installed or entry.bundled
     if entry.quants:
-        fit = entry_fit(ctx, entry, quant)
-        if fit.verdict is Verdict.TOO_BIG:
-            needed, free = gigabytes(fit.estimate.total_bytes), gigabytes(fit.available_bytes)
+        plan, fit = entry_plan(ctx, entry, quant), entry_fit(ctx, entry, quant)
+        needed, free = plans.needs_and_free(plan) if plan else (fit.estimate.total_bytes, fit.available_bytes)
+        if (not plan.fits) if plan else fit.verdict is Verdict.TOO_BIG:
             verb = "Load" if local else "Download"
-            return f"{verb} anyway (needs ~{needed}, you have {free} free)", False
+            return f"{verb} anyway (needs ~{gigabytes(needed)}, you have {gigabytes(free)} free)", False
     return ("Load" if local else "Download and load"), True
 
 
@@ -217,6 +233,16 @@ def choice_fit(ctx: AppContext, repo_id: str, choice: GgufChoice) -> FitResult:
     return check_fit(rough_estimate(choice.total_size, choice.total_size * 8 / bits, n_ctx))
 
 
+def choice_words(ctx: AppContext, repo_id: str, choice: GgufChoice) -> str:
+    """A Hub file's plan in words (from the catalog's facts when the repo is in it), else its fit."""
+    entry = ctx.catalog.match(repo_id) or ctx.catalog.match(choice.first_part)
+    if entry is not None and entry.kv is not None and entry.quant(choice.first_part) is not None:
+        plan = plans.plan_entry(entry, choice.first_part, ctx.settings.load_options)
+        if plan is not None:
+            return plan.words()
+    return choice_fit(ctx, repo_id, choice).badge
+
+
 def choice_label(ctx: AppContext, repo_id: str, choice: GgufChoice) -> str:
     parts = f" ({len(choice.parts)} parts)" if choice.is_split else ""
     verdict = choice_fit(ctx, repo_id, choice).verdict.value
@@ -225,18 +251,22 @@ def choice_label(ctx: AppContext, repo_id: str, choice: GgufChoice) -> str:
 
 # -- the library -----------------------------------------------------------------------------
 
-LIBRARY_COLUMNS = ["Name", "Source", "Architecture", "Quant", "Size", "Context", "Template", "Fit", "Notes"]
+LIBRARY_COLUMNS = ["Name", "Source", "Architecture", "Quant", "Size", "Context", "Template", "Plan", "Notes"]
+AUTO = LoadOptions(n_ctx=None, n_gpu_layers=None)
 
 
 def library_rows(
-    items: list[LibraryItem], loaded: Path | None = None, n_ctx: int | None = None
+    items: list[LibraryItem],
+    loaded: Path | None = None,
+    options: Callable[[LibraryItem], LoadOptions] | None = None,
 ) -> list[list[str]]:
-    """Table rows for the Installed list; the loaded model is marked in its notes. The
-    fit is at `n_ctx` (the context models are loaded with), from each file's metadata."""
+    """Table rows for the Installed list; the loaded model is marked in its notes. Each
+    model's plan is made with `options(item)` (its remembered settings; "auto" by default),
+    against the machine as it is now."""
     try:
-        free: int | None = available_memory()  # once for the whole list
-    except CatalogError:
-        free = None
+        where: Machine | None = plans.machine()  # once for the whole list
+    except (OSError, RuntimeError):
+        where = None
     return [
         [
             item.name,
@@ -246,22 +276,11 @@ def library_rows(
             human_size(item.size),
             f"{item.context_length:,}" if item.context_length else "?",
             "yes" if item.has_chat_template else "no",
-            item_fit(item, n_ctx, free),
+            plans.item_plan_words(item, options(item) if options else AUTO, where),
             _item_note(item, loaded),
         ]
         for item in items
     ]
-
-
-def item_fit(item: LibraryItem, n_ctx: int | None, free: int | None = None) -> str:
-    """The memory badge of a local model: weights plus the KV cache at `n_ctx`, against
-    `free` bytes (read from the system when not given)."""
-    if item.info is None or not item.usable:
-        return "?"
-    try:
-        return check_fit(estimate_for_model(item.info, n_ctx, total_size=item.size), free).badge
-    except CatalogError:
-        return "?"  # free memory cannot be read here
 
 
 def _item_note(item: LibraryItem, loaded: Path | None) -> str:

@@ -10,23 +10,23 @@ next time it is picked.
 from __future__ import annotations
 
 import functools
-import logging
 from collections.abc import Mapping
 from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
 
+from catalog.bundled import bundled_model_path
 from catalog.entries import CatalogEntry
-from catalog.fit import shape_for_entry
+from catalog.errors import CatalogError
+from catalog.fit import check_fit, estimate_for_model, shape_for_entry
 from catalog.hardware import Machine, discover
+from catalog.library import LibraryItem
 from catalog.plan import LoadPlan, plan_load
 from catalog.shape import ModelShape, shape_from_header
 from engine.gguf_meta import read_header
 from engine.types import CACHE_TYPES, FLASH_ATTENTION, LoadOptions
 from presets.errors import HearthError
 from store.db import Store
-
-log = logging.getLogger(__name__)
 
 SETTINGS_KEY = "model_load_settings"  # the store setting: {model file: {field: value}}
 MAX_REMEMBERED = 200
@@ -45,8 +45,16 @@ def offload_supported() -> bool:
 
 
 def machine() -> Machine:
-    """The machine as it is now (free memory changes; read it once per listing or load)."""
+    """The machine as it is now: free memory changes, so it is read afresh each time."""
     return discover()
+
+
+def bundled_file() -> Path | None:
+    """The bundled model's file, or None where its package is missing."""
+    try:
+        return bundled_model_path()
+    except CatalogError:
+        return None
 
 
 def shape_of(path: Path) -> ModelShape | None:
@@ -203,3 +211,59 @@ def _valid(name: str, value: Any) -> bool:
     if name in ("cache_type_k", "cache_type_v"):
         return value in CACHE_TYPES
     return name in ("use_mmap", "use_mlock") and type(value) is bool
+
+
+# -- plans in words, for the Models tab -------------------------------------------------------
+
+
+def item_plan_words(item: LibraryItem, options: LoadOptions, where: Machine | None) -> str:
+    """An installed model's plan in one line, or its RAM fit where no plan can be made
+    (a split model, whose tensors are spread over its parts, or an unknown shape)."""
+    if item.info is None or not item.usable:
+        return "?"
+    try:
+        plan = plan_file(item.path, options, where) if where is not None and not item.parts else None
+    except HearthError:
+        return "?"
+    if plan is not None:
+        return plan.words()
+    try:
+        estimate = estimate_for_model(item.info, options.n_ctx, total_size=item.size)
+        return check_fit(estimate, where.ram_free if where else None).badge
+    except HearthError:
+        return "?"  # free memory cannot be read here
+
+
+def entry_plan(
+    entry: CatalogEntry, quant: str | None, options: LoadOptions, installed: Path | None = None
+) -> LoadPlan | None:
+    """A catalog model's plan: from its file when it is installed, else from the catalog's facts."""
+    if installed is not None:
+        try:
+            return plan_file(installed, options)
+        except HearthError:
+            pass  # a damaged download: the facts still say what the model needs
+    return plan_entry(entry, quant, options)
+
+
+def needs_and_free(plan: LoadPlan) -> tuple[int, int]:
+    """What a plan needs and what is free where it matters: the GPU's memory when layers go
+    there, else the RAM (all of it, with unified memory)."""
+    estimate, where = plan.estimate, plan.machine
+    if estimate.n_gpu_layers and not where.unified:
+        return estimate.gpu_bytes, where.gpu_free
+    return estimate.total_bytes, where.ram_free
+
+
+def plan_markdown(path: Path | None, options: LoadOptions) -> str:
+    """The plan for the model picked in the Installed list, with what was decided for it."""
+    if path is None:
+        return ""
+    try:
+        plan = plan_file(path, options)
+    except HearthError as exc:
+        return f"**Plan:** cannot plan this file: {exc}"
+    if plan is None:
+        return "**Plan:** the file does not say its shape; it loads with the settings as they are."
+    notes = "".join(f"\n\n{note}" for note in plan.notes)
+    return f"**Plan:** {plan.words()}.{notes}"

@@ -25,7 +25,7 @@ from engine.prompts import (
 )
 from engine.run import Run
 from engine.types import GenerationRequest
-from presets.errors import HearthError
+from presets.errors import HearthError, InputError
 from presets.samplers import SamplerParams
 from services.context import AppContext
 from services.models.remote import estimate_note
@@ -67,7 +67,7 @@ def open_story(ctx: AppContext, mode: Mode, story_id: str | None = None) -> Stor
     return stories(ctx).create(Story(mode=mode))
 
 
-class StillWritingError(HearthError):
+class StillWritingError(InputError):
     """An edit arrived while this window's model run is still adding to the story."""
 
 

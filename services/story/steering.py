@@ -12,7 +12,7 @@ from dataclasses import replace
 from typing import Any
 
 from services.table_values import as_bool, match_rows, split_keys, table_rows
-from store.errors import StoreError
+from store.errors import InvalidInputError
 from store.stories import DEPTH_UNITS, Story, WorldInfoEntry
 
 
@@ -41,7 +41,7 @@ def apply(story: Story, widget_values: list[Any]) -> Story:
     """`story` with the panel's values in it.
 
     Raises:
-        StoreError: a depth or a probability is not a number in range.
+        InvalidInputError: a depth or a probability is not a number in range.
     """
     memory, note, template, depth, unit, table, placement, search_depth = widget_values
     rows = [r for r in table_rows(table) if any(str(cell or "").strip() for cell in r)]
@@ -87,7 +87,7 @@ def _entry(base: WorldInfoEntry, row: list[Any], index: int) -> WorldInfoEntry:
     secondary_keys, anti_keys = tuple(split_keys(secondary)), tuple(split_keys(anti))
     chance = _count(probability if probability not in (None, "") else 100, f"Entry {index + 1}'s probability")
     if chance > 100:
-        raise StoreError(f"Entry {index + 1}'s probability must be between 0 and 100.")
+        raise InvalidInputError(f"Entry {index + 1}'s probability must be between 0 and 100.")
     return replace(
         base,
         keys=tuple(split_keys(keys)),
@@ -104,7 +104,7 @@ def _entry(base: WorldInfoEntry, row: list[Any], index: int) -> WorldInfoEntry:
         ),
         constant=as_bool(constant),
         probability=chance,
-        enabled=as_bool(enabled) if enabled is not None else True,
+        enabled=as_bool(enabled, blank=True),  # a row added in the table is on until unticked
     )
 
 
@@ -112,7 +112,7 @@ def _count(value: Any, what: str) -> int:
     try:
         number = float(value if value not in (None, "") else 0)
     except (TypeError, ValueError) as exc:
-        raise StoreError(f"{what} must be a whole number.") from exc
+        raise InvalidInputError(f"{what} must be a whole number.") from exc
     if number < 0 or not number.is_integer():
-        raise StoreError(f"{what} must be a whole number, 0 or more.")
+        raise InvalidInputError(f"{what} must be a whole number, 0 or more.")
     return int(number)

@@ -96,8 +96,9 @@ def load_yaml(text: str, what: str) -> Any:
     except yaml.MarkedYAMLError as err:
         where = f" (line {err.problem_mark.line + 1})" if err.problem_mark else ""
         raise CardFormatError(f"{what} is not valid YAML{where}") from None
-    except (yaml.YAMLError, ValueError, OverflowError, TypeError):
-        # ValueError/OverflowError: a value that looks like a date but is not one.
+    except (yaml.YAMLError, ValueError, OverflowError, TypeError, AttributeError, KeyError, IndexError):
+        # What PyYAML's constructors let out for a bad tagged value: ValueError/OverflowError
+        # for a date that is not one, AttributeError for `!!timestamp` on other text.
         raise CardFormatError(f"{what} is not valid YAML") from None
     check_plain(value, what, allow_dates=True)
     return _plain_copy(value)

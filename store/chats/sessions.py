@@ -35,7 +35,7 @@ from typing import Any
 from tinydb import Query
 
 from store.atomic import AtomicJSONStorage, atomic_write_bytes, fsync_dir, open_db, read_json
-from store.errors import NotFoundError, StoreCorruptError, StoreError
+from store.errors import InvalidInputError, NotFoundError, StoreCorruptError, StoreError
 from store.records import Message, Session, check_id, new_id
 
 PAGE_SIZE = 100
@@ -119,7 +119,7 @@ class SessionStore:
     def rename(self, session_id: str, title: str) -> Session:
         title = " ".join(title.split())[:120]
         if not title:
-            raise StoreError("A chat title cannot be empty.")
+            raise InvalidInputError("A chat title cannot be empty.")
         return self.save(replace(self.get(session_id), title=title))
 
     def restore(self, session: Session, messages: builtins.list[Message]) -> Session:

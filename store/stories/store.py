@@ -23,7 +23,7 @@ from typing import Any
 from tinydb import Query
 
 from store.atomic import open_db
-from store.errors import NotFoundError, StoreCorruptError, StoreError
+from store.errors import InvalidInputError, NotFoundError, StoreCorruptError, StoreError
 from store.filecache import FileCache
 from store.records import check_id, new_id
 from store.stories.codec import story_from_dict, story_to_dict
@@ -110,7 +110,7 @@ class StoryStore:
     def rename(self, story_id: str, title: str) -> StoredStory:
         title = " ".join(title.split())[:MAX_TITLE_CHARS]
         if not title:
-            raise StoreError("A story title cannot be empty.")
+            raise InvalidInputError("A story title cannot be empty.")
         with self._lock:
             return self.save(story_id, replace(self.get(story_id).story, title=title))
 

@@ -10,6 +10,7 @@ from typing import Any
 import gradio as gr
 from PIL import Image
 
+from presets.errors import InputError
 from services.chat import character_edit, imports, logic
 from services.chat.characters import chat_persona, lock_persona, speaker_names
 from services.chat.logic import ChatView
@@ -281,7 +282,7 @@ def _wire_files(w: ChatWidgets, ctx: AppContext, switch: Switch) -> None:
     @shown_errors
     def on_attach(session_id: str | None, character_id: str | None) -> tuple[Any, ...]:
         if not session_id or not character_id:
-            raise gr.Error("Pick the character this chat belongs to first.")
+            raise InputError("Pick the character this chat belongs to first.")
         imports.attach_chat(ctx, session_id, character_id)
         notify("The imported chat is now with that character.")
         return (*switch(logic.open_chat(ctx, session_id)), gr.update(visible=False))
@@ -301,7 +302,7 @@ def _wire_files(w: ChatWidgets, ctx: AppContext, switch: Switch) -> None:
 def _character_view(ctx: AppContext, view: ChatView | None) -> ChatView:
     view = logic.ensure_session(ctx, view)
     if not view.character_id:
-        raise gr.Error("Pick or import a character first: the assistant has no card to edit.")
+        raise InputError("Pick or import a character first: the assistant has no card to edit.")
     return view
 
 

@@ -15,6 +15,7 @@ from typing import Any
 
 import gradio as gr
 
+from presets.errors import InputError
 from services.chat import actions as chat_actions
 from services.chat import logic
 from services.chat.logic import ChatView
@@ -82,7 +83,7 @@ def wire(w: ChatWidgets, ctx: AppContext) -> None:
         view = logic.ensure_session(ctx, view)
         index = evt.index if isinstance(evt.index, int) else evt.index[0]
         if not 0 <= index < len(view.shown):
-            raise gr.Error("That message is no longer there.")
+            raise InputError("That message is no longer there.")
         return opened(view, view.shown[index])
 
     def refreshed(view: ChatView) -> tuple[Any, ...]:
@@ -92,7 +93,7 @@ def wire(w: ChatWidgets, ctx: AppContext) -> None:
     def selected(view: ChatView | None) -> tuple[ChatView, int]:
         view = logic.ensure_session(ctx, view)
         if view.selected is None:
-            raise gr.Error("Click a message in the chat first.")
+            raise InputError("Click a message in the chat first.")
         return view, view.selected
 
     @shown_errors
@@ -110,7 +111,7 @@ def wire(w: ChatWidgets, ctx: AppContext) -> None:
     @shown_errors
     def on_undo(view: ChatView | None, deleted: tuple[str, Message] | None) -> tuple[Any, ...]:
         if not deleted:
-            raise gr.Error("There is no deleted message to bring back.")
+            raise InputError("There is no deleted message to bring back.")
         session_id, message = deleted
         chat_actions.restore_message(ctx, session_id, message)
         return (*refreshed(logic.ensure_session(ctx, view)), gr.update(visible=False), "", None)
@@ -142,7 +143,7 @@ def wire(w: ChatWidgets, ctx: AppContext) -> None:
         view = logic.ensure_session(ctx, view)
         found = ACTION.fullmatch(action or "")
         if found is None or int(found[2]) not in view.shown:
-            raise gr.Error("That message is no longer there.")
+            raise InputError("That message is no longer there.")
         name, view = found[1], replace(view, selected=int(found[2]))
         skip = gr.skip()
         if name == "edit":

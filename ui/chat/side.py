@@ -8,6 +8,7 @@ from typing import Any
 
 import gradio as gr
 
+from presets.errors import InputError
 from services.chat import imports, logic
 from services.chat.logic import ChatView
 from services.context import AppContext
@@ -156,7 +157,7 @@ def wire(w: ChatWidgets, ctx: AppContext, switch: Switch) -> None:
     @shown_errors
     def on_import(upload: str | None) -> tuple[Any, ...]:
         if not upload:
-            raise gr.Error("No file was uploaded.")
+            raise InputError("No file was uploaded.")
         path = Path(upload)
         if path.stat().st_size > MAX_UPLOAD:
             raise CardFormatError("That file is too big to be a character card (over 32 MB).")
@@ -180,7 +181,7 @@ def wire(w: ChatWidgets, ctx: AppContext, switch: Switch) -> None:
     def on_duplicate(view: ChatView | None) -> tuple[Any, ...]:
         view = logic.ensure_session(ctx, view)
         if not view.character_id:
-            raise gr.Error("Pick a character to copy first.")
+            raise InputError("Pick a character to copy first.")
         summary = ctx.store.characters.duplicate(view.character_id)
         return switch(logic.new_chat(ctx, character_id=summary.id))
 
@@ -188,7 +189,7 @@ def wire(w: ChatWidgets, ctx: AppContext, switch: Switch) -> None:
     def on_delete_character(view: ChatView | None) -> tuple[Any, ...]:
         view = logic.ensure_session(ctx, view)
         if not view.character_id:
-            raise gr.Error("The assistant is not a character and cannot be deleted.")
+            raise InputError("The assistant is not a character and cannot be deleted.")
         ctx.store.characters.delete(view.character_id)
         return (gr.update(visible=False), *switch(ChatView()))
 
@@ -219,7 +220,7 @@ def _wire_gallery(w: ChatWidgets, ctx: AppContext, switch: Switch, changes: list
     def on_gallery(query: str, evt: gr.SelectData) -> tuple[Any, ...]:
         listed = gallery_characters(ctx, query)
         if not 0 <= evt.index < len(listed):
-            raise gr.Error("That character is no longer there.")
+            raise InputError("That character is no longer there.")
         return switch(logic.ensure_session(ctx, ChatView(character_id=listed[evt.index].id)))
 
     # Opening the gallery shows the characters as they are now (edits, other windows).
@@ -238,7 +239,7 @@ def _wire_chats(w: ChatWidgets, ctx: AppContext, switch: Switch) -> None:
     def on_new(*values: Any) -> tuple[Any, ...]:
         view, settings = read_settings(values)
         character_id = view.character_id if view else None
-        return switch(logic.new_chat(ctx, settings, character_id=character_id))
+        return switch(logic.next_chat(ctx, settings, character_id))
 
     @shown_errors
     def on_select(view: ChatView | None, session_id: str) -> tuple[Any, ...]:

@@ -15,7 +15,9 @@ from typing import Any
 
 import gradio as gr
 
+from engine.errors import GenerationError
 from engine.run import Run
+from presets.errors import InputError
 from presets.samplers import ordered_values
 from services.chat import actions as chat_actions
 from services.chat import bubbles, logic
@@ -33,6 +35,12 @@ from ui.chat.widgets import EDITS, ChatWidgets, Switch, chatbot, read_settings
 from ui.errors import shown_errors, warn
 from ui.shared import LLM_QUEUE, TabHandle, owner_of
 
+# Where the browser keeps the chat it was last in (localStorage). Gradio encrypts the value
+# with the secret, which the page itself is given: it is fixed only so that what a browser
+# remembers still reads after a restart (a chat's id is no secret).
+LAST_CHAT_KEY = "hearth-last-chat"
+LAST_CHAT_SECRET = "hearth-last-chat"
+
 
 def build(ctx: AppContext, tabs: gr.Tabs) -> TabHandle:
     """The tab; `tabs` is the app's top-level Tabs, for the link to Models."""
@@ -47,10 +55,16 @@ def build(ctx: AppContext, tabs: gr.Tabs) -> TabHandle:
     w.to_models.click(lambda: gr.Tabs(selected="models"), None, tabs, api_visibility="undocumented")
     w.menu.click(None, js="() => window.hearth.toggleMenu()")
 
-    def load(view: ChatView | None) -> tuple[Any, ...]:
-        return (logic.model_note(ctx), *switch(view))
+    # The browser keeps the chat it was last in, so reopening the app opens it again.
+    w.view.change(
+        lambda view: view.session_id if view else None, [w.view], [w.last_chat],
+        queue=False, show_progress="hidden", api_visibility="undocumented",
+    )  # fmt: skip
 
-    return TabHandle(load, w.view, [w.model_note, *w.switch_outputs])
+    def load(view: ChatView | None, last_chat: Any = None) -> tuple[Any, ...]:
+        return (logic.model_note(ctx), *switch(logic.reopen(ctx, view, last_chat)))
+
+    return TabHandle(load, w.view, [w.model_note, *w.switch_outputs], remembers=[w.last_chat])
 
 
 def layout(ctx: AppContext) -> ChatWidgets:
@@ -114,6 +128,7 @@ def layout(ctx: AppContext) -> ChatWidgets:
         cont=cont, impersonate=impersonate, message=message, send=send, stop=stop, status=status,
         selection=selection, system=system, format=fmt, lore_placement=lore_placement, sampler=sampler,
         panels=panels, inspector=inspector, menu=menu, model_note=model_note, to_models=to_models,
+        last_chat=gr.BrowserState(None, storage_key=LAST_CHAT_KEY, secret=LAST_CHAT_SECRET),
     )  # fmt: skip
 
 
@@ -133,7 +148,7 @@ def _wire_generation(w: ChatWidgets, ctx: AppContext) -> None:
         view = logic.ensure_session(ctx, view)
         last = chat_actions.last_message(ctx, view.session_id)
         if last is None:
-            raise gr.Error("There is nothing to regenerate yet: send a message first.")
+            raise InputError("There is nothing to regenerate yet: send a message first.")
         return view, last.role == "assistant"
 
     @shown_errors
@@ -238,7 +253,7 @@ def _generator(ctx: AppContext, mode: chat_reply.ReplyMode) -> Callable[..., Asy
         yield gr.update(visible=True, value=[{"role": "assistant", "content": frame(prefix)}])
         async for text in chat_reply.stream(run):
             yield [{"role": "assistant", "content": frame(text)}]
-        _warn_about(run, mode)
+        _report(run, mode)
 
     return generate
 
@@ -277,8 +292,9 @@ def _stop_fn(ctx: AppContext) -> Callable[..., tuple[Any, ...]]:
     @shown_errors
     def stop(view: ChatView | None, request: gr.Request) -> tuple[Any, ...]:
         run = ctx.models.stop_and_wait(owner_of(request))
-        if run is not None:
-            _warn_about(run)
+        # The chat as saved shows next, so what went wrong is said without raising.
+        for problem in _failures(run) if run is not None else []:
+            warn(problem)
         return final_outputs(ctx, logic.ensure_session(ctx, view))
 
     return stop
@@ -292,13 +308,21 @@ def final_outputs(ctx: AppContext, view: ChatView) -> tuple[Any, ...]:
     return gr.update(visible=False, value=[]), history, gr.update(visible=hidden > 0), status, label, view
 
 
-def _warn_about(run: Run, mode: chat_reply.ReplyMode = "reply") -> None:
-    for problem in run.callback_errors:
-        warn(f"The reply could not be saved: {problem}")
-    if run.error is not None:
-        warn(f"The model failed while generating: {run.error}")
-    elif chat_reply.came_back_empty(run, mode):
+def _report(run: Run, mode: chat_reply.ReplyMode) -> None:
+    """Say how a finished reply went: a failure is an error, raised (so call this after
+    the stream's last update); an empty reply is a warning."""
+    problems = _failures(run)
+    if problems:
+        raise GenerationError(" ".join(problems))
+    if chat_reply.came_back_empty(run, mode):
         warn("The model's reply was empty, so nothing was added. Try Regenerate, or raise the temperature.")
+
+
+def _failures(run: Run) -> list[str]:
+    problems = [f"The reply could not be saved: {problem}" for problem in run.callback_errors]
+    if run.error is not None:
+        problems.append(f"The model failed while generating: {run.error}")
+    return problems
 
 
 # -- switching chats and settings -------------------------------------------------------------
@@ -366,7 +390,7 @@ def _wire_settings(w: ChatWidgets, ctx: AppContext) -> None:
     w.sampler.preset.input(on_preset, w.settings_inputs, w.sampler.sliders, **quiet)
     w.lore_placement.input(on_placement, [w.view, w.lore_placement], [w.status], **quiet)
     w.older.click(_older_fn(ctx), [w.view], [w.history, w.older, w.view], **quiet)
-    sampler_panel.wire_save(w.sampler, ctx, "Saved from the Chat tab")
+    sampler_panel.wire_save(w.sampler, ctx, "Saved from the Chat tab", api_name="save_preset")
 
 
 def _older_fn(ctx: AppContext) -> Callable[..., tuple[Any, ...]]:

@@ -111,6 +111,7 @@ class PanelWidgets:
             self.persona_name,
             self.persona_description,
             self.persona_lock,
+            self.persona_avatar,
             self.worlds,
         ]
 
@@ -143,6 +144,7 @@ class ChatWidgets:
     menu: gr.Button  # on a phone, shows or hides the sidebar
     model_note: gr.Markdown
     to_models: gr.Button
+    last_chat: gr.BrowserState  # the chat this browser was last in, to reopen it
 
     @property
     def settings_inputs(self) -> list[Any]:

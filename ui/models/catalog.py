@@ -71,7 +71,8 @@ def layout(ctx: AppContext) -> CatalogWidgets:
 
 def refresh_values(ctx: AppContext, w: CatalogWidgets) -> list[Any]:
     """Values for `refresh_outputs`: the cards and buttons as the installed models are now."""
-    installed = {entry.id: logic.installed_for(ctx, entry) is not None for entry in w.entries}
+    local = logic.installed_catalog_ids(ctx)
+    installed = {entry.id: entry.id in local for entry in w.entries}
     values: list[Any] = [logic.catalog_card(ctx, e, None, installed[e.id]) for e in w.entries]
     return values + [_button(ctx, e, None, installed[e.id]) for e in w.entries]
 
@@ -135,7 +136,7 @@ def _entry_widgets(entry: CatalogEntry) -> EntryWidgets:
                 elem_id=f"get-{entry.id}",
             )
         with gr.Row():
-            status = gr.Markdown(elem_id=f"status-{entry.id}")
+            status = gr.Markdown(visible=False, elem_id=f"status-{entry.id}")  # shown once it has news
             cancel = gr.Button(
                 "Cancel download",
                 size="sm",
@@ -177,7 +178,7 @@ def _get_fn(
         installed = logic.installed_for(ctx, entry)
         if installed is not None:
             for line in reported(_load_installed(ctx, entry, installed.path, installed.name)):
-                yield line, hidden, skip, skip
+                yield _shown(line), hidden, skip, skip
         else:
             if not entry.gguf_repo:
                 raise gr.Error(f"{entry.name} has no GGUF download.")
@@ -189,11 +190,20 @@ def _get_fn(
                 # Only a change is sent: a button updated four times a second is hard to click.
                 cancel = gr.update(visible=downloading) if downloading != shown else skip
                 shown = downloading
-                yield line, cancel, skip, skip
+                yield _shown(line), cancel, skip, skip
         if ctx.models.info is not None and line.startswith("Loaded"):
-            yield line, hidden, logic.facts_markdown(ctx, ctx.models.info), tab_after_load(ctx, tab_ids)
+            yield (
+                _shown(line),
+                hidden,
+                logic.facts_markdown(ctx, ctx.models.info),
+                tab_after_load(ctx, tab_ids),
+            )
 
     return get
+
+
+def _shown(line: str) -> Any:
+    return gr.update(value=line, visible=True)
 
 
 def _load_installed(ctx: AppContext, entry: CatalogEntry, path: Path, name: str) -> Iterator[str]:

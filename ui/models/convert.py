@@ -17,6 +17,7 @@ from typing import Any
 import gradio as gr
 
 from catalog.errors import ConversionError
+from presets.errors import InputError
 from services.context import AppContext
 from services.models import convert as logic
 from services.models.logic import JobBoard, facts_markdown
@@ -128,7 +129,7 @@ def wire(
         request: gr.Request, waiting: logic.PendingConversion | None, *form: Any
     ) -> Iterator[tuple[Any, ...]]:
         if waiting is None:
-            raise gr.Error("Drop a legacy GGML file here, or pick one under Installed, first.")
+            raise InputError("Drop a legacy GGML file here, or pick one under Installed, first.")
         model_name, format_id, n_ctx, rms_eps, gqa_factor, rope_base = form
         values = logic.FormValues(
             model_name or "", n_ctx, rms_eps or "", gqa_factor, rope_base, format_id or ""

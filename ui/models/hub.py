@@ -9,6 +9,7 @@ from typing import Any
 import gradio as gr
 
 from catalog.naming import GgufChoice
+from presets.errors import InputError
 from services.context import AppContext
 from services.models import logic
 from ui.errors import shown_errors
@@ -88,7 +89,7 @@ def wire(
     ) -> Iterator[tuple[Any, ...]]:
         choice = _find(ctx, repo_id, first_part)
         if choice is None or not repo_id:
-            raise gr.Error("Search for a repository and pick a file first.")
+            raise InputError("Search for a repository and pick a file first.")
         skip, line = gr.skip(), ""
         for line in reported(download_and_load(ctx, jobs, owner_of(request), repo_id, choice)):
             yield line, skip, skip
@@ -125,5 +126,4 @@ def _suggested(options: list[GgufChoice]) -> GgufChoice:
 
 
 def _fit_line(ctx: AppContext, repo_id: str, choice: GgufChoice) -> str:
-    result = logic.choice_fit(ctx, repo_id, choice)
-    return f"**{logic.md(choice.name)}** · Memory: {result.badge}"
+    return f"**{logic.md(choice.name)}** · Memory: {logic.choice_words(ctx, repo_id, choice)}"

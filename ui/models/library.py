@@ -13,12 +13,14 @@ from typing import Any
 import gradio as gr
 
 from catalog.library import LibraryItem
-from engine.types import LoadOptions
+from presets.errors import HearthError, InputError
 from services.context import AppContext
 from services.models import convert as convert_logic
 from services.models import logic
+from services.models import plan as plans
 from ui.errors import shown_errors
 from ui.models import convert as models_convert
+from ui.models import load_settings as models_load_settings
 from ui.models.download import tab_after_load
 
 
@@ -27,9 +29,7 @@ class LibraryWidgets:
     table: gr.Dataframe
     choice: gr.Dropdown
     refresh: gr.Button
-    n_ctx: gr.Number
-    threads: gr.Number
-    gpu: gr.Number
+    settings: models_load_settings.LoadSettingsWidgets  # context, GPU layers, threads, advanced, plan
     load: gr.Button
     unload: gr.Button
     delete: gr.Button
@@ -43,7 +43,6 @@ class LibraryWidgets:
 
 
 def layout(ctx: AppContext) -> LibraryWidgets:
-    options = ctx.settings.load_options
     table = gr.Dataframe(
         headers=logic.LIBRARY_COLUMNS,
         interactive=False,
@@ -57,14 +56,7 @@ def layout(ctx: AppContext) -> LibraryWidgets:
             label="Model", choices=[], allow_custom_value=True, scale=4, elem_id="library-choice"
         )
         refresh = gr.Button("Refresh", scale=0, min_width=90, elem_id="library-refresh")
-    with gr.Row():
-        n_ctx = gr.Number(
-            options.n_ctx, label="Context size (n_ctx)", precision=0, minimum=256, elem_id="load-n-ctx"
-        )
-        threads = gr.Number(
-            options.threads, label="CPU threads", precision=0, minimum=1, elem_id="load-threads"
-        )
-        gpu = gr.Number(options.n_gpu_layers, label="GPU layers", precision=0, minimum=-1, elem_id="load-gpu")
+    settings = models_load_settings.layout(ctx)
     with gr.Row():
         load = gr.Button("Load model", variant="primary", elem_id="load-model")
         unload = gr.Button("Unload", elem_id="unload-model")
@@ -78,7 +70,7 @@ def layout(ctx: AppContext) -> LibraryWidgets:
     status = gr.Markdown(elem_id="load-status")
     convert = models_convert.layout(ctx)
     return LibraryWidgets(
-        table, choice, refresh, n_ctx, threads, gpu, load, unload, delete, confirm_row, confirm, keep,
+        table, choice, refresh, settings, load, unload, delete, confirm_row, confirm, keep,
         add_path, add, status, convert,
     )  # fmt: skip
 
@@ -87,7 +79,7 @@ def listing(ctx: AppContext) -> tuple[Any, Any]:
     """Values for the table and the model list."""
     items = ctx.library.items()
     loaded = Path(ctx.models.info.path) if ctx.models.info else None
-    rows = logic.library_rows(items, loaded, ctx.settings.n_ctx)
+    rows = logic.library_rows(items, loaded, lambda item: models_load_settings.options_for(ctx, item.path))
     return rows, gr.update(choices=logic.library_choices(items))
 
 
@@ -106,25 +98,40 @@ def wire(
     @shown_errors
     def on_load(
         item_id: str | None,
-        size: float,
-        cpus: float,
-        layers: float,
+        n_ctx: Any,
+        gpu_layers: Any,
+        threads: Any,
+        threads_batch: Any,
+        flash_attn: Any,
+        cache_k: Any,
+        cache_v: Any,
+        use_mmap: Any,
+        use_mlock: Any,
+        n_batch: Any,
+        n_ubatch: Any,
         previous: convert_logic.PendingConversion | None,
         progress: gr.Progress = gr.Progress(),
     ) -> tuple[Any, ...]:
         if not item_id:
-            raise gr.Error("Pick a model from the list first.")
+            raise InputError("Pick a model from the list first.")
         item = ctx.library.get(item_id)
         if item.needs_conversion:
             line = f"**{logic.md(item.name)}** is a legacy GGML file: convert it to GGUF below."
             return gr.skip(), line, gr.skip(), *open_convert(item, previous)
-        asked = LoadOptions(n_ctx=int(size), threads=int(cpus), n_gpu_layers=int(layers))
+        asked = plans.form_options(
+            n_ctx, gpu_layers, threads, threads_batch, flash_attn, cache_k, cache_v, use_mmap, use_mlock,
+            n_batch, n_ubatch,
+        )  # fmt: skip
         opts = logic.within_trained_context(asked, item.context_length)
-        info = ctx.load_model(item.path, opts, lambda f, m: progress(f, desc=m))
+        outcome = ctx.load_planned(item.path, opts, lambda f, m: progress(f, desc=m))
+        plans.remember_options(ctx.store, item.path, asked)
+        info = outcome.info
         # A story or adventure model opens its tab; a chat model leaves you here.
         suited = tab_after_load(ctx, tab_ids) if ctx.detected_format().default_tab != "chat" else gr.skip()
         facts_now = logic.facts_markdown(ctx, info)
-        line = f"Loaded **{logic.md(info.name)}**. {logic.context_note(ctx, info, asked.n_ctx)}".strip()
+        planned = f" ({outcome.plan.words()})" if outcome.plan is not None else ""
+        notes = " ".join((*outcome.notes, logic.context_note(ctx, info, asked.n_ctx)))
+        line = f"Loaded **{logic.md(info.name)}**{planned}. {notes}".strip()
         return facts_now, line, suited, *keep_panel
 
     @shown_errors
@@ -142,11 +149,11 @@ def wire(
     @shown_errors
     def on_delete(item_id: str | None) -> tuple[Any, ...]:
         if not item_id:
-            raise gr.Error("Pick a model from the list first.")
+            raise InputError("Pick a model from the list first.")
         item = ctx.library.get(item_id)
         info = ctx.models.info
         if info is not None and Path(info.path) in (item.path, *item.parts):
-            raise gr.Error(f"{item.name} is loaded. Load another model before deleting it.")
+            raise InputError(f"{item.name} is loaded. Load another model before deleting it.")
         ctx.library.delete(item_id)
         rows, choices = listing(ctx)
         return gr.update(visible=False), rows, choices, f"Deleted **{logic.md(item.name)}**."
@@ -154,7 +161,7 @@ def wire(
     @shown_errors
     def on_add(path: str, previous: convert_logic.PendingConversion | None) -> tuple[Any, ...]:
         if not path.strip():
-            raise gr.Error("Type the path of a .gguf file first.")
+            raise InputError("Type the path of a .gguf file first.")
         item = ctx.library.add(Path(path.strip()).expanduser())
         rows, _ = listing(ctx)
         choices = gr.update(choices=logic.library_choices(ctx.library.items()), value=item.id)
@@ -166,13 +173,14 @@ def wire(
     panel, waiting = w.convert.open_outputs, w.convert.pending
     quiet: dict[str, Any] = {"api_visibility": "undocumented"}
     loaded = w.load.click(
-        on_load, [w.choice, w.n_ctx, w.threads, w.gpu, waiting], [facts, w.status, tabs, *panel],
+        on_load, [w.choice, *w.settings.inputs, waiting], [facts, w.status, tabs, *panel],
         api_name="load_model", concurrency_id="model-jobs", concurrency_limit=1,
     )  # fmt: skip
     unloaded = w.unload.click(
         on_unload, None, [facts, w.status], api_name="unload_model", concurrency_id="model-jobs"
     )
     w.choice.input(on_pick, [w.choice, waiting], panel, **quiet)
+    models_load_settings.wire(w.settings, ctx, lambda item_id: _loadable(ctx, item_id), w.choice)
     w.refresh.click(lambda: listing(ctx), None, [w.table, w.choice], **quiet)
     w.delete.click(lambda: gr.update(visible=True), None, w.confirm_row, **quiet)
     w.keep.click(lambda: gr.update(visible=False), None, w.confirm_row, **quiet)
@@ -182,3 +190,12 @@ def wire(
     added = [w.table, w.choice, w.add_path, w.status, *panel]
     w.add.click(on_add, [w.add_path, waiting], added, api_name="add_model")
     return [loaded, unloaded]
+
+
+def _loadable(ctx: AppContext, item_id: str | None) -> Path | None:
+    """The file of the model picked in the list, when it can load (not a legacy GGML file)."""
+    try:
+        item = ctx.library.get(item_id) if item_id else None
+    except HearthError:
+        return None
+    return item.path if item is not None and item.usable else None

@@ -51,6 +51,8 @@ def build(ctx: AppContext, tabs: gr.Tabs, tab_ids: set[str]) -> ModelsTab:
         ctx.wait_ready()
         if ctx.startup_error:
             warn(ctx.startup_error)
+        for words in ctx.take_warnings():  # each once: a CPU-only build asked for GPU layers
+            warn(words)
         info = ctx.models.info
         return (
             logic.summary_markdown(ctx, info),

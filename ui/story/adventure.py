@@ -80,6 +80,7 @@ def build(ctx: AppContext) -> TabHandle:
     _wire_play(w, ctx, show)
     story_steering.wire(w.steering, ctx, MODE, w.state, w.tokens)
     sampler_panel.wire(w.sampler, ctx)
+    sampler_panel.wire_save(w.sampler, ctx, "Saved from the Adventure tab")
     prompt_inspector.wire(w.inspector, w.state, _inspect_fn(ctx), w.sampler.sliders)
     return TabHandle(story_list.load_fn(ctx, MODE, show), w.state, w.outputs)
 
@@ -279,6 +280,6 @@ def _streamer(ctx: AppContext, action: Action) -> Callable[..., AsyncIterator[An
         yield gr.update(visible=True, value="…")
         async for partial in run_texts(run):
             yield inert_html(logic.reply_text(partial, MODE) or "…")
-        story_list.warn_about(run)
+        story_list.report_failures(run)
 
     return stream

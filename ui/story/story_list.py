@@ -10,6 +10,7 @@ from typing import Any
 
 import gradio as gr
 
+from engine.errors import GenerationError
 from engine.run import Run
 from services.context import AppContext
 from services.files import download_file, read_upload
@@ -24,7 +25,7 @@ from store.stories import (
     story_from_text,
     to_plain_text,
 )
-from ui.errors import notify, shown_errors, warn
+from ui.errors import notify, shown_errors
 from ui.shared import owner_of
 
 Show = Callable[[StoryView, StoredStory], tuple[Any, ...]]
@@ -194,12 +195,14 @@ def stop_fn(ctx: AppContext, mode: Mode, show: Show) -> Callable[..., tuple[Any,
     return stop
 
 
-def warn_about(run: Run) -> None:
-    """Say what went wrong with a finished run: the model failed, or its reply was not saved."""
-    for problem in run.callback_errors:
-        warn(f"The reply could not be saved: {problem}")
+def report_failures(run: Run) -> None:
+    """Say what went wrong with a finished run (the model failed, or its reply was not
+    saved) as an error, raised: call it after the stream's last update."""
+    problems = [f"The reply could not be saved: {problem}" for problem in run.callback_errors]
     if run.error is not None:
-        warn(f"The model failed while writing: {run.error}")
+        problems.append(f"The model failed while writing: {run.error}")
+    if problems:
+        raise GenerationError(" ".join(problems))
 
 
 def load_fn(ctx: AppContext, mode: Mode, show: Show) -> Callable[[StoryView | None], tuple[Any, ...]]:

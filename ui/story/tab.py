@@ -65,6 +65,7 @@ def build(ctx: AppContext) -> TabHandle:
     _wire_edits(w, ctx)
     story_steering.wire(w.steering, ctx, MODE, w.state, w.tokens)
     sampler_panel.wire(w.sampler, ctx)
+    sampler_panel.wire_save(w.sampler, ctx, "Saved from the Story tab")
     prompt_inspector.wire(w.inspector, w.state, _inspect_fn(ctx), w.sampler.sliders)
     return TabHandle(story_list.load_fn(ctx, MODE, show), w.state, w.outputs)
 
@@ -187,7 +188,7 @@ def _streamer(ctx: AppContext, action: Action) -> Callable[..., AsyncIterator[st
         _view, run = await asyncio.to_thread(logic.start, ctx, view, MODE, params, owner_of(request), action)
         async for partial in run_texts(run):
             yield base + partial
-        story_list.warn_about(run)
+        story_list.report_failures(run)
 
     return stream
 

@@ -140,7 +140,7 @@ class Outline:
 
     fitted: FittedPrompt
     mode: Mode
-    details: Mapping[str, str]  # part kind -> what is in it ("messages 3–40, 38 of 40")
+    details: Mapping[str, str]  # part kind -> what is in it ("38 of 40 messages: 1, 4–40")
     dropped: tuple[str, ...] = ()
 
 
@@ -198,7 +198,7 @@ def measured(run: Run, outline: Outline, key: str = "") -> PromptReport | None:
 
 
 def part_label(part: str, name: str, detail: str, mode: Mode) -> str:
-    """ "Lore: Dragon", "Chat history (messages 3–40, 38 of 40)", "Memory"."""
+    """ "Lore: Dragon", "Chat history (38 of 40 messages: 1, 4–40)", "Memory"."""
     names = {**_NAMES, **_ADVENTURE_NAMES} if mode == "adventure" else _NAMES
     label = names.get(part, part.replace("_", " ").capitalize())
     if name:

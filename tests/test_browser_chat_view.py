@@ -58,6 +58,14 @@ def send_and_wait(page: Page, text: str) -> None:
     expect(page.locator("#send")).to_be_visible(timeout=30_000)
 
 
+def wait_for_words(page: Page) -> None:
+    """Until the reply being written shows a word or two (so Stop keeps something)."""
+    page.wait_for_function(
+        "() => (document.querySelector('#live-reply .hearth-text')?.innerText || '').trim().length > 0",
+        timeout=120_000,
+    )
+
+
 def bubble_action(page: Page, index: int, action: str) -> None:
     page.locator(BUBBLES).nth(index).locator(f".act-{action}").click()
 
@@ -167,10 +175,7 @@ def test_a_newcomer_sees_the_model_the_primer_and_send_turns_into_stop(
         page.keyboard.press("Enter")
         expect(page.locator("#stop")).to_be_visible(timeout=30_000)
         expect(page.locator("#send")).to_be_hidden()
-        page.wait_for_function(  # a word or two of the reply
-            "() => (document.querySelector('#live-reply .hearth-text')?.innerText || '').trim().length > 0",
-            timeout=120_000,
-        )
+        wait_for_words(page)
         page.fill("#message textarea", "are you still there?")
         page.keyboard.press("Enter")
         page.screenshot(path=str(artifacts / "chat-view-stop.png"))
@@ -185,6 +190,7 @@ def test_a_newcomer_sees_the_model_the_primer_and_send_turns_into_stop(
         page.locator("#message textarea").press("Enter")  # now it goes, and gets its own reply
         wait_for_bubbles(page, 3)
         expect(page.locator("#stop")).to_be_visible(timeout=30_000)
+        wait_for_words(page)
         page.click("#stop")
         expect(page.locator("#send")).to_be_visible(timeout=60_000)
         page.wait_for_function(LIVE_HIDDEN)

@@ -44,7 +44,6 @@ def ascii_bytes_as_raw() -> tuple[list[str], list[float], list[int]]:
 
 
 ALL_BYTES = tuple(f"<0x{b:02X}>" for b in range(256))
-FIRST_LAYER_NORM = {"blk.0.attn_norm.weight": np.float16}
 
 # name: (what write_tiny_llama gets, words the refusal must contain)
 BROKEN: dict[str, tuple[dict[str, Any], str]] = {
@@ -99,7 +98,10 @@ BROKEN: dict[str, tuple[dict[str, Any], str]] = {
         {"alignment": 8},
         "does not start on a 32-byte boundary (general.alignment is 8)",
     ),
-    "an F16 norm": ({"dtypes": FIRST_LAYER_NORM}, "blk.0.attn_norm.weight is stored as F16"),
+    "an F16 norm": (
+        {"dtypes": {"blk.0.attn_norm.weight": np.float16}},
+        "blk.0.attn_norm.weight is stored as F16",
+    ),
     "an I32 weight": ({"dtypes": {"blk.1.ffn_up.weight": np.int32}}, "blk.1.ffn_up.weight is stored as I32"),
     "an F64 embedding": ({"dtypes": {"token_embd.weight": np.float64}}, "token_embd.weight is stored as F64"),
 }

@@ -92,10 +92,13 @@ HEAD = """<script>
     },
   };
 
-  document.addEventListener("DOMContentLoaded", () => {
+  const watchTheme = () => {
     applyTheme();
     new MutationObserver(applyTheme).observe(document.body, { attributes: true, attributeFilter: ["class"] });
-  });
+  };
+  // Gradio may add this script to <head> after the document has loaded.
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", watchTheme);
+  else watchTheme();
   document.addEventListener("click", onAction, true);
   document.addEventListener("keydown", (event) => {
     if (event.key === "Enter" && !event.shiftKey && !event.isComposing

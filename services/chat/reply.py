@@ -22,6 +22,7 @@ from services.chat.characters import prompt_inputs
 from services.chat.logic import ChatView, active_format, ensure_session, settings_for
 from services.context import AppContext
 from services.models.remote import estimate_note
+from services.prompt_report import META_KEY as PROMPT_META
 from services.prompt_report import Outline, record, span_words
 from services.render import inert_html
 from services.run_stream import STREAM_INTERVAL, run_texts
@@ -155,7 +156,7 @@ def _saver(ctx: AppContext, session_id: str, mode: ReplyMode, prepared: Prepared
         }
         report = record(ctx.prompts, finished, prepared.outline)
         if report is not None:
-            meta["prompt"] = report.to_meta()
+            meta[PROMPT_META] = report.to_meta()
         if mode == "continue":
             if finished.text.rstrip():
                 chat_actions.extend_last(ctx, session_id, finished.text.rstrip(), meta)

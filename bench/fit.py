@@ -171,12 +171,11 @@ Measured on {time.strftime("%Y-%m-%d")}, on the CPU (2 cores). Reproduce with `{
 Each cell is llama.cpp's number / Hearth's estimate, in MiB; compute includes the
 output (logits) buffer. Tolerance: 5% or 64 MiB, whichever is larger: {verdict} within it.
 
-**Worst case** (the error that uses most of its tolerance): {part} of {worst.label} at
-n_ctx {worst.options.n_ctx}, flash attention {worst.options.flash_attn}, KV {worst.options.cache_type_k}:
-**{share:+.1%}** ({mib(worst.measured[part])} MiB measured, {mib(worst.predicted[part])} MiB estimated,
-{worst.used(part):.0%} of the tolerance). Largest error in bytes: {big_part} of {largest.label}
-at n_ctx {largest.options.n_ctx}, flash attention {largest.options.flash_attn}: {big_error / MIB:+,.1f} MiB
-({largest.error(big_part):+.1%}).
+**Worst case** (the error that uses most of its tolerance): {part} of {worst.label}, n_ctx
+{worst.options.n_ctx}, flash attention {worst.options.flash_attn}, KV {worst.options.cache_type_k}:
+**{share:+.1%}**, {mib(worst.measured[part])} MiB measured and {mib(worst.predicted[part])} MiB
+estimated ({worst.used(part):.0%} of the tolerance). Largest error in bytes: {big_error / MIB:+,.1f} MiB,
+{big_part} of {largest.label}, n_ctx {largest.options.n_ctx}, flash attention {largest.options.flash_attn}.
 
 | Model | n_ctx | Flash attn | KV cache | Model buffers | KV cache | Compute | Total | Worst |
 |---|---|---|---|---|---|---|---|---|

@@ -15,6 +15,7 @@ way back in: they select an item from the current listing and never become a pat
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
@@ -253,7 +254,7 @@ class Library:
         if path.suffix.lower() == LEGACY_SUFFIX:
             return self._legacy_item(base)
         try:
-            info = model_info(path)
+            info = _model_info(path)
         except LegacyGGMLError:
             return self._legacy_item(base)  # a legacy file misnamed .gguf
         except EngineError as exc:
@@ -347,6 +348,21 @@ class Library:
             except OSError:
                 return
             folder = folder.parent
+
+
+def _model_info(path: Path) -> ModelInfo:
+    """A file's facts, read once per version of the file: the Models tab lists the library
+    several times a page, and a 262k-token vocabulary takes a while to walk."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return model_info(path)  # says what is wrong with it, in words
+    return _model_info_of(path, stat.st_size, stat.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=256)
+def _model_info_of(path: Path, _size: int, _mtime_ns: int) -> ModelInfo:
+    return model_info(path)
 
 
 def _scan_source(relative: Path) -> Source:

@@ -185,4 +185,4 @@ def _layers(n: int) -> str:
 
 
 def _gb(n_bytes: float) -> str:
-    return f"{n_bytes / 1e9:.1f} GB"
+    return f"{n_bytes / 1e9:.1f} GB" if n_bytes >= 0.1e9 else f"{n_bytes / 1e6:.0f} MB"

@@ -11,7 +11,6 @@ import ctypes
 import logging
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -24,7 +23,15 @@ from engine.backend import Backend
 from engine.errors import GenerationError, ModelLoadError, ModelMemoryError
 from engine.gguf_meta import model_info, read_header
 from engine.kvcache import KVCacheView, ReusePlan
-from engine.resources import BufferSizes, out_of_memory, parse_buffer_sizes, physical_cores
+from engine.resources import (
+    BufferSizes,
+    LoadLog,
+    llama_said,
+    memory_complaint,
+    out_of_memory,
+    parse_buffer_sizes,
+    physical_cores,
+)
 from engine.types import Chunk, Finish, FinishReason, GenerationRequest, LoadOptions, Usage
 
 log = logging.getLogger(__name__)
@@ -45,38 +52,12 @@ def gpu_offload_supported() -> bool:
     return bool(llama_cpp.llama_supports_gpu_offload())
 
 
-class _LoadLog:
-    """What llama.cpp logs while a model loads: its buffer sizes, and why a load failed.
-
-    llama.cpp has one log callback per process, so loads take turns while one is read;
-    everything is passed on to llama-cpp-python's own callback, which prints as before.
-    """
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._lines: list[str] | None = None
-
-    def write(self, text: str) -> None:
-        lines = self._lines
-        if lines is not None:
-            lines.append(text)
-
-    @contextmanager
-    def reading(self) -> Iterator[list[str]]:
-        with self._lock:
-            lines: list[str] = []
-            self._lines = lines
-            try:
-                yield lines
-            finally:
-                self._lines = None
-
-
-_LOAD_LOG = _LoadLog()
+_LOAD_LOG = LoadLog()
 
 
 @llama_cpp.llama_log_callback
 def _on_llama_log(level: int, text: bytes, user_data: ctypes.c_void_p) -> None:
+    # llama.cpp has one log callback per process: read loads, then print as llama-cpp-python does.
     _LOAD_LOG.write(text.decode("utf-8", errors="replace"))
     llama_cpp_logger.llama_log_callback(level, text, user_data)
 
@@ -133,11 +114,11 @@ class LlamaCppBackend(Backend):
             if out_of_memory("".join(log_lines)):
                 raise ModelMemoryError(
                     f"{path.name} did not fit in memory: llama.cpp could not allocate its "
-                    f"buffers ({_memory_complaint(log_lines)}). Fewer GPU layers or a smaller "
+                    f"buffers ({memory_complaint(log_lines)}). Fewer GPU layers or a smaller "
                     "context need less."
                 ) from exc
             broken_template = type(exc).__module__.startswith("jinja2")
-            detail = f"its chat template is broken: {exc}" if broken_template else _why(exc, log_lines)
+            detail = f"its chat template is broken: {exc}" if broken_template else llama_said(exc, log_lines)
             raise ModelLoadError(
                 f"llama.cpp could not load {path.name} ({info.architecture}, {info.quant}). "
                 "The file may be damaged, or its architecture may be newer than this "
@@ -303,18 +284,3 @@ class LlamaCppBackend(Backend):
     def close(self) -> None:
         self._llm.close()
         self.cache.clear()
-
-
-def _why(exc: Exception, log_lines: list[str]) -> str:
-    """llama-cpp-python's error, with the reason llama.cpp logged for it when there is one."""
-    said = [line.strip() for line in "".join(log_lines).splitlines() if line.startswith(_REASONS)]
-    return f"{exc} ({said[-1][:300]})" if said else str(exc)
-
-
-_REASONS = ("llama_init_from_model:", "llama_model_load:", "llama_model_load_from_file_impl:")
-
-
-def _memory_complaint(log_lines: list[str]) -> str:
-    """llama.cpp's own words about the failed allocation: its last line that names one."""
-    said = [line.strip() for line in "".join(log_lines).splitlines() if out_of_memory(line)]
-    return said[-1][:200] if said else "out of memory"

@@ -18,6 +18,9 @@ from __future__ import annotations
 
 import os
 import re
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Literal
 
@@ -77,13 +80,53 @@ class BufferSizes:
 def parse_buffer_sizes(log_text: str) -> BufferSizes:
     """The buffers a llama.cpp load log reports, in the order it reported them."""
     return BufferSizes(
-        tuple(
-            Buffer(_PART[m[2]], m[1], round(float(m[3]) * MIB))
-            for m in _LINE.finditer(log_text)
-        )
+        tuple(Buffer(_PART[m[2]], m[1], round(float(m[3]) * MIB)) for m in _LINE.finditer(log_text))
     )
 
 
 def out_of_memory(log_text: str) -> bool:
     """Whether a load log says an allocation failed (memory, not a bad file)."""
     return _OUT_OF_MEMORY.search(log_text) is not None
+
+
+def memory_complaint(log_lines: list[str]) -> str:
+    """llama.cpp's own words about a failed allocation: its last line that names one."""
+    said = [line.strip() for line in "".join(log_lines).splitlines() if out_of_memory(line)]
+    return said[-1][:200] if said else "out of memory"
+
+
+_REASONS = ("llama_init_from_model:", "llama_model_load:", "llama_model_load_from_file_impl:")
+
+
+def llama_said(exc: Exception, log_lines: list[str]) -> str:
+    """llama-cpp-python's error, with the reason llama.cpp logged for it when there is one
+    ("Failed to create llama_context" says little; the log says which setting it refused)."""
+    said = [line.strip() for line in "".join(log_lines).splitlines() if line.startswith(_REASONS)]
+    return f"{exc} ({said[-1][:300]})" if said else str(exc)
+
+
+class LoadLog:
+    """What llama.cpp logs while a model loads: its buffer sizes, and why a load failed.
+
+    llama.cpp has one log callback per process, so loads take turns while one is read.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._lines: list[str] | None = None
+
+    def write(self, text: str) -> None:
+        lines = self._lines
+        if lines is not None:
+            lines.append(text)
+
+    @contextmanager
+    def reading(self) -> Iterator[list[str]]:
+        """Collect what is logged inside the `with` block, into the list it yields."""
+        with self._lock:
+            lines: list[str] = []
+            self._lines = lines
+            try:
+                yield lines
+            finally:
+                self._lines = None

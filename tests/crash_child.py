@@ -188,6 +188,23 @@ def observe(store: Store) -> State:
     return state
 
 
+def difference(seen: State, expected: State) -> str:
+    """Where two states differ, in a few words (the states themselves can be long)."""
+    notes = []
+    for kind in ("chats", "stories", "characters"):
+        for label in sorted(set(seen[kind]) | set(expected[kind])):
+            mine, theirs = seen[kind].get(label), expected[kind].get(label)
+            if mine == theirs:
+                continue
+            if kind == "chats" and mine is not None and theirs is not None:
+                pairs = enumerate(zip(mine[1], theirs[1], strict=False))
+                at = next((i for i, (a, b) in pairs if a != b), None)
+                mine = f"{mine[0]!r}, {len(mine[1])} messages, first difference at {at}"
+                theirs = f"{theirs[0]!r}, {len(theirs[1])} messages"
+            notes.append(f"{kind} {label}: {mine} instead of {theirs}")
+    return "; ".join(notes)
+
+
 def _label(session: Session) -> str:
     return session.title.split()[0]
 

@@ -3,7 +3,6 @@ a card twice, and an imported SillyTavern chat finding its character."""
 
 from __future__ import annotations
 
-import base64
 import io
 import json
 import re
@@ -70,7 +69,7 @@ def character_options(page: Page) -> list[str]:
     page.click("#character-choice input")
     options = page.get_by_role("option").all_inner_texts()
     page.keyboard.press("Escape")
-    return [o.strip() for o in options]
+    return [o.replace("✓", "").strip() for o in options]  # the picked one carries a check mark
 
 
 def test_charx_export_png_assets_reimport_and_chat_owner(
@@ -94,12 +93,12 @@ def test_charx_export_png_assets_reimport_and_chat_owner(
         # PNG out: the picture travels in the PNG's asset chunk, no `embeded://` points at
         # nothing, and the user is told CHARX is the form made for assets.
         png = download(page, "#export-png", "png")
-        ccv3 = json.loads(base64.b64decode(read_png(png).cards["ccv3"].decode()))
+        ccv3 = json.loads(read_png(png).cards["ccv3"].decode())
         uris = [asset["uri"] for asset in ccv3["data"]["assets"]]
         assert not [uri for uri in uris if uri.startswith("embeded://")], uris
         assert import_card(png, "luna.png").asset_files[0].data == HAPPY
         expect(toast(page, "CHARX")).to_be_visible()
-        chara = json.loads(base64.b64decode(read_png(png).cards["chara"].decode()))
+        chara = json.loads(read_png(png).cards["chara"].decode())
         assert chara["data"]["creator_notes"].startswith("[Hearth: this is a V3 character card")
 
         # The same card again: opened, not stored twice.

@@ -256,3 +256,16 @@ def test_deleting_one_row_and_adding_another_in_one_save(third_party: Path) -> N
     assert book.entries[1:-1] == old[2:]  # untouched entries keep every hidden field
     assert book.entries[0] == replace(old[0], content="changed content")
     assert book.entries[-1].content == "fresh lore" and book.entries[-1].id not in {e.id for e in old}
+
+
+def test_a_row_added_to_the_lorebook_table_is_enabled() -> None:
+    # The table hands a new row's check boxes back blank: the entry keeps the defaults
+    # (enabled), where it was saved disabled and never fired.
+    card = sparse_card()
+    values = field_values(card)
+    values[LORE].append(["ghost", "", "A ghost haunts the mill.", "", "", "", "", "", "", "", ""])
+    book = apply_fields(card, through_widgets(values)).character_book
+    assert book is not None
+    added = book.entries[-1]
+    assert (added.keys, added.content, added.enabled) == (["ghost"], "A ghost haunts the mill.", True)
+    assert not added.constant and not added.case_sensitive

@@ -9,7 +9,7 @@ import pytest
 
 from engine.fake import FakeBackend
 from engine.types import FinishReason
-from presets.samplers import SamplerParams
+from presets.samplers import DEFAULT_PRESET, SamplerParams
 from services.chat import actions as chat_actions
 from services.chat import logic
 from services.chat import reply as chat_reply
@@ -270,3 +270,26 @@ def test_estimated_token_counts_are_labelled_before_and_after_a_reply(
     assert " tokens (estimated)" in chat_reply.context_status(fake_ctx, view)  # the reply's record
     view = logic.send(fake_ctx, view, "And now?", SETTINGS)
     assert " tokens (estimated)" in chat_reply.context_status(fake_ctx, view)  # the next prompt's estimate
+
+
+def test_a_new_chat_starts_on_the_automatic_format_and_the_default_preset(fake_ctx: AppContext) -> None:
+    # A format picked for one model must not carry into chats with the next (auto-detection).
+    leaving = ChatSettings("You are a pirate.", "chatml", "Precise", SamplerParams(temperature=0.3))
+    logic.save_settings(fake_ctx, logic.new_chat(fake_ctx), leaving)
+    view = logic.next_chat(fake_ctx, leaving, None)
+    fresh = logic.settings_for(fake_ctx, fake_ctx.store.sessions.get(view.session_id))
+    default = fake_ctx.presets()[DEFAULT_PRESET]
+    assert (fresh.format_choice, fresh.preset) == (logic.AUTO_FORMAT, DEFAULT_PRESET)
+    assert fresh.params == default.params
+    assert fresh.system_prompt == "You are a pirate."  # what the user wrote goes on
+
+
+def test_a_page_reopens_the_chat_its_browser_was_last_in(fake_ctx: AppContext) -> None:
+    first = logic.send(fake_ctx, logic.new_chat(fake_ctx), "first", SETTINGS)
+    newest = logic.send(fake_ctx, logic.new_chat(fake_ctx), "second", SETTINGS)
+    assert logic.reopen(fake_ctx, None, None).session_id == newest.session_id
+    assert logic.reopen(fake_ctx, None, first.session_id).session_id == first.session_id
+    assert logic.reopen(fake_ctx, newest, first.session_id) == newest  # a page showing a chat keeps it
+    fake_ctx.store.sessions.delete(first.session_id)
+    for gone in (first.session_id, "../../etc", 42):
+        assert logic.reopen(fake_ctx, None, gone).session_id == newest.session_id

@@ -14,14 +14,17 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import logging
 import warnings
 from typing import Any
 
 import gradio as gr
+import pytest
 from gradio.block_function import BlockFunction
 from gradio.state_holder import SessionState
 
 from services.context import AppContext
+from store.cards import CharacterCard
 from ui.page import build
 from ui.shared import LLM_QUEUE
 
@@ -79,3 +82,21 @@ def test_every_handler_returns_one_value_per_output(fake_ctx: AppContext) -> Non
     # whole tab (the switch), world books and persona included.
     assert {"load", "on_new", "on_select", "on_character"} <= checked
     assert len(checked) >= 30
+
+
+def test_switching_chats_logs_nothing_a_card_or_chat_says(
+    fake_ctx: AppContext, caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str]
+) -> None:
+    # A mismatched switch had Gradio print every value it returned: the whole card.
+    secret = "Marker keeps a diary under the third floorboard."
+    summary = fake_ctx.store.characters.create_blank("Marker")
+    fake_ctx.store.characters.save(summary.id, CharacterCard(name="Marker", description=secret))
+    demo = build(fake_ctx)
+    (pick,) = [fn for fn in handlers(demo) if fn.name == "on_character"]
+    caplog.set_level(logging.WARNING)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        asyncio.run(demo.process_api(pick, [summary.id], state=SessionState(demo)))
+    out, err = capfd.readouterr()
+    logged = [str(w.message) for w in caught] + [r.getMessage() for r in caplog.records] + [out, err]
+    assert not [text for text in logged if secret in text]

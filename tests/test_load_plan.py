@@ -167,3 +167,25 @@ def test_llama_cpp_running_out_of_memory_is_a_memory_error(wide_gguf: Path) -> N
     # 2^27 cells of 2 KiB each: a KV cache of 256 GiB, which no allocation grants.
     with pytest.raises(ModelMemoryError, match="did not fit in memory.*kv cache"):
         LlamaCppBackend(wide_gguf, LoadOptions(n_ctx=2**27, threads=1))
+
+
+def test_the_models_tab_loads_with_its_settings_and_remembers_them(tmp_path: Path, tiny_gguf: Path) -> None:
+    from ui.page import build  # gradio: only this test needs it
+
+    for ctx in context(tmp_path, lambda p, o: FakeBackend(o.n_ctx or 0, info=model_info(p))):
+        demo = build(ctx)
+        fns = [f for f in demo.fns.values() if f.fn is not None]
+        load = next(f for f in fns if f.api_name == "load_model")
+        pick = next(
+            f for f in fns if f.fn.__name__ == "on_pick" and len(f.inputs) == 1 and len(f.outputs) == 12
+        )
+        item = ctx.library.add(tiny_gguf)
+        settings = ["1024", "auto", 2, None, "on", "f16", "f16", False, False, 512, 256]
+        line = load.fn(item.id, *settings, None)[1]
+        assert line.startswith("Loaded **tiny-llama** (CPU only, 1,024 context, about ")
+        assert ctx.models.options is not None and ctx.models.options.n_ctx == 1024
+        assert (ctx.models.options.flash_attn, ctx.models.options.use_mmap) == ("on", False)
+        # Picking it again brings its settings back, and its plan.
+        values = pick.fn(item.id)
+        assert values[:11] == ["1024", "auto", 2, None, "on", "f16", "f16", False, False, 512, 256]
+        assert values[11].startswith("**Plan:** CPU only, 1,024 context")

@@ -117,7 +117,7 @@ def test_installed_models_show_their_plan_with_their_settings(
     item = ctx.library.add(tiny_gguf)
     monkeypatch.setattr(plans, "machine", lambda: Machine(ram_free=16 * 10**9, ram_total=32 * 10**9))
     auto = logic.library_rows([item])[0][logic.LIBRARY_COLUMNS.index("Plan")]
-    assert re.fullmatch(r"CPU only, 2,048 context, about \d+\.\d GB of 16\.0 GB free RAM", auto), auto
+    assert re.fullmatch(r"CPU only, 2,048 context, about \d+ MB of 16\.0 GB free RAM", auto), auto
     short = LoadOptions(n_ctx=512, n_gpu_layers=None)
     row = logic.library_rows([item], None, lambda _item: short)[0]
     assert row[logic.LIBRARY_COLUMNS.index("Plan")].startswith("CPU only, 512 context, about ")

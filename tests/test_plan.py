@@ -163,7 +163,7 @@ def test_plans_in_words(mythomax: ModelShape, tiny: ModelShape) -> None:
     assert gpu.words().startswith("41/41 layers on the GPU, 4,096 context, about ")
     assert " GB of 12.9 GB free" in gpu.words()
     cpu = plan_load(tiny, AUTO, machine(ram_gb=20), offload_supported=False)
-    needed = f"{cpu.estimate.total_bytes / GB:.1f} GB"
+    needed = f"{cpu.estimate.total_bytes / 10**6:.0f} MB"  # below 0.1 GB, in megabytes
     assert cpu.words() == f"CPU only, 2,048 context, about {needed} of 20.0 GB free RAM"
 
 

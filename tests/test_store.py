@@ -10,6 +10,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -237,25 +238,35 @@ def crash_round(data: Path, scenario: str, seed: int, kill_at: int, rng: random.
     kill_at > 0: it kills itself just before that change to the file system. 0: this
     process kills it at a random moment after a random number of acknowledgements.
     """
-    proc = subprocess.Popen(
-        [sys.executable, str(CHILD), str(data), scenario, str(seed), str(kill_at)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stdout is not None
-    lines: list[str] = []
-    if kill_at == 0:
-        wanted = crash_child.SETUP[scenario] + rng.randrange(1, 40)
-        while sum(line.startswith("ack") for line in lines) < wanted:
-            line = proc.stdout.readline()
-            assert line, f"the child ended early: {proc.communicate()[1]}"
-            lines.append(line)
-        time.sleep(rng.random() * 0.02)
-        proc.send_signal(signal.SIGKILL)
-    out, err = proc.communicate(timeout=300)
-    lines += out.splitlines()
-    assert proc.returncode == -signal.SIGKILL or (lines and lines[-1].strip() == "done"), err
+    errors_path = data.parent / f"{data.name}-child-errors.txt"
+    with open(errors_path, "w") as errors:
+        proc = subprocess.Popen(
+            [sys.executable, str(CHILD), str(data), scenario, str(seed), str(kill_at)],
+            stdout=subprocess.PIPE,
+            stderr=errors,
+            text=True,
+        )
+    hung = threading.Event()
+    watchdog = threading.Timer(300, lambda: (hung.set(), proc.kill()))  # fails the round, not the run
+    watchdog.start()
+    try:
+        assert proc.stdout is not None
+        lines: list[str] = []
+        if kill_at == 0:
+            wanted = crash_child.SETUP[scenario] + rng.randrange(1, 40)
+            while sum(line.startswith("ack") for line in lines) < wanted:
+                line = proc.stdout.readline()
+                assert line, f"the child ended early: {errors_path.read_text()}"
+                lines.append(line)
+            time.sleep(rng.random() * 0.02)
+            proc.send_signal(signal.SIGKILL)
+        lines += proc.stdout.read().splitlines()  # the same reader: nothing it buffered is lost
+        proc.wait()
+    finally:
+        watchdog.cancel()
+    assert not hung.is_set(), "the child hung"
+    died = proc.returncode == -signal.SIGKILL
+    assert died or (lines and lines[-1].strip() == "done"), errors_path.read_text()
     return sum(line.startswith("ack") for line in lines)
 
 
@@ -267,7 +278,8 @@ def check_reopened(data: Path, scenario: str, seed: int, acknowledged: int, wher
     seen = crash_child.observe(store)  # every record reads, none twice, no message numbered twice
     before, after = states[acknowledged], states[min(acknowledged + 1, len(ops))]
     cut_short = ops[acknowledged : acknowledged + 1]
-    assert seen in (before, after), f"{where}: {acknowledged} done, not before or after {cut_short}"
+    diff = crash_child.difference(seen, before)
+    assert seen in (before, after), f"{where}: {acknowledged} done, not before or after {cut_short}: {diff}"
     assert not [p for p in data.rglob("*") if is_temp_name(p.name) or p.name in (PENDING_FILE, DELETED_DIR)]
     store.close()
 

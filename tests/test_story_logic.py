@@ -261,3 +261,16 @@ def test_editing_the_last_turn_keeps_the_space_before_it(
     assert play.joined("It is dark.", "", "Water drips.") == " Water drips."
     assert play.joined("The do", "", "or opens.") == "or opens."  # mid-word, as the model wrote it
     assert play.edit_last_turn(fake_ctx, view, "  ").story.full_text() == "You wake in a cave."
+
+
+def test_a_row_added_to_the_world_info_table_is_enabled() -> None:
+    # The table hands a new row's check boxes back blank, neither ticked nor unticked:
+    # the entry is on (it was saved off, and never fired) until the writer unticks it.
+    story = Story(mode="adventure")
+    widget_values = story_steering.values(story)
+    widget_values[5] = [["ghost", "", "", "A ghost haunts the mill.", "", "", "", ""]]
+    story = story_steering.apply(story, widget_values)
+    (entry,) = story.world_info
+    assert (entry.keys, entry.enabled, entry.constant, entry.probability) == (("ghost",), True, False, 100)
+    widget_values[5] = [["ghost", "", "", "A ghost haunts the mill.", "", "", "", False]]  # unticked
+    assert not story_steering.apply(story, widget_values).world_info[0].enabled

@@ -103,7 +103,8 @@ def chat_owner(ctx: AppContext, named: str, selected: str | None) -> ChatOwner:
     if selected in ids:
         return ChatOwner(selected)
     if len(matches) == 1:
-        return ChatOwner(matches[0].id, f"Imported into {matches[0].name}'s chats: the file's character.")
+        name = matches[0].name
+        return ChatOwner(matches[0].id, f"The chat is with {name}, so it went into {name}'s chats.")
     if key == ASSISTANT.name.casefold():
         return ChatOwner(None)
     if matches:

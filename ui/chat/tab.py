@@ -31,6 +31,7 @@ from ui import prompt_inspector, sampler_panel
 from ui.chat import panels as chat_panels
 from ui.chat import selection as chat_selection
 from ui.chat import side as chat_side
+from ui.chat import top as chat_top
 from ui.chat.widgets import EDITS, ChatWidgets, Switch, chatbot, read_settings
 from ui.errors import shown_errors, warn
 from ui.shared import LLM_QUEUE, TabHandle, owner_of
@@ -52,8 +53,7 @@ def build(ctx: AppContext, tabs: gr.Tabs) -> TabHandle:
     chat_panels.wire(w, ctx, switch)
     prompt_inspector.wire(w.inspector, w.view, lambda view, choice: chat_inspector.inspect(ctx, view, choice))
     _wire_settings(w, ctx)
-    w.to_models.click(lambda: gr.Tabs(selected="models"), None, tabs, api_visibility="undocumented")
-    w.menu.click(None, js="() => window.hearth.toggleMenu()")
+    chat_top.wire(w.top, tabs)
 
     # The browser keeps the chat it was last in, so reopening the app opens it again.
     w.view.change(
@@ -64,17 +64,13 @@ def build(ctx: AppContext, tabs: gr.Tabs) -> TabHandle:
     def load(view: ChatView | None, last_chat: Any = None) -> tuple[Any, ...]:
         return (logic.model_note(ctx), *switch(logic.reopen(ctx, view, last_chat)))
 
-    return TabHandle(load, w.view, [w.model_note, *w.switch_outputs], remembers=[w.last_chat])
+    return TabHandle(load, w.view, [w.top.model_note, *w.switch_outputs], remembers=[w.last_chat])
 
 
 def layout(ctx: AppContext) -> ChatWidgets:
     view = gr.State(None)
     pending = gr.State(False)  # a swipe right past the newest version asks for a new one
-    with gr.Row(equal_height=True, elem_id="chat-top"):
-        # On a phone the sidebar folds away; this shows it (the page's script, ui/script.py).
-        menu = gr.Button("☰ Chats", size="sm", scale=0, min_width=80, elem_id="menu-toggle")
-        model_note = gr.Markdown(elem_id="model-note")
-        to_models = gr.Button("Models", size="sm", scale=0, min_width=80, elem_id="to-models")
+    top = chat_top.layout()
     with gr.Row(equal_height=False):
         with gr.Column(scale=1, min_width=260, elem_id="chat-sidebar"):
             side = chat_side.layout(ctx)
@@ -127,7 +123,7 @@ def layout(ctx: AppContext) -> ChatWidgets:
         swipe_left=swipe_left, swipe_label=swipe_label, swipe_right=swipe_right, regenerate=regenerate,
         cont=cont, impersonate=impersonate, message=message, send=send, stop=stop, status=status,
         selection=selection, system=system, format=fmt, lore_placement=lore_placement, sampler=sampler,
-        panels=panels, inspector=inspector, menu=menu, model_note=model_note, to_models=to_models,
+        panels=panels, inspector=inspector, top=top,
         last_chat=gr.BrowserState(None, storage_key=LAST_CHAT_KEY, secret=LAST_CHAT_SECRET),
     )  # fmt: skip
 

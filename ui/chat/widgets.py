@@ -117,6 +117,15 @@ class PanelWidgets:
 
 
 @dataclass
+class TopWidgets:
+    """The line above the chat (ui/chat/top.py)."""
+
+    menu: gr.Button  # on a phone, shows or hides the sidebar
+    model_note: gr.Markdown
+    to_models: gr.Button
+
+
+@dataclass
 class ChatWidgets:
     view: gr.State
     pending: gr.State
@@ -141,9 +150,7 @@ class ChatWidgets:
     sampler: SamplerWidgets
     panels: PanelWidgets
     inspector: InspectorWidgets
-    menu: gr.Button  # on a phone, shows or hides the sidebar
-    model_note: gr.Markdown
-    to_models: gr.Button
+    top: TopWidgets
     last_chat: gr.BrowserState  # the chat this browser was last in, to reopen it
 
     @property

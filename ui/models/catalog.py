@@ -14,6 +14,7 @@ from typing import Any
 import gradio as gr
 
 from catalog.entries import CatalogEntry
+from catalog.errors import CatalogError
 from services.context import AppContext
 from services.models import logic
 from ui.errors import shown_errors
@@ -181,7 +182,7 @@ def _get_fn(
                 yield _shown(line), hidden, skip, skip
         else:
             if not entry.gguf_repo:
-                raise gr.Error(f"{entry.name} has no GGUF download.")
+                raise CatalogError(f"{entry.name} has no GGUF download.")
             file_name = quant_file or (entry.recommended.file if entry.recommended else "")
             lines = download_and_load(ctx, jobs, owner_of(request), entry.gguf_repo, file_name)
             shown = False  # Cancel shows while the bytes arrive, and goes when they stop however they stop

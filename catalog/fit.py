@@ -22,7 +22,7 @@ import psutil
 
 from catalog.entries import CatalogEntry
 from catalog.errors import CatalogError
-from catalog.shape import F32, ModelShape, repacks_here, shape_from_facts
+from catalog.shape import F32, ModelShape, compute_bytes, repacks_here, shape_from_facts
 from engine.types import LoadOptions, ModelInfo
 
 DEFAULT_N_CTX = 4096
@@ -189,27 +189,6 @@ def compute_overhead(weights_bytes: int) -> int:
     """Scratch buffers when the model's shape is unknown: about 100 MiB plus 5% of the
     weights, at most 512 MiB."""
     return min((100 << 20) + weights_bytes // 20, 512 << 20)
-
-
-def compute_bytes(shape: ModelShape, n_kv: int, n_ubatch: int, *, flash_attn: bool) -> int:
-    """The compute buffer llama.cpp reserves: its largest step for a batch of `n_ubatch`
-    tokens over `n_kv` cells. ggml reuses a step's memory once its results are consumed,
-    so the buffer is the biggest step, not the sum: the attention (its score matrix,
-    n_kv × n_ubatch × n_head floats, is what flash attention avoids; the mask is one
-    n_kv × n_ubatch matrix per attention kind, floats or halves with flash attention),
-    the feed-forward (three n_ff-wide activations), or the logits of every token in the
-    batch (n_vocab floats each)."""
-    u = n_ubatch
-    stream = 3 * shape.n_embd * u * F32  # the residual stream and its normed copies
-    heads = max(shape.kv_heads, default=0)
-    qkvo = u * F32 * (shape.n_head + heads) * (shape.head_dim_k + shape.head_dim_v)
-    masks = 2 if shape.sliding_window else 1
-    mask = n_kv * u * (2 if flash_attn else F32) * masks
-    scores = 0 if flash_attn else n_kv * u * shape.n_head * F32
-    attention = mask + scores + qkvo + stream
-    feed_forward = mask + 3 * shape.n_ff * u * F32 + stream
-    logits = shape.n_vocab * u * F32 + 5 * shape.n_embd * u * F32  # and the final norms
-    return max(attention, feed_forward, logits)
 
 
 def estimate_memory(

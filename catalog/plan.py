@@ -88,8 +88,8 @@ def plan_load(
     asked_layers = options.n_gpu_layers
     if asked_layers and not offload_supported:
         notes.append(
-            f"This llama.cpp build cannot use a GPU, so the {_layers(asked_layers)} asked for run "
-            "on the CPU. Reinstall it for your GPU (see the README's Platforms and GPUs)."
+            f"This llama.cpp build cannot use a GPU, so the model runs on the CPU ({_layers(asked_layers)} "
+            "were asked for). Reinstall it for your GPU: see the README's Platforms and GPUs."
         )
     options = _storable_cache(shape, options, notes)
     if options.cache_type_v != "f16" and options.flash_attn == "off":

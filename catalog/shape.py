@@ -91,6 +91,27 @@ class ModelShape:
         )
 
 
+def compute_bytes(shape: ModelShape, n_kv: int, n_ubatch: int, *, flash_attn: bool) -> int:
+    """The compute buffer llama.cpp reserves: its largest step for a batch of `n_ubatch`
+    tokens over `n_kv` cells. ggml reuses a step's memory once its results are consumed,
+    so the buffer is the biggest step, not the sum: the attention (its score matrix,
+    n_kv × n_ubatch × n_head floats, is what flash attention avoids; the mask is one
+    n_kv × n_ubatch matrix per attention kind, floats or halves with flash attention),
+    the feed-forward (three n_ff-wide activations), or the logits of every token in the
+    batch (n_vocab floats each)."""
+    u = n_ubatch
+    stream = 3 * shape.n_embd * u * F32  # the residual stream and its normed copies
+    heads = max(shape.kv_heads, default=0)
+    qkvo = u * F32 * (shape.n_head + heads) * (shape.head_dim_k + shape.head_dim_v)
+    masks = 2 if shape.sliding_window else 1
+    mask = n_kv * u * (2 if flash_attn else F32) * masks
+    scores = 0 if flash_attn else n_kv * u * shape.n_head * F32
+    attention = mask + scores + qkvo + stream
+    feed_forward = mask + 3 * shape.n_ff * u * F32 + stream
+    logits = shape.n_vocab * u * F32 + 5 * shape.n_embd * u * F32  # and the final norms
+    return max(attention, feed_forward, logits)
+
+
 def row_bytes(cache_type: str, n: int) -> int:
     """Bytes of a row of `n` values stored as `cache_type` (f16, q8_0, q4_0): one layer's
     keys (or values) for one token, all its KV heads together."""

@@ -131,7 +131,7 @@ def test_presets_saved_in_story_reach_every_tab_and_table_cells_keep_every_key(
         page.get_by_role("tab", name="Story").click()
         story.get_by_text("Memory, author's note and world info", exact=True).click()
         table = page.locator("#story-world-info")
-        table.get_by_role("button", name="+").click()  # an empty table offers one button: add a row
+        table.get_by_role("button", name="Add row").click()  # what an empty table offers
         page.keyboard.type("ghost", delay=20)
         page.keyboard.press("Enter")
         table.locator("[data-testid=cell-0-3]").click()
@@ -149,3 +149,4 @@ def test_presets_saved_in_story_reach_every_tab_and_table_cells_keep_every_key(
             time.sleep(0.2)
         (entry,) = entries
         assert (entry.keys, entry.content, entry.enabled) == (("ghost",), "A ghost haunts the mill.", True)
+        assert (entry.constant, entry.probability) == (False, 100)

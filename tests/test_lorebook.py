@@ -597,3 +597,18 @@ def test_the_world_info_book_recurses_through_its_entries(third_party: Path) -> 
     small = run(lore, "Ann: Tell me about the glade.", default_budget=200)
     assert [e.entry.comment for e in small.before_char] == ["glade"]
     assert {e.entry.comment for e in small.dropped} <= {"eldoria", "shadowfang", "power"}
+
+
+@pytest.mark.parametrize("huge", [10**400, -(10**400), float("inf"), float("nan")])
+def test_numbers_a_float_cannot_hold_are_ignored_not_fatal(huge: Any) -> None:
+    """A book stored before import refused such numbers still loads and writes back."""
+    raw = {
+        "keys": ["dragon"],
+        "content": "Dragons hoard lanterns.",
+        "priority": huge,
+        "insertion_order": huge,
+        "extensions": {"probability": huge, "useProbability": True},
+    }
+    entry = LoreEntry.from_dict(raw)
+    assert entry.priority is None and entry.probability == 100
+    assert entry.to_dict()["content"] == "Dragons hoard lanterns."

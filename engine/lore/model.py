@@ -341,7 +341,11 @@ class _Repairs:
 def _number(value: Any) -> float | None:
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
-    return float(value) if value == value else None  # NaN is not a number we can sort by
+    try:
+        number = float(value)
+    except OverflowError:  # an integer too large for a float (a book stored before import refused it)
+        return None
+    return number if number == number and abs(number) != float("inf") else None  # not NaN, not infinite
 
 
 def _read_probability(extensions: Mapping[str, Any]) -> float:

@@ -11,8 +11,8 @@ Layout under the sessions folder (ids are generated, never taken from input):
 Appending a message rewrites only the last page (at most PAGE_SIZE messages) and the
 small session record, so the cost stays flat as a chat grows to thousands of messages.
 
-Every page is written atomically, but deleting a message moves every later message
-up, and so rewrites every page from its own to the last. Such a change is first
+Every page is written atomically, but deleting (or inserting) a message moves every
+later message, and so rewrites every page from its own to the last. Such a change is first
 written whole to `pending.json` (atomically), then made page by page, then the file
 is removed. A crash part-way leaves the file, and the next read of the chat makes the
 change again from it before reading anything, so a delete is seen whole or not at all:

@@ -129,7 +129,7 @@ def parse_flags(argv: Sequence[str] | None = None) -> tuple[Settings, ApiSetting
         data_dir=args.data_dir or default_data_dir(),
         **model_settings(parser, args),
     )
-    return settings, _api_settings(parser, args, settings.login)
+    return settings, _api_settings(parser, args, settings.auth)
 
 
 def _where_to_listen(
@@ -176,7 +176,7 @@ def _add_api_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def _api_settings(
-    parser: argparse.ArgumentParser, args: argparse.Namespace, auth: tuple[str, str] | None
+    parser: argparse.ArgumentParser, args: argparse.Namespace, auth: tuple[tuple[str, str], ...]
 ) -> ApiSettings | None:
     if not args.api:
         for flag, value in (("--api-port", args.api_port), ("--api-key", args.api_key)):
@@ -197,7 +197,7 @@ def _api_settings(
         port=args.api_port,
         key=key,
         cors_origins=tuple(args.api_cors_origin),
-        login=auth if key is None else None,  # --auth covers the API unless it has a key of its own
+        logins=auth if key is None else (),  # --auth covers the API unless it has a key of its own
     )
 
 

@@ -34,7 +34,7 @@ class ApiSettings:
 
     `port` None serves the API on the UI's port. `key`, when set, must come with
     every request as `Authorization: Bearer KEY`. Without a key, `login` (the UI's
-    `--auth` user and password) must come instead, as HTTP basic auth or as
+    `--auth` users and passwords; any of them) must come instead, as HTTP basic auth or as
     `Authorization: Bearer USER:PASS`. `cors_origins` are the only web origins
     allowed to call the API from a browser; none by default.
     """
@@ -42,4 +42,4 @@ class ApiSettings:
     port: int | None = None
     key: str | None = None
     cors_origins: tuple[str, ...] = ()
-    login: tuple[str, str] | None = None
+    logins: tuple[tuple[str, str], ...] = ()

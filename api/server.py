@@ -55,7 +55,7 @@ def create_api_app(deps: ApiDeps, settings: ApiSettings, *, host: str) -> FastAP
     Raises:
         ApiServerError: `host` is beyond loopback and neither a key nor a login is set.
     """
-    if settings.key is None and settings.login is None and not is_loopback(host):
+    if settings.key is None and not settings.logins and not is_loopback(host):
         raise ApiServerError(
             f"The API would listen on {host}, beyond this computer, so it needs a key or --auth."
         )
@@ -65,7 +65,7 @@ def create_api_app(deps: ApiDeps, settings: ApiSettings, *, host: str) -> FastAP
     app.add_exception_handler(HearthError, _hearth_error)
     app.add_exception_handler(Exception, _any_error)  # Starlette logs these with their traceback
     # Added first, so it sits inside CORS: preflight requests carry no key.
-    app.add_middleware(Guard, key=settings.key, login=None if settings.key else settings.login)
+    app.add_middleware(Guard, key=settings.key, logins=() if settings.key else settings.logins)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -96,10 +96,10 @@ def root_app(
 class Guard:
     """Checks the API key, or without one the UI's `--auth` user name and password."""
 
-    def __init__(self, app: ASGIApp, key: str | None, login: tuple[str, str] | None = None) -> None:
+    def __init__(self, app: ASGIApp, key: str | None, logins: tuple[tuple[str, str], ...] = ()) -> None:
         self.app = app
         self.key = key
-        self.login = login
+        self.logins = logins
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -120,11 +120,12 @@ class Guard:
         if self.key is not None:
             if scheme != "bearer" or not _same(token, self.key):
                 raise UnauthorizedError("This API needs a key: send it as 'Authorization: Bearer KEY'.")
-        elif self.login is not None:
-            user, password = self.login
+        elif self.logins:
             if scheme == "basic":
                 token = _basic_credentials(token)
-            if scheme not in ("basic", "bearer") or not _same(token, f"{user}:{password}"):
+            # Every pair is compared, so the time taken says nothing about which user matched.
+            matches = [_same(token, f"{user}:{password}") for user, password in self.logins]
+            if scheme not in ("basic", "bearer") or not any(matches):
                 raise UnauthorizedError(
                     "This API needs Hearth's user name and password (--auth): send them as HTTP "
                     "basic auth, or as 'Authorization: Bearer USER:PASS'."

@@ -73,11 +73,6 @@ class Settings:
         return self.bind or ("0.0.0.0" if self.listen else "127.0.0.1")
 
     @property
-    def login(self) -> tuple[str, str] | None:
-        """The first user, for what takes one login (the API without a key of its own)."""
-        return self.auth[0] if self.auth else None
-
-    @property
     def load_options(self) -> LoadOptions:
         return LoadOptions(
             n_ctx=self.n_ctx,

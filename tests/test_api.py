@@ -348,7 +348,7 @@ def test_listening_beyond_loopback_needs_a_key_or_a_login(
         create_api_app(app.api_deps(fake_ctx), ApiSettings(), host="0.0.0.0")
     # --listen needs --auth, and --auth covers the API when it has no key of its own.
     _, api = app.parse_flags(["--listen", "--auth", "me:pw", "--api"])
-    assert api == ApiSettings(login=("me", "pw"))
+    assert api == ApiSettings(logins=(("me", "pw"),))
     create_api_app(app.api_deps(fake_ctx), api, host="0.0.0.0")
     _, api = app.parse_flags(["--listen", "--auth", "me:pw", "--api", "--api-key", "k"])
     assert api == ApiSettings(key="k")

@@ -25,7 +25,7 @@ def test_defaults_are_safe() -> None:
     settings = app.parse_args([])
     assert settings.host == "127.0.0.1"
     assert settings.port == 7860
-    assert settings.auth == () and settings.login is None
+    assert settings.auth == ()
     assert settings.model is None  # the bundled model
 
 
@@ -119,9 +119,9 @@ def test_threads_still_set_both_kinds() -> None:
     assert app.parse_args(["--threads", "3", "--threads-batch", "5"]).threads_batch == 5
 
 
-def test_the_first_user_logs_into_the_api() -> None:
-    _settings, api = app.parse_flags(["--auth", "u1:p1,u2:p2", "--api"])
-    assert api is not None and api.login == ("u1", "p1")
+def test_every_user_logs_into_the_api() -> None:
+    settings, api = app.parse_flags(["--auth", "u1:p1,u2:p2", "--api"])
+    assert api is not None and api.logins == settings.auth == (("u1", "p1"), ("u2", "p2"))
 
 
 def test_model_folders_are_listed_where_they_are(tmp_path: Path) -> None:

@@ -193,7 +193,8 @@ def test_help_documents_allowed_host() -> None:
 
 def test_auth_becomes_the_api_login_unless_there_is_a_key(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(app.API_KEY_ENV, raising=False)
-    assert app.parse_flags(["--auth", "alice:s3cret", "--api"])[1] == ApiSettings(login=("alice", "s3cret"))
+    alice = (("alice", "s3cret"),)
+    assert app.parse_flags(["--auth", "alice:s3cret", "--api"])[1] == ApiSettings(logins=alice)
     assert app.parse_flags(["--auth", "alice:s3cret", "--api", "--api-key", "k"])[1] == ApiSettings(key="k")
     assert app.parse_flags(["--api"])[1] == ApiSettings()
 
@@ -202,7 +203,7 @@ def test_auth_becomes_the_api_login_unless_there_is_a_key(monkeypatch: pytest.Mo
 
 
 def test_the_api_asks_for_the_login(fake_ctx: AppContext) -> None:
-    with serving(fake_ctx, ApiSettings(login=("alice", "s3cret"))) as base:
+    with serving(fake_ctx, ApiSettings(logins=(("alice", "s3cret"),))) as base:
         bare = httpx.get(f"{base}/v1/models")
         assert bare.status_code == 401
         assert bare.headers["www-authenticate"].startswith("Basic")
@@ -223,8 +224,16 @@ def test_the_api_asks_for_the_login(fake_ctx: AppContext) -> None:
 
 
 def test_a_key_replaces_the_login(fake_ctx: AppContext) -> None:
-    with serving(fake_ctx, ApiSettings(key="k", login=("alice", "s3cret"))) as base:
+    with serving(fake_ctx, ApiSettings(key="k", logins=(("alice", "s3cret"),))) as base:
         assert httpx.get(f"{base}/v1/models", auth=("alice", "s3cret")).status_code == 401
         login = {"Authorization": "Bearer alice:s3cret"}
         assert httpx.get(f"{base}/v1/models", headers=login).status_code == 401
         assert httpx.get(f"{base}/v1/models", headers={"Authorization": "Bearer k"}).status_code == 200
+
+
+def test_every_auth_user_opens_the_api(fake_ctx: AppContext) -> None:
+    users = (("alice", "s3cret"), ("bob", "hunter2"))
+    with serving(fake_ctx, ApiSettings(logins=users)) as base:
+        for user, password in users:
+            assert httpx.get(f"{base}/v1/models", auth=(user, password)).status_code == 200
+        assert httpx.get(f"{base}/v1/models", auth=("alice", "hunter2")).status_code == 401

@@ -154,6 +154,7 @@ body.hearth-menu-open .gradio-container .contain #chat-sidebar { display: flex !
   #chat-top button { flex: 1 1 0 !important; }
   #chat-sidebar { display: none !important; }
   #history { height: 46vh !important; max-height: 46vh; }
+  #history [data-testid="block-label"] { display: none; }  /* it floats over the first bubble */
   #reply-tools button { min-width: 0 !important; padding-left: 0.4em; padding-right: 0.4em; }
   #message-row { flex-wrap: nowrap; }
   #message-row button { min-width: 4.5em !important; flex: 0 0 auto !important; }

@@ -29,7 +29,7 @@ import psutil
 Part = Literal["model", "kv", "output", "compute"]
 PARTS: tuple[Part, ...] = ("model", "kv", "output", "compute")
 MIB = 1 << 20
-_LINE = re.compile(r"(\w+)\s+(model|KV|RS|output|compute) buffer size =\s*([\d.]+) MiB")
+_LINE = re.compile(r"\b(\w+)\s+(model|KV|RS|output|compute) buffer size =\s*([\d.]+) MiB")
 _PART: dict[str, Part] = {"model": "model", "KV": "kv", "RS": "kv", "output": "output", "compute": "compute"}
 # How llama.cpp and its GPU backends say an allocation failed.
 _OUT_OF_MEMORY = re.compile(

@@ -17,6 +17,21 @@ pytestmark = pytest.mark.browser
 LIVE_HIDDEN = (
     "() => { const e = document.querySelector('#live-reply'); return !e || e.offsetParent === null; }"
 )
+KEEPER = "You are a lighthouse keeper."
+# A user who types the moment Prompt opens: Gradio builds the box only then, and a frame
+# later set it to the value the server had sent, over what was typed (test_chat_controls
+# lost its system prompt so, once in a while).
+TYPE_AT_ONCE = (
+    "new MutationObserver((_, watch) => {"
+    "  const box = document.querySelector('#system-prompt textarea');"
+    "  if (!box) return;"
+    "  watch.disconnect();"
+    "  queueMicrotask(() => {"  # after the page's own watchers have seen the box
+    "    box.focus(); box.select();"
+    f"    document.execCommand('insertText', false, '{KEEPER}');"
+    "  });"
+    "}).observe(document, {childList: true, subtree: true});"
+)
 
 
 def open_page(context: BrowserContext, url: str) -> Page:
@@ -55,6 +70,7 @@ def test_a_chat_keeps_its_world_books_a_new_one_starts_afresh_and_the_app_reopen
     args = (data_dir, "--model", str(tiny_gguf), "--n-ctx", "2048")
     with chromium() as browser:
         context = browser.new_context(viewport={"width": 1400, "height": 1000})
+        context.add_init_script(TYPE_AT_ONCE)
         with hearth_server(*args, port=port) as url:
             page = open_page(context, url)
             # A mistake is a warning, not an error.
@@ -70,10 +86,14 @@ def test_a_chat_keeps_its_world_books_a_new_one_starts_afresh_and_the_app_reopen
             page.wait_for_function("() => document.querySelector('#world-books input')?.checked", timeout=10_000)
 
             page.get_by_text("Prompt", exact=True).click()
+            page.wait_for_timeout(500)  # the frames in which Gradio sets the new box
+            expect(page.locator("#system-prompt textarea")).to_have_value(KEEPER)
             pick(page, "#prompt-format", "ChatML")
             page.get_by_text("Sampler", exact=True).click()
             pick(page, "#sampler-preset", "Deterministic")
             send(page, "the first chat")
+            [first] = [s for s in Store(data_dir).sessions.list() if s.title == "the first chat"]
+            assert (first.system_prompt, first.format_id) == (KEEPER, "chatml")
 
             # New chat: automatic format, default preset; the world book stays on.
             page.click("#new-chat")

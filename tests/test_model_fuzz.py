@@ -23,11 +23,11 @@ from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
-import gguf_fuzz
 import pytest
-from gguf_fuzz import GENERATED, KILLED, REFUSED, ForkRunner
 from test_model_checks import BROKEN, SOUND
 
+import gguf_fuzz
+from gguf_fuzz import GENERATED, KILLED, REFUSED, ForkRunner
 from tiny_model import write_tiny_llama
 
 COUNT = int(os.environ.get("HEARTH_FUZZ_MODELS", "120"))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import gradio as gr
 
 from services.context import AppContext
-from ui import chat, models, script, story, table_keys
+from ui import chat, keystrokes, models, script, story
 
 TITLE = "Hearth"
 TAB_IDS = {"chat", "story", "adventure", "models"}  # the top-level tabs a model load may switch to
@@ -28,8 +28,8 @@ _CSS = """
 footer { display: none !important; }
 """
 CSS = _CSS + script.CSS
-# The page's own scripts: theme switch, phone menu, chat actions; keys typed into tables.
-HEAD = script.HEAD + table_keys.HEAD
+# The page's own scripts: theme switch, phone menu, chat actions; nothing typed is lost.
+HEAD = script.HEAD + keystrokes.HEAD
 
 
 def build(ctx: AppContext) -> gr.Blocks:

@@ -19,7 +19,7 @@ LIVE_HIDDEN = (
 )
 KEEPER = "You are a lighthouse keeper."
 # A user who types the moment Prompt opens: Gradio builds the box only then, and a frame
-# later set it to the value the server had sent, over what was typed (test_chat_controls
+# later sets it to the value the server had sent, over what was typed (test_chat_controls
 # lost its system prompt so, once in a while).
 TYPE_AT_ONCE = (
     "new MutationObserver((_, watch) => {"
@@ -83,10 +83,11 @@ def test_a_chat_keeps_its_world_books_a_new_one_starts_afresh_and_the_app_reopen
                 page.click("#world-import")
             chooser.value.set_files(str(third_party / "cards" / "Eldoria.json"))
             expect(page.locator("#world-books")).to_contain_text("Eldoria", timeout=30_000)
-            page.wait_for_function("() => document.querySelector('#world-books input')?.checked", timeout=10_000)
+            page.wait_for_function(
+                "() => document.querySelector('#world-books input')?.checked", timeout=10_000
+            )
 
             page.get_by_text("Prompt", exact=True).click()
-            page.wait_for_timeout(500)  # the frames in which Gradio sets the new box
             expect(page.locator("#system-prompt textarea")).to_have_value(KEEPER)
             pick(page, "#prompt-format", "ChatML")
             page.get_by_text("Sampler", exact=True).click()
@@ -97,7 +98,9 @@ def test_a_chat_keeps_its_world_books_a_new_one_starts_afresh_and_the_app_reopen
 
             # New chat: automatic format, default preset; the world book stays on.
             page.click("#new-chat")
-            page.wait_for_function("() => document.querySelectorAll('#history .message-content').length === 0")
+            page.wait_for_function(
+                "() => document.querySelectorAll('#history .message-content').length === 0"
+            )
             expect(page.locator("#sampler-preset input")).to_have_value("Balanced", timeout=10_000)
             assert page.locator("#prompt-format input").input_value().startswith("Auto")
             assert eldoria_ticked(page)

@@ -79,7 +79,9 @@ def _remote_facts(ctx: AppContext, info: ModelInfo) -> str:
 def summary_markdown(ctx: AppContext, info: ModelInfo | None) -> str:
     """One line about the loaded model, above the Models tab's sections."""
     if info is None:
-        return md(ctx.startup_error) if ctx.startup_error else "**No model loaded.** Pick one below and load it."
+        if ctx.startup_error:
+            return md(ctx.startup_error)
+        return "**No model loaded.** Pick one below and load it."
     detected = ctx.detected_format()
     return (
         f"**Loaded: {md(info.name)}** · {md(info.quant)} · {ctx.models.backend.n_ctx:,}-token context "

@@ -157,7 +157,13 @@ def test_presets_saved_in_story_reach_every_tab_and_table_cells_keep_every_key(
         table.get_by_role("button", name="Add row").click()  # what an empty table offers
         page.keyboard.type("ghost", delay=20)
         page.keyboard.press("Enter")
-        table.locator("[data-testid=cell-0-3]").click()
+        # The content cell: its editor opened first. Typing at once after a click can still
+        # lose the first keys to Gradio's table (a race the page script narrows but has not
+        # closed; see the closing note of issue 14), so this step waits for the editor.
+        table.locator("[data-testid=cell-0-3]").dblclick()
+        editor = table.locator("[data-testid=cell-0-3] textarea")
+        expect(editor).to_be_focused(timeout=10_000)
+        page.wait_for_timeout(300)  # past the frames in which Gradio sets a new editor
         page.keyboard.type("A ghost haunts the mill.", delay=5)
         page.keyboard.press("Enter")
         expect(table).to_contain_text("A ghost haunts the mill.")

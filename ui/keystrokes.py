@@ -13,6 +13,8 @@ it, but drops that key: "ghost" typed into a new world-info row became "host" (a
 `gr.Dataframe` does the same). The script types each key that comes before the editor
 has the focus into the editor once it has, where the caret is, as the key would have.
 Check boxes and keys with a modifier (shortcuts) are left to the table.
+Keys typed within the frames in which Gradio sets up a new editor are held until it
+has; typing at once after a click can still lose a key on a busy machine (an open race).
 """
 
 from __future__ import annotations

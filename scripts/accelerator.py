@@ -22,8 +22,8 @@ Detection, first match wins:
 x86 builds keep `-DGGML_NATIVE=OFF` (a -march=native build dies with SIGILL on CPUs that
 advertise AMX without granting it). `CMAKE_ARGS` from the environment are added last,
 so they win. The `installed` and `offload` commands serve scripts/install_llama.sh and
-bench/gpu.py; `offload` is the one place outside engine/llama.py that imports
-llama_cpp, in a process of its own, to ask the build one question.
+bench/gpu.py; `offload` asks the build whether it can offload through engine/llama.py
+(the one module that imports llama_cpp), in a process of its own.
 """
 
 from __future__ import annotations
@@ -355,13 +355,15 @@ def installed() -> str:
 
 def offload() -> int:
     """Say whether the installed build offloads layers to a GPU: exit 0 if so, 1 if not, 2 if unknown."""
+    # Asked through engine/llama.py, the one module that imports llama_cpp.
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     try:
-        import llama_cpp
+        from engine.llama import gpu_offload_supported
     except Exception as exc:  # whatever stops the library loading is the answer
         print(f"    llama-cpp-python could not be imported: {exc}")
         return 2
     asked = "llama_cpp.llama_supports_gpu_offload()"
-    if llama_cpp.llama_supports_gpu_offload():
+    if gpu_offload_supported():
         print(f"    GPU offload: yes ({asked} is True); load models with --n-gpu-layers -1")
         return 0
     backend = installed().partition(" ")[2]

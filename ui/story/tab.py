@@ -17,7 +17,6 @@ import gradio as gr
 
 from services.context import AppContext
 from services.run_stream import run_texts
-from services.story import inspector as story_inspector
 from services.story import logic
 from services.story.logic import Action, StoryView
 from services.story.steering import values as steering_values
@@ -26,6 +25,7 @@ from ui import prompt_inspector, sampler_panel
 from ui.errors import shown_errors
 from ui.sampler_panel import SamplerWidgets, params_from
 from ui.shared import LLM_QUEUE, TabHandle, owner_of
+from ui.story import panels as story_panels
 from ui.story import steering as story_steering
 from ui.story import story_list
 
@@ -63,11 +63,7 @@ def build(ctx: AppContext) -> TabHandle:
     story_list.wire(w.side, ctx, MODE, w.state, w.outputs, show)
     _wire_actions(w, ctx, show)
     _wire_edits(w, ctx)
-    story_steering.wire(w.steering, ctx, MODE, w.state, w.tokens)
-    sampler_panel.wire(w.sampler, ctx)
-    sampler_panel.wire_save(w.sampler, ctx, "Saved from the Story tab")
-    prompt_inspector.wire(w.inspector, w.state, _inspect_fn(ctx), w.sampler.sliders)
-    return TabHandle(story_list.load_fn(ctx, MODE, show), w.state, w.outputs)
+    return story_panels.wire(w, ctx, MODE, "Story", show)
 
 
 def layout(ctx: AppContext) -> StoryWidgets:
@@ -100,13 +96,6 @@ def layout(ctx: AppContext) -> StoryWidgets:
     return StoryWidgets(
         state, side, text, generate, retry, undo, redo, stop, versions, tokens, steering, sampler, inspector
     )
-
-
-def _inspect_fn(ctx: AppContext) -> prompt_inspector.Inspect:
-    def inspect(view: StoryView | None, choice: str | None, *sliders: Any) -> Any:
-        return story_inspector.inspect(ctx, view, MODE, params_from(list(sliders)), choice)
-
-    return inspect
 
 
 def _shower(ctx: AppContext, w: StoryWidgets) -> story_list.Show:

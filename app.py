@@ -28,11 +28,14 @@ from filelock import FileLock, Timeout  # noqa: E402
 from api.deps import ApiDeps, ApiSettings
 from api.errors import ApiServerError
 from api.guard import PrivateFolder, allowed_host_name, host_policy
+from api.live import live_route
+from api.prelude import PagePrelude
 from api.server import create_api_app, root_app, serve, serve_in_thread
 from presets.samplers import DEFAULT_PRESET
 from services.cli import add_model_flags, model_settings, users
 from services.context import DATA_DIR_ENV, AppContext, Settings, create_context, default_data_dir  # noqa: E402
 from store.characters import AVATAR_FILE
+from ui.live import PRELUDE, signed_in_check  # noqa: E402
 from ui.page import CSS, HEAD, THEME, build  # noqa: E402
 
 log = logging.getLogger("hearth")
@@ -275,6 +278,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     private = [avatar_pictures(ctx)]
     api_app = create_api_app(api_deps(ctx), api, host=settings.host) if api else None
     root = root_app(api_app if api and api.port is None else None, policy, private)
+    # Replies stream to the page over a route of their own (services.live), before Gradio's.
+    root.router.routes.append(live_route(ctx.live, signed_in_check(root)))
+    root.add_middleware(PagePrelude, script=PRELUDE)
     if api is not None:
         log.info("The OpenAI-compatible API is at http://%s:%d/v1", settings.host, api.port or settings.port)
     if api is not None and api.port is not None:

@@ -30,6 +30,7 @@ from presets.errors import HearthError
 from presets.formats import PLAIN_FORMAT_ID, PromptFormat, load_builtin_formats
 from presets.samplers import SamplerPreset, load_builtin_presets
 from services.chat.busy import BusyChats
+from services.live import LiveRuns
 from services.models.plan import plan_file
 from services.prompt_report import PromptLog
 from store.db import Store
@@ -120,6 +121,7 @@ class AppContext:
     model_format: FormatDetection | None = None
     prompts: PromptLog = field(default_factory=PromptLog)  # the newest prompts' texts, for the inspector
     busy_chats: BusyChats = field(default_factory=BusyChats)  # chats the model is writing for
+    live: LiveRuns = field(default_factory=LiveRuns)  # replies the page follows (services.live)
     _ready: threading.Event = field(default_factory=threading.Event)
     # Held while a new model and its format go in together, so two loads never cross.
     _swap_lock: threading.Lock = field(default_factory=threading.Lock)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import gradio as gr
 
 from services.context import AppContext
-from ui import chat, keystrokes, models, script, story
+from ui import chat, keystrokes, live, models, script, story
 
 TITLE = "Hearth"
 TAB_IDS = {"chat", "story", "adventure", "models"}  # the top-level tabs a model load may switch to
@@ -26,10 +26,12 @@ _CSS = """
   font-weight: 600; color: var(--body-text-color);
 }
 footer { display: none !important; }
+#story-live { display: none !important; }
 """
 CSS = _CSS + script.CSS
-# The page's own scripts: theme switch, phone menu, chat actions; nothing typed is lost.
-HEAD = script.HEAD + keystrokes.HEAD
+# The page's own scripts: theme switch, phone menu, chat actions; nothing typed is lost;
+# replies stream in over their own channel.
+HEAD = script.HEAD + keystrokes.HEAD + live.HEAD
 
 
 def build(ctx: AppContext) -> gr.Blocks:

@@ -16,11 +16,12 @@ from __future__ import annotations
 
 import html
 import zlib
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 from urllib.parse import quote
 
+from services.live import marker
 from store.records import Message
 
 HUES = 6  # the placeholder discs' colours (`.hearth-hue-N` in ui/page.py)
@@ -75,11 +76,22 @@ def bubble(message: Message, speaker: Speaker, body: str, swipes: tuple[int, int
     return f'{head(speaker)}<div class="hearth-text">{body}</div>{row}'
 
 
-def live(speaker: Speaker) -> Callable[[str], str]:
+class LiveFrame(Protocol):
+    def __call__(self, body: str, token: str = "") -> str: ...
+
+
+def live(speaker: Speaker) -> LiveFrame:
     """Frames the reply being written: its name line (made once), then the text so far;
-    no actions until it is saved."""
+    no actions until it is saved. Given a token (`services.live`), the page follows the
+    reply into the text."""
     top = head(speaker)
-    return lambda body: f'{top}<div class="hearth-text">{body}</div>'
+
+    def frame(body: str, token: str = "") -> str:
+        if token:
+            return top + marker(token, body, tag="div", classes="hearth-text")
+        return f'{top}<div class="hearth-text">{body}</div>'
+
+    return frame
 
 
 def _action(name: str, seq: int, label: str, title: str = "") -> str:

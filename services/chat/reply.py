@@ -195,7 +195,12 @@ async def stream(run: Run, interval: float = STREAM_INTERVAL) -> AsyncIterator[s
     Ends as soon as the run does (after its callbacks have saved the result).
     """
     async for text in run_texts(run, interval):
-        yield inert_html(clean_reply(text))
+        yield shown_reply(text)
+
+
+def shown_reply(text: str) -> str:
+    """A reply's text as the page shows it: cleaned up, rendered inert."""
+    return inert_html(clean_reply(text))
 
 
 def context_status(ctx: AppContext, view: ChatView) -> str:

@@ -26,6 +26,7 @@ from services.chat import reply as chat_reply
 from services.chat.characters import set_lore_placement
 from services.chat.logic import AUTO_FORMAT, ChatView
 from services.context import AppContext
+from services.live import finished
 from services.render import inert_html
 from ui import prompt_inspector, sampler_panel
 from ui.chat import panels as chat_panels
@@ -236,9 +237,8 @@ def _writing_if(pending: bool) -> tuple[Any, Any]:
 def _generator(ctx: AppContext, mode: chat_reply.ReplyMode) -> Callable[..., AsyncIterator[Any]]:
     @shown_errors
     async def generate(view: ChatView | None, request: gr.Request) -> AsyncIterator[Any]:
-        # Streaming touches one output with plain values: every gr.update() or gr.skip()
-        # makes Gradio build a component, and on a small machine each bit of CPU spent
-        # here is taken from the model's own threads.
+        # Gradio carries the frame with a marker, then the finished reply; in between the
+        # page follows the reply over a cheaper channel of its own (services.live).
         run = await asyncio.to_thread(chat_reply.start, ctx, view, owner_of(request), mode)
         view = logic.ensure_session(ctx, view)
         frame = bubbles.live(logic.reply_speaker(ctx, view))  # the name line, made once
@@ -246,9 +246,10 @@ def _generator(ctx: AppContext, mode: chat_reply.ReplyMode) -> Callable[..., Asy
         if mode == "continue":
             last = chat_actions.last_message(ctx, view.session_id)
             prefix = inert_html(last.text) if last is not None else ""
-        yield gr.update(visible=True, value=[{"role": "assistant", "content": frame(prefix)}])
-        async for text in chat_reply.stream(run):
-            yield [{"role": "assistant", "content": frame(text)}]
+        token = ctx.live.follow(run, chat_reply.shown_reply)
+        yield gr.update(visible=True, value=[{"role": "assistant", "content": frame(prefix, token)}])
+        await finished(run)
+        yield [{"role": "assistant", "content": frame(chat_reply.shown_reply(run.text))}]
         _report(run, mode)
 
     return generate

@@ -18,8 +18,8 @@ import gradio as gr
 
 from engine.prompts import InputKind, ScenarioError
 from services.context import AppContext
+from services.live import finished, marker
 from services.render import inert_html
-from services.run_stream import run_texts
 from services.story import adventure as play
 from services.story import logic
 from services.story.logic import Action, StoryView
@@ -266,9 +266,15 @@ def _streamer(ctx: AppContext, action: Action) -> Callable[..., AsyncIterator[An
         params = params_from(list(sliders))
         view, _ = logic.current(ctx, view, MODE)
         _view, run = await asyncio.to_thread(logic.start, ctx, view, MODE, params, owner_of(request), action)
-        yield gr.update(visible=True, value="…")
-        async for partial in run_texts(run):
-            yield inert_html(logic.reply_text(partial, MODE) or "…")
+
+        def shown(partial: str) -> str:
+            return inert_html(logic.reply_text(partial, MODE) or "…")
+
+        # The page follows the reply over its own channel (services.live); Gradio
+        # carries the marker, then the finished reply.
+        yield gr.update(visible=True, value=marker(ctx.live.follow(run, shown), "…", tag="div"))
+        await finished(run)
+        yield shown(run.text)
         story_list.report_failures(run)
 
     return stream

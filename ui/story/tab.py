@@ -16,7 +16,7 @@ from typing import Any
 import gradio as gr
 
 from services.context import AppContext
-from services.run_stream import run_texts
+from services.live import finished, marker
 from services.story import logic
 from services.story.logic import Action, StoryView
 from services.story.steering import values as steering_values
@@ -37,6 +37,7 @@ class StoryWidgets:
     state: gr.State
     side: story_list.ListWidgets
     text: gr.Textbox
+    live: gr.HTML  # the marker the page follows a reply by (services.live); never shown
     generate: gr.Button
     retry: gr.Button
     undo: gr.Button
@@ -52,7 +53,7 @@ class StoryWidgets:
     def outputs(self) -> list[Any]:
         """What `show` fills, in order."""
         return [
-            self.state, self.side.choice, self.side.title, self.text, self.versions, self.tokens,
+            self.state, self.side.choice, self.side.title, self.text, self.live, self.versions, self.tokens,
             *self.steering.inputs,
         ]  # fmt: skip
 
@@ -80,6 +81,7 @@ def layout(ctx: AppContext) -> StoryWidgets:
                 autoscroll=True,
                 elem_id="story-text",
             )
+            live = gr.HTML("", elem_id="story-live", container=False, padding=False)
             with gr.Row():
                 generate = gr.Button("Generate", variant="primary", elem_id="story-generate")
                 retry = gr.Button("Retry", elem_id="story-retry")
@@ -94,8 +96,9 @@ def layout(ctx: AppContext) -> StoryWidgets:
             steering = story_steering.layout("story", "World info")
             sampler = sampler_panel.layout(ctx.presets())
     return StoryWidgets(
-        state, side, text, generate, retry, undo, redo, stop, versions, tokens, steering, sampler, inspector
-    )
+        state, side, text, live, generate, retry, undo, redo, stop, versions, tokens, steering, sampler,
+        inspector,
+    )  # fmt: skip
 
 
 def _shower(ctx: AppContext, w: StoryWidgets) -> story_list.Show:
@@ -108,6 +111,7 @@ def _shower(ctx: AppContext, w: StoryWidgets) -> story_list.Show:
             story_list.list_update(ctx, MODE, stored.id),
             story.title,
             story.full_text(),
+            "",  # no reply to follow: a story shown is a story at rest
             gr.update(choices=choices, value=selected, visible=bool(choices)),
             line,
             *steering_values(story),
@@ -126,7 +130,7 @@ def _wire_actions(w: StoryWidgets, ctx: AppContext, show: story_list.Show) -> No
     runs: list[Any] = []
     actions: tuple[tuple[gr.Button, Action], ...] = ((w.generate, "generate"), (w.retry, "retry"))
     for button, action in actions:
-        event = button.click(_streamer(ctx, action), inputs, [w.text], **streaming)
+        event = button.click(_streamer(ctx, action), inputs, [w.text, w.live], **streaming)
         runs.append(event)
         event.then(story_list.done_fn(ctx, MODE, show), [w.state], w.outputs, **quiet)
 
@@ -164,19 +168,23 @@ def _wire_actions(w: StoryWidgets, ctx: AppContext, show: story_list.Show) -> No
     )
 
 
-def _streamer(ctx: AppContext, action: Action) -> Callable[..., AsyncIterator[str]]:
+def _streamer(ctx: AppContext, action: Action) -> Callable[..., AsyncIterator[tuple[Any, str]]]:
     @shown_errors
     async def stream(
         request: gr.Request, view: StoryView | None, text: str, *sliders: Any
-    ) -> AsyncIterator[str]:
+    ) -> AsyncIterator[tuple[Any, str]]:
         params = params_from(list(sliders))
         view, _ = logic.current(ctx, view, MODE)
         stored = logic.update(ctx, view, MODE, lambda s: s.edit_text(text or ""))
         story = stored.story
         base = "".join(c.text for c in story.retry_context()) if action == "retry" else story.full_text()
         _view, run = await asyncio.to_thread(logic.start, ctx, view, MODE, params, owner_of(request), action)
-        async for partial in run_texts(run):
-            yield base + partial
+        # The page follows the reply into the box over its own channel (services.live);
+        # Gradio carries only the marker and, at the end, the finished text.
+        token = ctx.live.follow(run, lambda partial: base + partial)
+        yield gr.skip(), marker(token, into="story-text")
+        await finished(run)
+        yield base + run.text, ""
         story_list.report_failures(run)
 
     return stream

@@ -204,10 +204,16 @@ def test_auth_covers_the_api_on_its_own_port(tiny_gguf: Path, tmp_path: Path) ->
         rebound = {"Host": f"{EVIL}:{api_port}", "Authorization": "Bearer alice:s3cret"}
         assert httpx.get(f"{api}/models", headers=rebound).status_code == 403
 
-        # Gradio's own login still guards the mounted UI.
+        # Gradio's own login still guards the mounted UI, and the replies' own route.
         assert httpx.get(f"{url}config").status_code == 401
+        assert httpx.get(f"{url}hearth/live/some-token").status_code == 401
         with httpx.Client(base_url=url) as browser:
             assert browser.post("login", data={"username": "alice", "password": "wrong"}).status_code == 400
+            assert browser.get("hearth/live/some-token").status_code == 401
             assert browser.post("login", data={"username": "alice", "password": "s3cret"}).status_code == 200
             assert browser.get("config").status_code == 200
+            assert browser.get("hearth/live/some-token").status_code == 404  # signed in: no such run
+            page = browser.get("").text
+            # The prelude runs before Gradio's scripts, which take the frame function it sets.
+            assert page.index("/statustracker-") < page.index('<script type="module"')
         assert httpx.get(url, headers={"Host": EVIL}).status_code == 403

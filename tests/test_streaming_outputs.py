@@ -8,8 +8,9 @@ from services.context import AppContext
 from ui.page import build
 from ui.shared import LLM_QUEUE
 
-# Impersonate streams your next message into the message box.
-LIVE_BOXES = {"live-reply", "adventure-live", "story-text", "message"}
+# Impersonate streams your next message into the message box; a story's reply is
+# followed into its box through the marker in "story-live" (services.live).
+LIVE_BOXES = {"live-reply", "adventure-live", "story-text", "story-live", "message"}
 
 
 def test_model_runs_stream_only_into_a_live_box(fake_ctx: AppContext) -> None:

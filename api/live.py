@@ -1,7 +1,9 @@
 """`GET /hearth/live/<token>`: a reply as the page shows it, as a server-sent event stream.
 
 See `services.live` for why the page follows replies here and not through Gradio. Each
-event's data is the JSON string the page shows; an `end` event closes the stream. The
+event's data is JSON: `{"text": …}`, the whole text to show, or `{"append": …}`, what
+to add to the plain text shown (a story's box: a long story then costs the page only
+what grew); an `end` event closes the stream. The
 route is behind the same guard as the page (host, origin) and, with `--auth`, asks for
 the page's sign-in as well as the token.
 """
@@ -37,6 +39,10 @@ def live_route(runs: LiveRuns, signed_in: SignedIn) -> Route:
 
 
 async def events(followed: Followed) -> AsyncIterator[str]:
+    before: str | None = None
     async for shown in shown_texts(followed):
-        yield f"data: {json.dumps(shown)}\n\n"
+        grown = followed.plain and before is not None and shown.startswith(before)
+        update = {"append": shown[len(before) :]} if grown and before else {"text": shown}
+        before = shown
+        yield f"data: {json.dumps(update)}\n\n"
     yield "event: end\ndata: \n\n"

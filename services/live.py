@@ -41,6 +41,7 @@ class Followed:
 
     run: Run
     render: Render
+    plain: bool = False  # plain text, which may be sent as what grew; else HTML, whole
     finished: float | None = None  # monotonic time the run ended
 
 
@@ -51,10 +52,11 @@ class LiveRuns:
     _runs: dict[str, Followed] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def follow(self, run: Run, render: Render) -> str:
-        """Register `run`; the token the page follows it by."""
+    def follow(self, run: Run, render: Render, *, plain: bool = False) -> str:
+        """Register `run`, shown as `render(run.text)`: HTML, or with `plain` plain text;
+        the token the page follows it by."""
         token = secrets.token_urlsafe(18)
-        followed = Followed(run, render)
+        followed = Followed(run, render, plain)
         with self._lock:
             self._prune(time.monotonic(), room=1)
             self._runs[token] = followed

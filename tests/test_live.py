@@ -102,9 +102,22 @@ def test_the_route_streams_events_then_ends() -> None:
         assert response.headers["content-type"].startswith("text/event-stream")
         assert response.headers["cache-control"] == "no-store"
         body = "".join(response.iter_text())
-    data = [json.loads(line[len("data: ") :]) for line in body.splitlines() if line.startswith('data: "')]
-    assert data[-1] == "Hello <b>there</b>"
+    updates = [json.loads(line[len("data: ") :]) for line in body.splitlines() if line.startswith("data: {")]
+    assert [set(update) for update in updates] == [{"text"}] * len(updates)  # HTML goes whole
+    assert updates[-1]["text"] == "Hello <b>there</b>"
     assert body.rstrip().endswith("event: end\ndata:")
+
+
+def test_plain_text_is_sent_as_what_grew() -> None:
+    runs = LiveRuns()
+    run = started(["Once", " upon", " a", " time."], delay=0.2)
+    token = runs.follow(run, lambda text: "Story. " + text, plain=True)
+    with app_with(runs).stream("GET", f"/hearth/live/{token}") as response:
+        body = "".join(response.iter_text())
+    updates = [json.loads(line[len("data: ") :]) for line in body.splitlines() if line.startswith("data: {")]
+    assert "text" in updates[0] and all(set(u) == {"append"} for u in updates[1:]) and len(updates) > 1
+    shown = updates[0]["text"] + "".join(u["append"] for u in updates[1:])
+    assert shown == "Story. Once upon a time."
 
 
 def test_the_route_refuses_unknown_tokens_and_pages_not_signed_in() -> None:

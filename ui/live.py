@@ -37,7 +37,8 @@ HEAD = """<script>
 (() => {
   // An element whose classes name a run ("hearth-run-<token>") shows the run's text as
   // it grows: as its own HTML, or in the text box inside the element "hearth-into-<id>"
-  // names. Each event's data is the whole text to show, as JSON.
+  // names. Each event's data is {text}: the whole text to show, or for a box, {append}:
+  // what to add to it (api/live.py).
   const RUN = "hearth-run-", INTO = "hearth-into-", PATH = "PATH_TO_LIVE";
   const followed = new Set();
   const named = (el, prefix) => {
@@ -56,13 +57,14 @@ HEAD = """<script>
       // Gradio replaces the marker with the final text when the run ends: from then on
       // it has the last word.
       if (!el.isConnected) return stop();
-      const shown = JSON.parse(event.data);
+      const update = JSON.parse(event.data);
       if (box) {
         const atEnd = box.scrollTop + box.clientHeight >= box.scrollHeight - 4;
-        box.value = shown;
+        if (update.append === undefined) box.value = update.text;
+        else box.setRangeText(update.append, box.value.length, box.value.length, "preserve");
         if (atEnd) box.scrollTop = box.scrollHeight;
       } else {
-        el.innerHTML = shown;  // HTML the server rendered inert (services.render)
+        el.innerHTML = update.text;  // HTML the server rendered inert (services.render)
       }
     };
     source.addEventListener("end", stop);

@@ -181,7 +181,7 @@ def _streamer(ctx: AppContext, action: Action) -> Callable[..., AsyncIterator[tu
         _view, run = await asyncio.to_thread(logic.start, ctx, view, MODE, params, owner_of(request), action)
         # The page follows the reply into the box over its own channel (services.live);
         # Gradio carries only the marker and, at the end, the finished text.
-        token = ctx.live.follow(run, lambda partial: base + partial)
+        token = ctx.live.follow(run, lambda partial: base + partial, plain=True)
         yield gr.skip(), marker(token, into="story-text")
         await finished(run)
         yield base + run.text, ""

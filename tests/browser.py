@@ -98,6 +98,12 @@ def open_app(browser: Browser, url: str) -> Page:
     return page
 
 
+LIVE_HIDDEN = (
+    "() => { const e = document.querySelector('#live-reply'); return !e || e.offsetParent === null; }"
+)
+"""True once no reply is streaming: the live reply is gone or hidden."""
+
+
 # A bubble frames its message with the speaker's name above and actions below; this is the message.
 OWN_TEXT = "e => (e.querySelector('.hearth-text') || e).innerText.trim()"
 
@@ -151,3 +157,12 @@ def watch_status(page: Page, selector: str, until: str, timeout: float = 90) -> 
             return seen
         time.sleep(0.05)
     raise AssertionError(f"{selector} never said {until!r}; saw {seen}")
+
+
+def send_and_wait(page: Page, text: str) -> None:
+    """Send a chat message and wait until its reply is in the history."""
+    before = len(chat_texts(page))
+    page.fill("#message textarea", text)
+    page.click("#send")
+    wait_for_bubbles(page, before + 2)
+    page.wait_for_function(LIVE_HIDDEN, timeout=60_000)

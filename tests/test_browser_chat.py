@@ -8,14 +8,11 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page
 
-from browser import chat_texts, chromium, hearth_server, live_text, open_app
+from browser import LIVE_HIDDEN, chat_texts, chromium, hearth_server, live_text, open_app
 
 pytestmark = [pytest.mark.browser, pytest.mark.gemma]
 
 # Gradio removes a hidden component from the page, or leaves it without layout.
-LIVE_HIDDEN = (
-    "() => { const e = document.querySelector('#live-reply'); return !e || e.offsetParent === null; }"
-)
 XSS = '<img src=x onerror="window.__hearth_xss=1"><script>window.__hearth_xss=2</script>'
 
 

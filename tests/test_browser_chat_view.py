@@ -13,6 +13,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from browser import (
+    LIVE_HIDDEN,
     ROOT,
     chat_names,
     chat_texts,
@@ -26,9 +27,6 @@ from tiny_model import write_tiny_llama
 
 pytestmark = pytest.mark.browser
 
-LIVE_HIDDEN = (
-    "() => { const e = document.querySelector('#live-reply'); return !e || e.offsetParent === null; }"
-)
 BUBBLES = "#history .message-content"
 ROLES = """() => [...document.querySelectorAll("#history [data-testid='user'], #history [data-testid='bot']")]
     .map(e => e.dataset.testid)"""

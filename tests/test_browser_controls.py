@@ -10,14 +10,10 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, expect
 
-from browser import chat_texts, chromium, hearth_server, open_app
+from browser import LIVE_HIDDEN, chat_texts, chromium, hearth_server, open_app
 from tiny_model import write_tiny_llama
 
 pytestmark = pytest.mark.browser
-
-LIVE_HIDDEN = (
-    "() => { const e = document.querySelector('#live-reply'); return !e || e.offsetParent === null; }"
-)
 
 
 def send_and_wait(page: Page, text: str) -> None:

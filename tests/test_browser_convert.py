@@ -8,15 +8,12 @@ import pytest
 from gguf import GGMLQuantizationType as T
 from playwright.sync_api import expect
 
-from browser import chat_texts, chromium, hearth_server, open_app, wait_for_bubbles, watch_status
+from browser import LIVE_HIDDEN, chat_texts, chromium, hearth_server, open_app, wait_for_bubbles, watch_status
 from ggml_writer import write_llama, write_rwkv
 
 pytestmark = pytest.mark.browser
 
 DROP = "#convert-drop input[type='file']"
-LIVE_HIDDEN = (
-    "() => { const e = document.querySelector('#live-reply'); return !e || e.offsetParent === null; }"
-)
 
 
 def test_drop_convert_load_and_chat(tmp_path: Path, artifacts: Path, tiny_gguf: Path) -> None:

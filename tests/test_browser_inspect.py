@@ -10,13 +10,10 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, expect
 
-from browser import chromium, hearth_server, open_app, wait_for_bubbles
+from browser import LIVE_HIDDEN, chromium, hearth_server, open_app, wait_for_bubbles
 
 pytestmark = pytest.mark.browser
 
-LIVE_HIDDEN = (
-    "() => { const e = document.querySelector('#live-reply'); return !e || e.offsetParent === null; }"
-)
 MESSAGE = "hello <b>world</b> **the end**"
 
 

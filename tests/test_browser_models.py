@@ -10,15 +10,12 @@ import psutil
 import pytest
 from playwright.sync_api import Page, expect
 
-from browser import chat_texts, chromium, hearth_server, open_app, watch_status
+from browser import LIVE_HIDDEN, chat_texts, chromium, hearth_server, open_app, watch_status
 from hf_server import MYTHO, FakeHub, FakeRepo, sample_repos
 
 pytestmark = pytest.mark.browser
 
 SPRING = "TheBloke/Spring-Dragon-GGUF"
-LIVE_HIDDEN = (
-    "() => { const e = document.querySelector('#live-reply'); return !e || e.offsetParent === null; }"
-)
 
 
 @pytest.fixture

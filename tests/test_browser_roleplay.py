@@ -10,14 +10,19 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, expect
 
-from browser import chat_texts, chromium, hearth_server, open_app, wait_for_bubbles
+from browser import (
+    LIVE_HIDDEN,
+    chat_texts,
+    chromium,
+    hearth_server,
+    open_app,
+    send_and_wait,
+    wait_for_bubbles,
+)
 from tiny_model import write_tiny_llama
 
 pytestmark = pytest.mark.browser
 
-LIVE_HIDDEN = (
-    "() => { const e = document.querySelector('#live-reply'); return !e || e.offsetParent === null; }"
-)
 PAYLOADS = [
     '<img src=x onerror="window.__hearth_xss=1">',
     "<script>window.__hearth_xss=2</script>",
@@ -37,15 +42,6 @@ def import_card(page: Page, path: Path) -> None:
 
 def last_reply(page: Page) -> str:
     return chat_texts(page)[-1]
-
-
-def send_and_wait(page: Page, text: str) -> None:
-    """Send a message and wait until its reply is in the history."""
-    before = len(chat_texts(page))
-    page.fill("#message textarea", text)
-    page.click("#send")
-    wait_for_bubbles(page, before + 2)
-    page.wait_for_function(LIVE_HIDDEN, timeout=60_000)
 
 
 def wait_reply_done(page: Page) -> None:

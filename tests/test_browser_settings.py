@@ -9,14 +9,16 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import BrowserContext, Page, expect
 
-from browser import chat_texts, chromium, free_port, hearth_server, wait_for_bubbles
+from browser import (
+    chromium,
+    free_port,
+    hearth_server,
+    send_and_wait,
+)
 from store.db import Store
 
 pytestmark = pytest.mark.browser
 
-LIVE_HIDDEN = (
-    "() => { const e = document.querySelector('#live-reply'); return !e || e.offsetParent === null; }"
-)
 KEEPER = "You are a lighthouse keeper."
 # A user who types the moment Prompt opens: Gradio builds the box only then, and a frame
 # later sets it to the value the server had sent, over what was typed (test_chat_controls
@@ -48,14 +50,6 @@ def open_page(context: BrowserContext, url: str) -> Page:
 def pick(page: Page, dropdown: str, option: str) -> None:
     page.click(f"{dropdown} input")
     page.get_by_role("option", name=option).first.click()
-
-
-def send(page: Page, text: str) -> None:
-    before = len(chat_texts(page))
-    page.fill("#message textarea", text)
-    page.click("#send")
-    wait_for_bubbles(page, before + 2)
-    page.wait_for_function(LIVE_HIDDEN, timeout=60_000)
 
 
 def eldoria_ticked(page: Page) -> bool:
@@ -92,7 +86,7 @@ def test_a_chat_keeps_its_world_books_a_new_one_starts_afresh_and_the_app_reopen
             pick(page, "#prompt-format", "ChatML")
             page.get_by_text("Sampler", exact=True).click()
             pick(page, "#sampler-preset", "Deterministic")
-            send(page, "the first chat")
+            send_and_wait(page, "the first chat")
             [first] = [s for s in Store(data_dir).sessions.list() if s.title == "the first chat"]
             assert (first.system_prompt, first.format_id) == (KEEPER, "chatml")
 
@@ -104,7 +98,7 @@ def test_a_chat_keeps_its_world_books_a_new_one_starts_afresh_and_the_app_reopen
             expect(page.locator("#sampler-preset input")).to_have_value("Balanced", timeout=10_000)
             assert page.locator("#prompt-format input").input_value().startswith("Auto")
             assert eldoria_ticked(page)
-            send(page, "the second chat")
+            send_and_wait(page, "the second chat")
             pick(page, "#session-list", "the first chat")
             expect(page.locator("#history")).to_contain_text("the first chat", timeout=10_000)
             page.screenshot(path=str(artifacts / "settings-chat.png"), full_page=True)

@@ -31,6 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
+from bench import long_chat
 from bench.long_chat import story_chat
 from bench.report import update_section  # noqa: E402
 from bench.settings import TOPICS
@@ -40,7 +41,7 @@ from engine.llama import open_llama
 from engine.types import LoadOptions
 from presets.samplers import SamplerParams, load_builtin_presets
 from store.db import Store
-from store.records import Message, Session, new_id
+from store.records import Message
 from store.stories import Story
 
 THREADS = 2
@@ -86,17 +87,7 @@ def seed_story(text: str) -> Callable[[Path], None]:
 
 
 def seed_chat(messages: list[Message]) -> Callable[[Path], None]:
-    def seed(data_dir: Path) -> None:
-        store = Store(data_dir)
-        now = time.time()
-        session = Session(
-            id=new_id(), title=f"{len(messages)} messages", created=now, updated=now,
-            sampler={"preset": "Balanced", "params": PARAMS.to_dict()},
-        )  # fmt: skip
-        store.sessions.restore(session, messages)
-        store.close()
-
-    return seed
+    return lambda data_dir: long_chat.seed_chat(data_dir, messages, "Balanced", PARAMS)
 
 
 STORY_SHORT, STORY_LONG = long_story(2_000), long_story(50_000)

@@ -14,6 +14,7 @@ from typing import Any
 
 from bench.settings import DETERMINISTIC, N_CTX, THREADS, TOPICS
 from browser import chat_texts, chromium, hearth_server, open_app
+from presets.samplers import SamplerParams
 from services.chat import logic
 from services.chat import reply as chat_reply
 from services.context import AppContext, Settings, create_context
@@ -40,16 +41,23 @@ def story_chat(size: int, repeat: int) -> list[Message]:
     return chat
 
 
-def seed_chat(data_dir: Path, messages: list[Message]) -> None:
+def seed_chat(
+    data_dir: Path,
+    messages: list[Message],
+    preset: str = "Deterministic",
+    params: SamplerParams | None = None,
+) -> None:
+    """A chat of `messages` in a new data folder, sampled with `preset` (and `params`, by
+    default the Deterministic preset at this benchmark's reply length)."""
     store = Store(data_dir)
     now = time.time()
-    params = replace(DETERMINISTIC, max_new_tokens=STREAM_REPLY)
+    params = params or replace(DETERMINISTIC, max_new_tokens=STREAM_REPLY)
     session = Session(
         id=new_id(),
         title=f"{len(messages)} messages",
         created=now,
         updated=now,
-        sampler={"preset": "Deterministic", "params": params.to_dict()},
+        sampler={"preset": preset, "params": params.to_dict()},
     )
     store.sessions.restore(session, messages)
     store.close()

@@ -186,11 +186,10 @@ def test_a_newcomer_sees_the_model_the_primer_and_send_turns_into_stop(
         assert page.input_value("#message textarea") == "are you still there?"  # kept, not sent
         assert "still writing" not in page.inner_text("body")  # nor tried: Enter was ignored
         page.locator("#message textarea").press("Enter")  # now it goes, and gets its own reply
-        wait_for_bubbles(page, 3)
-        expect(page.locator("#stop")).to_be_visible(timeout=30_000)
-        wait_for_words(page)
-        page.click("#stop")
-        expect(page.locator("#send")).to_be_visible(timeout=60_000)
+        wait_for_bubbles(page, 4, timeout=180_000)
+        # This reply is left to finish: the model may end it at any token, so a click on
+        # Stop could land after Stop is gone.
+        expect(page.locator("#send")).to_be_visible()
         page.wait_for_function(LIVE_HIDDEN)
         assert live_text(page) == ""
         assert page.evaluate(ROLES) == ["user", "bot", "user", "bot"]

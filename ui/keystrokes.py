@@ -14,7 +14,9 @@ it, but drops that key: "ghost" typed into a new world-info row became "host" (a
 has the focus into the editor once it has, where the caret is, as the key would have.
 Check boxes and keys with a modifier (shortcuts) are left to the table.
 Keys typed within the frames in which Gradio sets up a new editor are held until it
-has; typing at once after a click can still lose a key on a busy machine (an open race).
+has. A click selects its cell at once but focuses it a moment later, so a key typed at
+once after a click lands on the cell focused before: the script counts it as typed into
+the clicked cell, the one whose editor the table opens.
 """
 
 from __future__ import annotations
@@ -93,9 +95,21 @@ HEAD = """<script>
     if (!seen.has(el)) settle(el);
     if (fresh.has(el)) hold(el, keys); else typeInto(el, keys);
   };
+  // The cell the table has selected. A click selects a cell at once but moves the focus
+  // to it a moment later: a key typed in between lands on the cell focused before, yet
+  // the table opens the clicked cell's editor.
+  let selected = null;
+  const cellOf = (el) => (el instanceof Element ? el.closest("[role=gridcell]") : null);
+  document.addEventListener("pointerdown", (event) => {
+    const cell = cellOf(event.target);
+    selected = cell ? where(cell) : null;
+  }, true);
   document.addEventListener("focusin", (event) => {
     if (pending && editor(event.target, pending)) handOver(event.target);
+    const cell = cellOf(event.target);
+    if (cell) selected = where(cell);
   }, true);
+  const sameTable = (a, b) => a.slice(0, a.indexOf(":")) === b.slice(0, b.indexOf(":"));
   document.addEventListener("keydown", (event) => {
     const target = event.target;
     if (pending && editor(target, pending)) handOver(target);  // before this key lands
@@ -108,7 +122,8 @@ HEAD = """<script>
     if (!(target instanceof Element) || target.getAttribute("role") !== "gridcell") return;
     if (target.querySelector(".bool-cell")) return;
     event.preventDefault();  // the table still opens the editor; the key is typed into it
-    const place = where(target);
+    const focused = where(target);
+    const place = selected && sameTable(selected, focused) ? selected : focused;
     if (pending && pending.where === place) {
       pending.keys += event.key;
       return;

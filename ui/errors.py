@@ -85,14 +85,39 @@ def _queued() -> bool:
     return LocalContext.event_id.get(None) is not None
 
 
+def _text_params(fn: Callable[..., Any]) -> tuple[frozenset[int], frozenset[str]]:
+    """The places and names of `fn`'s parameters declared as text (`str`)."""
+    params = list(inspect.signature(fn).parameters.values())
+    texts = [(i, p.name) for i, p in enumerate(params) if p.annotation in (str, "str")]
+    return frozenset(i for i, _ in texts), frozenset(name for _, name in texts)
+
+
+def _blank_nulls(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """`fn`, taking a null for a text parameter as empty text. The page sends text from a
+    text box, but an API caller (or a cleared dropdown) can send null."""
+    places, names = _text_params(fn)
+    if not places:
+        return fn
+
+    @functools.wraps(fn)
+    def blanked(*args: Any, **kwargs: Any) -> Any:
+        args = tuple("" if a is None and i in places else a for i, a in enumerate(args))
+        kwargs = {k: "" if v is None and k in names else v for k, v in kwargs.items()}
+        return fn(*args, **kwargs)
+
+    return blanked
+
+
 def shown_errors(fn: F) -> F:
-    """Turn errors raised by a handler (plain, generator or async generator) into `gr.Error`."""
+    """Turn errors raised by a handler (plain, generator or async generator) into `gr.Error`.
+    A null sent for a text parameter arrives as empty text."""
+    call = _blank_nulls(fn)
     if inspect.isasyncgenfunction(fn):
 
         @functools.wraps(fn)
         async def async_gen_wrapper(*args: Any, **kwargs: Any) -> Any:
             try:
-                async for item in fn(*args, **kwargs):
+                async for item in call(*args, **kwargs):
                     yield item
             except Exception as exc:
                 raise as_gradio_error(exc) from exc
@@ -104,7 +129,7 @@ def shown_errors(fn: F) -> F:
         @functools.wraps(fn)
         def gen_wrapper(*args: Any, **kwargs: Any) -> Any:
             try:
-                yield from fn(*args, **kwargs)
+                yield from call(*args, **kwargs)
             except Exception as exc:
                 raise as_gradio_error(exc) from exc
 
@@ -113,7 +138,7 @@ def shown_errors(fn: F) -> F:
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
-            return fn(*args, **kwargs)
+            return call(*args, **kwargs)
         except Exception as exc:
             raise as_gradio_error(exc) from exc
 

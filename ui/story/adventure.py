@@ -17,6 +17,7 @@ from typing import Any
 import gradio as gr
 
 from engine.prompts import InputKind, ScenarioError
+from presets.errors import InputError
 from services.context import AppContext
 from services.live import finished, marker
 from services.render import inert_html
@@ -217,7 +218,9 @@ def _wire_turns(w: AdventureWidgets, ctx: AppContext, show: story_list.Show) -> 
         # Enter in the action box still submits while Send is disabled.
         logic.ensure_idle(ctx, owner_of(request), "act again")
         view, _ = logic.current(ctx, view, MODE)
-        stored = play.act(ctx, view, InputKind(kind), raw or "")
+        if kind not in tuple(InputKind):
+            raise InputError("Choose Do, Say or Story for the action.")
+        stored = play.act(ctx, view, InputKind(kind), raw)
         # Send waits for this turn to finish: a second action now would land mid-reply.
         return (*show(view, stored), "", gr.update(interactive=False))
 

@@ -175,3 +175,55 @@ def test_adventure_scenario_do_say_undo_and_reload(tmp_path: Path, artifacts: Pa
     assert "Is anyone there" not in story.full_text()
     assert story.redo_stack  # the undone Say can come back
     assert "Inspector Quill" in story.memory
+
+
+PHONE = {"width": 390, "height": 844}
+
+
+def on_first_screen(page: Page, selector: str) -> bool:
+    box = page.locator(selector).bounding_box()
+    return box is not None and box["y"] >= 0 and box["y"] + box["height"] <= PHONE["height"]
+
+
+def wait_in_view(page: Page, selector: str) -> None:
+    """Until `selector` is wholly on screen (the menu scrolls to it; a fraction of a pixel
+    above the top is rounding)."""
+    page.wait_for_function(
+        f"() => {{ const r = document.querySelector('{selector}').getBoundingClientRect();"
+        " return r.height > 0 && r.top > -1 && r.bottom <= innerHeight; }"
+    )
+
+
+def test_on_a_phone_each_tab_opens_on_its_work_and_its_list_is_a_tap_away(
+    tmp_path: Path, artifacts: Path, tiny_gguf: Path
+) -> None:
+    with chromium() as browser, hearth_server(tmp_path / "data", "--model", str(tiny_gguf)) as url:
+        page = browser.new_page(viewport=PHONE)
+        page.goto(url)
+        page.wait_for_selector("#message textarea", timeout=60_000)
+        for tab, work, button in (
+            ("story", "#story-text textarea", "#story-generate"),
+            ("adventure", "#scenario", "#scenario-start"),
+        ):
+            open_tab(page, tab.capitalize(), f"#{tab}-tokens")
+            # The story, or the adventure's start, and its first button fill the first
+            # screen; the list of stories is folded away behind a menu button.
+            expect(page.locator(f"#{tab}-sidebar")).to_be_hidden()
+            assert on_first_screen(page, work) and on_first_screen(page, button), tab
+            assert page.evaluate("() => document.documentElement.scrollWidth") <= PHONE["width"]
+            page.screenshot(path=str(artifacts / f"phone-{tab}.png"))
+            page.click(f"#{tab}-menu")
+            expect(page.locator(f"#{tab}-list")).to_be_visible()
+            wait_in_view(page, f"#{tab}-list")
+            page.screenshot(path=str(artifacts / f"phone-{tab}-menu.png"))
+            page.click(f"#{tab}-menu")
+            expect(page.locator(f"#{tab}-sidebar")).to_be_hidden()
+        page.get_by_role("tab", name="Models").click()
+        expect(page.locator("#model-summary")).to_be_visible(timeout=30_000)
+        assert page.evaluate("() => document.documentElement.scrollWidth") <= PHONE["width"]
+        page.screenshot(path=str(artifacts / "phone-models.png"))
+        # Wide, there is no menu: the list stands beside the story.
+        page.set_viewport_size({"width": 1400, "height": 1000})
+        page.get_by_role("tab", name="Story").click()
+        expect(page.locator("#story-list")).to_be_visible()
+        expect(page.locator("#story-menu")).to_be_hidden()

@@ -86,9 +86,11 @@ HEAD = """<script>
       try { localStorage.setItem(THEME, dark ? "dark" : "light"); } catch (e) {}
       document.body.classList.toggle("dark", dark);
     },
-    toggleMenu() {
-      const open = document.body.classList.toggle("hearth-menu-open");
-      document.querySelector(open ? "#chat-sidebar" : "#chat-top")?.scrollIntoView({ block: "start" });
+    // On a phone a tab's side column folds away; its menu button shows it ("chat",
+    // "story" or "adventure": the prefix of the column's and the top row's ids).
+    toggleMenu(tab) {
+      const open = document.body.classList.toggle(`hearth-menu-${tab}`);
+      document.querySelector(open ? `#${tab}-sidebar` : `#${tab}-top`)?.scrollIntoView({ block: "start" });
     },
   };
 
@@ -139,16 +141,22 @@ CSS = """
 #chat-top { align-items: center; }
 #model-note { font-size: 0.9em; }
 #model-note p { margin: 0; }
-#menu-toggle { display: none; }
+.hearth-menu { display: none; }
 #undo-row { align-items: center; }
 #header { align-items: center; }
 #header #theme-toggle { max-width: 9em; }
 /* Gradio scopes rules inside @media to its container, so a rule that starts at <body> stays
    outside one; it outweighs the scoped rule that folds the sidebar away. */
-body.hearth-menu-open .gradio-container .contain #chat-sidebar { display: flex !important; }
+body.hearth-menu-chat .gradio-container .contain #chat-sidebar,
+body.hearth-menu-story .gradio-container .contain #story-sidebar,
+body.hearth-menu-adventure .gradio-container .contain #adventure-sidebar { display: flex !important; }
 #history .hearth-swipe { white-space: nowrap; }
 @media (max-width: 767px) {
-  #menu-toggle { display: flex; }
+  .hearth-menu { display: flex; }
+  #story-sidebar, #adventure-sidebar { display: none !important; }
+  #story-top button, #adventure-top button { flex: 0 0 auto !important; }
+  #story-buttons, #adventure-buttons { flex-wrap: wrap; }
+  #story-buttons button, #adventure-buttons button { min-width: 0 !important; flex: 1 1 28% !important; }
   #chat-top { flex-wrap: wrap; }
   #chat-top #model-note { order: -1; flex: 1 1 100% !important; font-size: 0.85em; }
   #chat-top button { flex: 1 1 0 !important; }

@@ -84,9 +84,10 @@ def build(ctx: AppContext) -> TabHandle:
 
 def layout(ctx: AppContext) -> AdventureWidgets:
     state = gr.State(None)
+    menu = story_list.menu("adventure", "adventures")
     with gr.Row():
-        with gr.Column(scale=1, min_width=220):
-            side = story_list.layout("adventure", "adventure", "adventures")
+        with gr.Column(scale=1, min_width=220, elem_id="adventure-sidebar"):
+            side = story_list.layout(menu, "adventure", "adventure", "adventures")
         with gr.Column(scale=4):
             with gr.Accordion("Start from a scenario", open=True, elem_id="scenario-panel") as scenario_panel:
                 choices = [(s.title, s.id) for s in play.scenarios()] + [("Write your own…", play.CUSTOM)]
@@ -117,7 +118,7 @@ def layout(ctx: AppContext) -> AdventureWidgets:
                     elem_id="adventure-input",
                 )
                 send = gr.Button("Send", variant="primary", scale=1, elem_id="adventure-send")
-            with gr.Row():
+            with gr.Row(elem_id="adventure-buttons"):
                 cont = gr.Button("Continue", elem_id="adventure-continue")
                 retry = gr.Button("Retry", elem_id="adventure-retry")
                 undo = gr.Button("Undo", elem_id="adventure-undo")

@@ -38,6 +38,7 @@ EXPORTS = [
 
 @dataclass
 class ListWidgets:
+    menu: gr.Button
     choice: gr.Dropdown
     new: gr.Button
     title: gr.Textbox
@@ -53,8 +54,17 @@ class ListWidgets:
     download: gr.File
 
 
-def layout(prefix: str, noun: str, plural: str) -> ListWidgets:
-    """The side column's widgets; `noun` is "story" or "adventure"."""
+def menu(prefix: str, plural: str) -> gr.Button:
+    """The button that shows the side column on a phone, where it folds away (the page's
+    script, ui/script.py); above the tab, in a row of its own that only a phone shows."""
+    with gr.Row(elem_id=f"{prefix}-top", elem_classes="hearth-menu"):
+        label = f"☰ {plural.capitalize()}"
+        return gr.Button(label, size="sm", scale=0, min_width=80, elem_id=f"{prefix}-menu")
+
+
+def layout(menu: gr.Button, prefix: str, noun: str, plural: str) -> ListWidgets:
+    """The side column's widgets, and `menu`, which shows them on a phone; `noun` is
+    "story" or "adventure"."""
     choice = gr.Dropdown(label=f"Your {plural}", filterable=True, elem_id=f"{prefix}-list")
     new = gr.Button(f"New {noun}", variant="primary", size="sm", elem_id=f"{prefix}-new")
     title = gr.Textbox(label="Title", elem_id=f"{prefix}-title")
@@ -76,6 +86,7 @@ def layout(prefix: str, noun: str, plural: str) -> ListWidgets:
         export = gr.Button("Export", size="sm", elem_id=f"{prefix}-export")
         download = gr.File(label="Download", visible=False, interactive=False, elem_id=f"{prefix}-download")
     return ListWidgets(
+        menu,
         choice,
         new,
         title,
@@ -102,6 +113,7 @@ def wire(
 ) -> None:
     """Wire the list. `outputs` starts with the state and the list; `show` fills them all."""
     quiet: dict[str, Any] = {"show_progress": "hidden", "api_visibility": "undocumented"}
+    w.menu.click(None, js=f"() => window.hearth.toggleMenu('{mode}')")
 
     @shown_errors
     def on_open(story_id: str | None) -> tuple[Any, ...]:

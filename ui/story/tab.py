@@ -69,9 +69,10 @@ def build(ctx: AppContext) -> TabHandle:
 
 def layout(ctx: AppContext) -> StoryWidgets:
     state = gr.State(None)
+    menu = story_list.menu("story", "stories")
     with gr.Row():
-        with gr.Column(scale=1, min_width=220):
-            side = story_list.layout("story", "story", "stories")
+        with gr.Column(scale=1, min_width=220, elem_id="story-sidebar"):
+            side = story_list.layout(menu, "story", "story", "stories")
         with gr.Column(scale=4):
             text = gr.Textbox(
                 label="Story",
@@ -82,7 +83,7 @@ def layout(ctx: AppContext) -> StoryWidgets:
                 elem_id="story-text",
             )
             live = gr.HTML("", elem_id="story-live", container=False, padding=False)
-            with gr.Row():
+            with gr.Row(elem_id="story-buttons"):
                 generate = gr.Button("Generate", variant="primary", elem_id="story-generate")
                 retry = gr.Button("Retry", elem_id="story-retry")
                 undo = gr.Button("Undo", elem_id="story-undo")

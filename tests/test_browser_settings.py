@@ -16,6 +16,7 @@ from browser import (
     send_and_wait,
 )
 from store.db import Store
+from store.stories import Story
 
 pytestmark = pytest.mark.browser
 
@@ -170,3 +171,37 @@ def test_presets_saved_in_story_reach_every_tab_and_table_cells_keep_every_key(
         (entry,) = entries
         assert (entry.keys, entry.content, entry.enabled) == (("ghost",), "A ghost haunts the mill.", True)
         assert (entry.constant, entry.probability) == (False, 100)
+
+
+def test_story_and_adventure_reopen_the_one_the_browser_was_last_in(tmp_path: Path, tiny_gguf: Path) -> None:
+    data_dir = tmp_path / "data"
+    store = Store(data_dir)
+    for mode in ("story", "adventure"):  # the older one first: a fresh page opens the newest
+        for title in (f"The older {mode}", f"The newer {mode}"):
+            store.stories.create(Story(mode=mode, title=title))
+            time.sleep(0.01)
+    store.close()
+    port = free_port()
+    args = (data_dir, "--model", str(tiny_gguf))
+    with chromium() as browser:
+        context = browser.new_context(viewport={"width": 1400, "height": 1000})
+        with hearth_server(*args, port=port) as url:
+            page = open_page(context, url)
+            for mode in ("story", "adventure"):
+                page.get_by_role("tab", name=mode.capitalize()).click()
+                title = page.locator(f"#{mode}-title textarea")
+                expect(title).to_have_value(f"The newer {mode}", timeout=30_000)
+                pick(page, f"#{mode}-list", f"The older {mode}")
+                expect(title).to_have_value(f"The older {mode}", timeout=10_000)
+            page.wait_for_function(  # the browser has noted both choices
+                "() => ['story', 'adventure'].every((m) => localStorage.getItem(`hearth-last-${m}`))"
+            )
+            page.close()
+        # Reopened after a restart, each tab shows the one the browser was last in.
+        with hearth_server(*args, port=port) as url:
+            page = open_page(context, url)
+            for mode in ("story", "adventure"):
+                page.get_by_role("tab", name=mode.capitalize()).click()
+                title = page.locator(f"#{mode}-title textarea")
+                expect(title).to_have_value(f"The older {mode}", timeout=30_000)
+        context.close()

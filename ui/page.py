@@ -51,6 +51,11 @@ def build(ctx: AppContext) -> gr.Blocks:
             with gr.Tab("Models", id="models"):
                 models_tab = models.build(ctx, tabs, TAB_IDS)
         for tab in (chat_tab, story_tab, adventure_tab):
+            # A BrowserState reads the browser's storage when the page builds it, and the
+            # page builds a tab only when it is first shown: a tab leaves its unrendered
+            # (`render=False`), and they are built here, outside the tabs.
+            for remembered in tab.remembers:
+                remembered.render()
             inputs = [tab.state, *tab.remembers]
             # A newly loaded model changes what fits: each tab refreshes its counts.
             for loaded in models_tab.loaded:

@@ -26,4 +26,4 @@ class TabHandle:
     load_fn: Callable[..., tuple[Any, ...]]
     state: gr.State
     outputs: list[Any]
-    remembers: list[Any] = field(default_factory=list)  # gr.BrowserState inputs, after `state`
+    remembers: list[Any] = field(default_factory=list)  # unrendered gr.BrowserState inputs, after `state`

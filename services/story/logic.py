@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Literal
+from typing import Any, Literal
 
 from engine.lore import entry_name
 from engine.prompts import (
@@ -90,8 +90,14 @@ def current(ctx: AppContext, view: StoryView | None, mode: Mode) -> tuple[StoryV
     return reopen(ctx, view, mode)
 
 
-def reopen(ctx: AppContext, view: StoryView | None, mode: Mode) -> tuple[StoryView, StoredStory]:
-    """Like `current`, but a story that is gone gives way to the newest one: for page loads."""
+def reopen(
+    ctx: AppContext, view: StoryView | None, mode: Mode, last_story_id: Any = None
+) -> tuple[StoryView, StoredStory]:
+    """Like `current`, but a story that is gone gives way to the newest one: for page loads.
+    A page that shows no story yet opens the one this browser was last in
+    (`last_story_id`, as the browser remembers it), if it is still there."""
+    if view is None and isinstance(last_story_id, str) and last_story_id:
+        view = StoryView(last_story_id)
     view = view or StoryView()
     stored = open_story(ctx, mode, view.story_id)
     if stored.id != view.story_id:

@@ -125,7 +125,7 @@ def layout(ctx: AppContext) -> ChatWidgets:
         cont=cont, impersonate=impersonate, message=message, send=send, stop=stop, status=status,
         selection=selection, system=system, format=fmt, lore_placement=lore_placement, sampler=sampler,
         panels=panels, inspector=inspector, top=top,
-        last_chat=gr.BrowserState(None, storage_key=LAST_CHAT_KEY, secret=LAST_CHAT_SECRET),
+        last_chat=gr.BrowserState(None, storage_key=LAST_CHAT_KEY, secret=LAST_CHAT_SECRET, render=False),
     )  # fmt: skip
 
 

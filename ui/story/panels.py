@@ -43,4 +43,4 @@ def wire(w: StoryTabWidgets, ctx: AppContext, mode: Mode, tab_name: str, show: s
         return story_inspector.inspect(ctx, view, mode, params_from(list(sliders)), choice)
 
     prompt_inspector.wire(w.inspector, w.state, inspect, w.sampler.sliders)
-    return TabHandle(story_list.load_fn(ctx, mode, show), w.state, w.outputs)
+    return TabHandle(story_list.load_fn(ctx, mode, show), w.state, w.outputs, remembers=[w.side.last])

@@ -52,6 +52,7 @@ class ListWidgets:
     export_kind: gr.Dropdown
     export: gr.Button
     download: gr.File
+    last: gr.BrowserState  # the story this browser was last in, to reopen it
 
 
 def menu(prefix: str, plural: str) -> gr.Button:
@@ -100,6 +101,11 @@ def layout(menu: gr.Button, prefix: str, noun: str, plural: str) -> ListWidgets:
         export_kind,
         export,
         download,
+        # Rendered by the page, outside the tabs (ui/page.py); the secret is fixed as the
+        # chat's is (ui/chat/tab.py), so that what a browser remembers reads after a restart.
+        gr.BrowserState(
+            None, storage_key=f"hearth-last-{prefix}", secret=f"hearth-last-{prefix}", render=False
+        ),
     )
 
 
@@ -114,6 +120,11 @@ def wire(
     """Wire the list. `outputs` starts with the state and the list; `show` fills them all."""
     quiet: dict[str, Any] = {"show_progress": "hidden", "api_visibility": "undocumented"}
     w.menu.click(None, js=f"() => window.hearth.toggleMenu('{mode}')")
+    # The browser keeps the story it was last in, so reopening the app opens it again.
+    state.change(
+        lambda view: view.story_id if view else None, [state], [w.last],
+        queue=False, show_progress="hidden", api_visibility="undocumented",
+    )  # fmt: skip
 
     @shown_errors
     def on_open(story_id: str | None) -> tuple[Any, ...]:
@@ -218,12 +229,13 @@ def report_failures(run: Run) -> None:
 
 
 def load_fn(ctx: AppContext, mode: Mode, show: Show) -> Callable[[StoryView | None], tuple[Any, ...]]:
-    """The tab's page-load handler: the story this window had open, else the newest."""
+    """The tab's page-load handler: the story this window had open, else the one this
+    browser was last in, else the newest."""
 
     @shown_errors
-    def on_load(view: StoryView | None) -> tuple[Any, ...]:
+    def on_load(view: StoryView | None, last_story: Any = None) -> tuple[Any, ...]:
         ctx.wait_ready()
-        view, stored = logic.reopen(ctx, view, mode)
+        view, stored = logic.reopen(ctx, view, mode, last_story)
         return show(view, stored)
 
     return on_load

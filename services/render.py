@@ -8,7 +8,10 @@ an escaper guessed where code starts. Then, token by token:
 - an image becomes its alt text: nothing shown may make the browser fetch a URL;
 - a link stays clickable only for http(s) and mailto, opening a new tab with
   rel="noopener noreferrer"; any other link shows as its text;
-- code keeps its newlines as `&#10;`, and every other line break is a `<br>`.
+- code keeps its newlines as `&#10;`, and every other line break is a `<br>`;
+- a fenced block that names its language is coloured by Pygments (classes only, styled
+  by `code_css`), and every code block carries a Copy button that the page's script
+  answers (ui/script.py).
 
 So the HTML is one line that starts with a block tag. Gradio's client-side Markdown
 pass (marked) takes such a line as a single HTML block and passes it through untouched,
@@ -30,6 +33,10 @@ from markdown_it import MarkdownIt
 from markdown_it.common.utils import escapeHtml
 from markdown_it.renderer import RendererHTML
 from markdown_it.token import Token
+from pygments import highlight
+from pygments.formatters import HtmlFormatter
+from pygments.lexers import get_lexer_by_name
+from pygments.util import ClassNotFound
 
 SAFE_SCHEMES = ("http://", "https://", "mailto:")
 LINK_ATTRS = {"target": "_blank", "rel": "noopener noreferrer"}
@@ -39,6 +46,12 @@ MATH = re.compile(r"\$\$[\s\S]+?\$\$")
 MARK_OPEN, MARK_CLOSE = "\ue000", "\ue001"
 MARKS = re.compile(f"[{MARK_OPEN}{MARK_CLOSE}]")
 PLACED = re.compile(f"{MARK_OPEN}(\\d+){MARK_CLOSE}")
+# Longer code is shown uncoloured: a lexer's time grows with its input, and a reply is
+# rendered again each time the chat is shown.
+COLOUR_MOST = 20_000
+# Token classes start with "hl-" so that none meets a class of Gradio's page.
+_COLOURS = HtmlFormatter(nowrap=True, classprefix="hl-")
+COPY_BUTTON = '<span class="hearth-copy-code" role="button" tabindex="0">Copy</span>'
 
 
 def inert_html(text: str) -> str:
@@ -90,8 +103,32 @@ def _one_line(html: str) -> str:
 
 
 def _code(self: RendererHTML, tokens: Sequence[Token], idx: int, *_: object) -> str:
-    """A code block, without its info string (nothing reads a language class here)."""
-    return f"<pre><code>{_one_line(escapeHtml(tokens[idx].content))}</code></pre>"
+    """A code block with its Copy button, coloured when it names a language Pygments knows."""
+    token = tokens[idx]
+    words = token.info.split()
+    body = _coloured(token.content, words[0]) if words else None
+    code = body if body is not None else escapeHtml(token.content)
+    return f'<div class="hearth-code">{COPY_BUTTON}<pre><code>{_one_line(code)}</code></pre></div>'
+
+
+def _coloured(code: str, language: str) -> str | None:
+    """`code` as HTML with Pygments' token classes; None for an unknown language or long code."""
+    if len(code) > COLOUR_MOST:
+        return None
+    try:
+        lexer = get_lexer_by_name(language, stripnl=False, ensurenl=False)
+    except ClassNotFound:
+        return None
+    return str(highlight(code, lexer, _COLOURS))
+
+
+def code_css(light: str = "friendly", dark: str = "monokai") -> str:
+    """The colours of code tokens, in light and in dark mode (Gradio puts `dark` on <body>)."""
+    rules = [
+        *HtmlFormatter(style=light, classprefix="hl-").get_token_style_defs(".hearth-code"),
+        *HtmlFormatter(style=dark, classprefix="hl-").get_token_style_defs(".dark .hearth-code"),
+    ]
+    return "\n".join(rules) + "\n"
 
 
 def _line_break(self: RendererHTML, tokens: Sequence[Token], idx: int, *_: object) -> str:

@@ -60,7 +60,9 @@ def card_json(base: str) -> dict[str, object]:
         "- step\n\n  ```\n  if a < b && c:\n  ```\n\n      x <y> && z\n\n"
         f"![pixel]({base}/image.png) [go](javascript:alert(1)) [site](https://example.org/)\n\n"
         # LaTeX is kept out of Markdown, so KaTeX gets it as written
-        "$$a *b* < c \\\\ d$$"
+        "$$a *b* < c \\\\ d$$\n\n"
+        # (c) code that names its language: coloured, with a Copy button
+        '```python\nprint("<hi>")\n```'
     )
     return {
         "spec": "chara_card_v2",
@@ -110,7 +112,10 @@ def test_messages_cards_and_model_facts_fetch_nothing(tmp_path: Path, artifacts:
         card_path.write_text(json.dumps(card_json(base)))
         with chromium() as browser, hearth_server(tmp_path / "data", "--model", str(model)) as url:
             requests: list[Request] = []
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            context = browser.new_context(
+                viewport={"width": 1400, "height": 1000}, permissions=["clipboard-read", "clipboard-write"]
+            )
+            page = context.new_page()
             page.on("request", lambda request: requests.append(request))  # from the first one on
             open_app(page, url)
             import_card(page, card_path)
@@ -130,6 +135,13 @@ def test_messages_cards_and_model_facts_fetch_nothing(tmp_path: Path, artifacts:
             tex = bubble.locator(".katex annotation[encoding='application/x-tex']")
             expect(tex).to_have_count(1)
             assert tex.text_content() == "a *b* < c \\\\ d"
+            # (c) coloured by token, and its Copy button copies the code as written
+            python = bubble.locator(".hearth-code").last
+            expect(python.locator(".hl-nb")).to_have_text("print")
+            python.locator(".hearth-copy-code").click()
+            expect(python.locator(".hearth-copy-code")).to_have_text("Copied")
+            assert page.evaluate("() => navigator.clipboard.readText()") == 'print("<hi>")\n'
+            assert bubble.locator(".hearth-code").count() == 3  # every code block has its button
 
             # the sidebar: name, tags and creator's notes, as text
             notes = page.inner_text("#character-notes")

@@ -237,7 +237,8 @@ def test_inert_html_keeps_code_literal() -> None:
     text = "a <b> & `<i>` c\n```\n<script>x</script>\n```\n> quote ![img](http://x/y.png)"
     assert inert_html(text) == (
         "<p>a &lt;b&gt; &amp; <code>&lt;i&gt;</code> c</p>"
-        "<pre><code>&lt;script&gt;x&lt;/script&gt;&#10;</code></pre>"
+        '<div class="hearth-code"><span class="hearth-copy-code" role="button" tabindex="0">Copy</span>'
+        "<pre><code>&lt;script&gt;x&lt;/script&gt;&#10;</code></pre></div>"
         "<blockquote><p>quote img</p></blockquote>"
     )
 

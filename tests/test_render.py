@@ -22,8 +22,17 @@ from ui.chat.side import character_notes
 TRACKER = "http://127.0.0.1:9/p.png"
 ALLOWED = {
     "p", "em", "strong", "code", "pre", "ul", "ol", "li", "table", "thead", "tbody", "tr", "th", "td",
-    "blockquote", "h1", "h2", "h3", "h4", "h5", "h6", "hr", "br", "del", "a",
+    "blockquote", "h1", "h2", "h3", "h4", "h5", "h6", "hr", "br", "del", "a", "div", "span",
 }  # fmt: skip
+# A code block's frame and Copy button, and Pygments' token classes inside it.
+FRAME_ATTRIBUTES = {
+    ("div", "class", "hearth-code"),
+    ("span", "class", "hearth-copy-code"),
+    ("span", "role", "button"),
+    ("span", "tabindex", "0"),
+}
+TOKEN_CLASS = re.compile(r"^hl-[a-z0-9]+$")
+FRAME = '<div class="hearth-code"><span class="hearth-copy-code" role="button" tabindex="0">Copy</span>'
 SAFE_HREF = re.compile(r"^(https?://|mailto:)", re.IGNORECASE)
 ALIGN = re.compile(r"^text-align:(left|center|right)$")
 # Gradio's client-side pass is GFM Markdown with raw HTML on: what a page gets from
@@ -53,8 +62,10 @@ row = st.lists(cell, min_size=1, max_size=4).map("|".join)
 table = st.lists(row, min_size=1, max_size=3).map(lambda rows: "| a | b |\n|---|---|\n" + "\n".join(rows))
 indent = st.sampled_from(["", " ", "  ", "   ", "    ", "      "])
 fenced = st.builds(
-    lambda ind, fence, lines: f"{ind}{fence}\n" + "".join(f"{ind}{line}\n" for line in lines) + ind + fence,
-    indent, st.sampled_from(["```", "~~~", "````"]), st.lists(inner, max_size=3),
+    lambda ind, fence, lang, lines: f"{ind}{fence}{lang}\n" + "".join(f"{ind}{line}\n" for line in lines)
+    + ind + fence,
+    indent, st.sampled_from(["```", "~~~", "````"]), st.sampled_from(["", "python", "html", "js", "nope"]),
+    st.lists(inner, max_size=3),
 )  # fmt: skip
 indented = st.builds(lambda ind, line: f"{ind}    {line}", indent, inner)
 listed = st.builds(
@@ -115,6 +126,10 @@ def allowed_attribute(tag: str, name: str, value: str) -> bool:
         }
     if tag in ("th", "td"):
         return name == "style" and bool(ALIGN.match(value))
+    if tag == "span" and name == "class" and TOKEN_CLASS.match(value):
+        return True
+    if (tag, name, value) in FRAME_ATTRIBUTES:
+        return True
     return tag == "ol" and name == "start" and value.isdigit()
 
 
@@ -171,7 +186,7 @@ def test_the_html_is_one_line_for_gradios_markdown_pass() -> None:
     html = inert_html("a\nb\n\n    code\n    \tmore\n\n- x\n\n| t |\n|---|\n| u |\n")
     assert "\n" not in html and "\t" not in html
     assert html == (
-        "<p>a<br>b</p><pre><code>code&#10;&#9;more&#10;</code></pre><ul><li>x</li></ul>"
+        f"<p>a<br>b</p>{FRAME}<pre><code>code&#10;&#9;more&#10;</code></pre></div><ul><li>x</li></ul>"
         "<table><thead><tr><th>t</th></tr></thead><tbody><tr><td>u</td></tr></tbody></table>"
     )
 
@@ -179,7 +194,8 @@ def test_the_html_is_one_line_for_gradios_markdown_pass() -> None:
 def test_math_reaches_katex_as_written() -> None:
     """`$$…$$` is kept out of Markdown, as Gradio does: its backslashes and `&` stay."""
     html = inert_html("Solve $$a_1 \\\\ b*c*d & x<y$$ now\n\n```\n$$a<b$$\n```")
-    assert html == ("<p>Solve $$a_1 \\\\ b*c*d &amp; x&lt;y$$ now</p><pre><code>$$a&lt;b$$&#10;</code></pre>")
+    code = f"{FRAME}<pre><code>$$a&lt;b$$&#10;</code></pre></div>"
+    assert html == f"<p>Solve $$a_1 \\\\ b*c*d &amp; x&lt;y$$ now</p>{code}"
     assert page_of(inert_html("$$<img src=x>$$ \ue0000\ue001")).problems == []
 
 
@@ -187,7 +203,7 @@ def test_math_reaches_katex_as_written() -> None:
 @given(markdown_text)
 def test_no_text_renders_an_element_or_attribute_outside_the_allow_list(text: str) -> None:
     html = inert_html(text)
-    assert "\n" not in html and (html == "" or re.match(r"<(p|h[1-6]|ul|ol|blockquote|pre|table|hr)\b", html))
+    assert "\n" not in html and (html == "" or re.match(r"<(p|h[1-6]|ul|ol|blockquote|div|table|hr)\b", html))
     assert page_of(html).problems == []
 
 
@@ -222,3 +238,14 @@ def test_a_model_named_like_an_image_shows_its_name(fake_ctx: AppContext) -> Non
         html = GRADIO_LIKE.render(markdown)
         assert page_of(html).problems == [] and "<img" not in html
         assert "![](http://127.0.0.1:9/p.png) &lt;img" in html
+
+
+def test_code_that_names_its_language_is_coloured_and_stays_literal() -> None:
+    html = inert_html('```python\nif x < 1 and y: print("<b>&")\n```\n\n```nope\na < b\n```')
+    page = page_of(html)
+    assert page.problems == []
+    assert page.code_texts == ['if x < 1 and y: print("<b>&")\n', "a < b\n"]
+    assert '<span class="hl-k">if</span>' in html and '<span class="hl-ow">and</span>' in html
+    assert html.count(FRAME) == 2 and "<pre><code>a &lt; b&#10;</code></pre>" in html  # unknown: plain
+    long = "x = 1\n" * 4_000  # past COLOUR_MOST: shown plain
+    assert "hl-" not in inert_html(f"```python\n{long}```")

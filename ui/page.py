@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gradio as gr
 
+from services import render
 from services.context import AppContext
 from ui import chat, keystrokes, live, models, script, story
 
@@ -28,7 +29,7 @@ _CSS = """
 footer { display: none !important; }
 #story-live { display: none !important; }
 """
-CSS = _CSS + script.CSS
+CSS = _CSS + script.CSS + render.code_css()
 # The page's own scripts: theme switch, phone menu, chat actions; nothing typed is lost;
 # replies stream in over their own channel.
 HEAD = script.HEAD + keystrokes.HEAD + live.HEAD

@@ -8,6 +8,7 @@ phase, so they work whatever Gradio renders, and re-renders, later:
   with the switch is kept in localStorage and put back whenever Gradio changes it;
 - Enter in the message box does nothing while Stop shows (Send's place while a reply
   is written), as SillyTavern's Send is disabled then;
+- a code block's Copy button (`services.render`) copies the code, wherever it shows;
 - a click on a bubble's action (`services.chat.bubbles`) does not select the bubble:
   Copy copies the message's text, the swipe arrows press the swipe buttons, and the
   others go to the server through the hidden `#message-action` box and `#message-act`
@@ -30,8 +31,18 @@ HEAD = """<script>
   const shown = (el) => !!el && el.offsetParent !== null;
   const writing = () => shown(document.querySelector("#stop"));
 
-  const copy = async (el) => {
-    const text = el.closest(".message-content, .message")?.querySelector(".hearth-text")?.innerText || "";
+  const copy = (el) => copyText(el, el.closest(".message-content, .message")?.querySelector(".hearth-text"));
+  // A code block's Copy button (services.render), wherever the block is shown.
+  const copyCode = (event) => {
+    const el = event.target.closest?.(".hearth-copy-code");
+    if (!el) return false;
+    event.preventDefault();
+    event.stopPropagation();  // not a click on the bubble
+    copyText(el, el.closest(".hearth-code")?.querySelector("code"));
+    return true;
+  };
+  const copyText = async (el, source) => {
+    const text = source?.innerText || "";
     try {
       await navigator.clipboard.writeText(text);
     } catch (e) {  // no clipboard API outside a secure context (http on the network)
@@ -101,7 +112,7 @@ HEAD = """<script>
   // Gradio may add this script to <head> after the document has loaded.
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", watchTheme);
   else watchTheme();
-  document.addEventListener("click", onAction, true);
+  document.addEventListener("click", (event) => copyCode(event) || onAction(event), true);
   document.addEventListener("keydown", (event) => {
     if (event.key === "Enter" && !event.shiftKey && !event.isComposing
         && event.target.closest?.("#message") && writing()) {
@@ -109,7 +120,7 @@ HEAD = """<script>
       event.stopPropagation();
       return;
     }
-    if (event.key === "Enter" || event.key === " ") onAction(event);
+    if (event.key === "Enter" || event.key === " ") copyCode(event) || onAction(event);
   }, true);
 })();
 </script>"""
@@ -138,6 +149,13 @@ CSS = """
 #history .act-swipe-left, #history .act-swipe-right {
   font-weight: 700; text-decoration: none; padding: 0 0.35em;
 }
+.hearth-code { position: relative; }
+.hearth-code .hearth-copy-code {
+  position: absolute; top: 0.3em; right: 0.4em; z-index: 1; cursor: pointer;
+  font-size: 0.75em; padding: 0.1em 0.5em; border-radius: 4px; opacity: 0.7;
+  background: var(--background-fill-secondary); border: 1px solid var(--border-color-primary);
+}
+.hearth-code .hearth-copy-code:hover, .hearth-code .hearth-copy-code:focus { opacity: 1; }
 #chat-top { align-items: center; }
 #model-note { font-size: 0.9em; }
 #model-note p { margin: 0; }

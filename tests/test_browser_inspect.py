@@ -10,7 +10,9 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, expect
 
+from bench.long_chat import seed_chat
 from browser import LIVE_HIDDEN, chromium, hearth_server, open_app, wait_for_bubbles
+from store.records import Message
 
 pytestmark = pytest.mark.browser
 
@@ -113,3 +115,43 @@ def test_the_inspector_shows_the_parts_and_the_text_after_a_reply(
         assert sum(tokens(row[1]) for row in rows[:-1]) == tokens(rows[-1][1])
         assert prompt_text(page, "story").startswith("The keeper counted the ships.")
         page.screenshot(path=str(artifacts / "inspect-story.png"), full_page=True)
+
+
+def test_a_thinking_reply_shows_folded_copies_its_answer_and_stays_out_of_the_next_prompt(
+    tmp_path: Path, artifacts: Path, tiny_gguf: Path
+) -> None:
+    plan = "They said hello; a greeting back will do."
+    seed_chat(
+        tmp_path / "data",
+        [
+            Message("user", "hello", seq=0),
+            Message("assistant", f"<think>\n{plan}\n</think>\n\nHello, friend!", seq=1),
+        ],
+    )
+    with chromium() as browser, hearth_server(tmp_path / "data", "--model", str(tiny_gguf)) as url:
+        context = browser.new_context(
+            viewport={"width": 1400, "height": 1000}, permissions=["clipboard-read", "clipboard-write"]
+        )
+        page = context.new_page()
+        page.goto(url)
+        wait_for_bubbles(page, 2, timeout=120_000)
+        reply = page.locator("#history [data-testid='bot']").last
+        think = reply.locator("details.hearth-think")
+        expect(think.locator("summary")).to_have_text("Thought")
+        expect(think.locator(".hearth-thinking")).to_be_hidden()  # folded
+        think.locator("summary").click()
+        expect(think.locator(".hearth-thinking")).to_have_text(plan)
+        page.screenshot(path=str(artifacts / "thinking-reply.png"))
+        reply.locator(".act-copy").click()
+        expect(reply.locator(".act-copy")).to_have_text("Copied")
+        assert page.evaluate("() => navigator.clipboard.readText()") == "Hello, friend!"
+
+        page.fill("#message textarea", "and now?")
+        page.click("#send")
+        wait_for_bubbles(page, 4, timeout=120_000)
+        page.wait_for_function(LIVE_HIDDEN, timeout=60_000)
+        open_inspector(page, "chat")
+        text = prompt_text(page, "chat")
+        assert "Hello, friend!" in text and "and now?" in text
+        assert plan not in text and "think>" not in text
+        context.close()

@@ -163,3 +163,18 @@ def test_messages_cards_and_model_facts_fetch_nothing(tmp_path: Path, artifacts:
             assert foreign(requests, url) == []
             page.close()
     assert hits == []
+
+
+def test_the_pages_own_scripts_run_without_an_error(tmp_path: Path, tiny_gguf: Path) -> None:
+    """A slip in a script of <head> (ui/script.py, ui/keystrokes.py, ui/live.py) stops it
+    silently: the theme switch, Copy and held keys would all be gone."""
+    with chromium() as browser, hearth_server(tmp_path / "data", "--model", str(tiny_gguf)) as url:
+        page = browser.new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        open_app(page, url)
+        assert page.evaluate("() => typeof window.hearth?.toggleMenu") == "function"
+        for tab in ("Story", "Adventure", "Models", "Chat"):
+            page.get_by_role("tab", name=tab).click()
+        page.wait_for_timeout(500)
+        assert errors == []

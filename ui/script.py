@@ -42,7 +42,10 @@ HEAD = """<script>
     return true;
   };
   const copyText = async (el, source) => {
-    const text = source?.innerText || "";
+    // What a thinking model thought (its folded block) is not part of the message.
+    const parts = source ? [...source.children].filter((c) => !c.matches("details.hearth-think")) : [];
+    const text = source && parts.length < source.children.length
+      ? parts.map((c) => c.innerText).join("\\n\\n") : source?.innerText || "";
     try {
       await navigator.clipboard.writeText(text);
     } catch (e) {  // no clipboard API outside a secure context (http on the network)
@@ -149,6 +152,9 @@ CSS = """
 #history .act-swipe-left, #history .act-swipe-right {
   font-weight: 700; text-decoration: none; padding: 0 0.35em;
 }
+.hearth-think { margin-bottom: 0.6em; font-size: 0.92em; opacity: 0.85; }
+.hearth-think summary { cursor: pointer; font-style: italic; }
+.hearth-think .hearth-thinking { border-left: 3px solid var(--border-color-primary); padding-left: 0.7em; }
 .hearth-code { position: relative; }
 .hearth-code .hearth-copy-code {
   position: absolute; top: 0.3em; right: 0.4em; z-index: 1; cursor: pointer;

@@ -22,6 +22,7 @@ from engine.prompts.scenario import (
     parse_scenario,
 )
 from engine.prompts.story import StoryPrompt, StorySteering, part_tokens, story_parts
+from engine.prompts.thinking import Thought, answer_of, split_thinking
 
 __all__ = [
     "ADVENTURE_STOPS",
@@ -45,8 +46,10 @@ __all__ = [
     "Span",
     "StoryPrompt",
     "StorySteering",
+    "Thought",
     "Turn",
     "TurnRenderer",
+    "answer_of",
     "build_character_prompt",
     "chat_parts",
     "clean_reply",
@@ -57,6 +60,7 @@ __all__ = [
     "parse_scenario",
     "part_tokens",
     "player_input",
+    "split_thinking",
     "stop_strings",
     "story_parts",
     "trim_reply",

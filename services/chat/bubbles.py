@@ -5,7 +5,8 @@ its own: a name line with the speaker's picture (the card's avatar, the persona'
 their initial on a coloured disc. Below the message is a row of actions: edit, copy,
 hide, branch, delete, and on the latest reply the swipe arrows.
 
-All of it is one line of HTML around the message's own (`services.render.inert_html`),
+All of it is one line of HTML around the message's own (`message_html`: what a
+thinking model thought, folded, then the answer, each through `services.render.inert_html`),
 so Gradio's Markdown pass keeps it as it is. Names are escaped here; Gradio's sanitizer
 stays on behind it. That sanitizer drops `data-` attributes but keeps classes, so an
 action names itself and its message in its classes (`hearth-act act-delete seq-4`); the
@@ -16,12 +17,15 @@ from __future__ import annotations
 
 import html
 import zlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 from urllib.parse import quote
 
+from engine.prompts import split_thinking
 from services.live import marker
+from services.render import inert_html
 from store.records import Message
 
 HUES = 6  # the placeholder discs' colours (`.hearth-hue-N` in ui/page.py)
@@ -55,6 +59,36 @@ def head(speaker: Speaker) -> str:
         picture = f'<span class="hearth-avatar hearth-initial hearth-hue-{hue}">{html.escape(initial)}</span>'
     name = f'<span class="hearth-name">{html.escape(speaker.name)}</span>'
     return f'<div class="hearth-who">{picture}{name}</div>'
+
+
+def message_html(text: str, meta: Mapping[str, Any] | None = None, note: str = "") -> str:
+    """A message's text as the bubble shows it: a thinking model's reasoning folded into a
+    block above the answer (open while the model still thinks), then the answer, after
+    `note` (Markdown). `meta` is the saved reply's, which says how long it thought."""
+    thought = split_thinking(text)
+    if not thought.thought:
+        return inert_html(note + text)
+    if not thought.closed:
+        summary, opened = "Thinking…", " open"
+    else:
+        summary, opened = _thought_summary(meta or {}), ""
+    block = (
+        f'<details class="hearth-think"{opened}><summary>{html.escape(summary)}</summary>'
+        f'<div class="hearth-thinking">{inert_html(thought.thinking)}</div></details>'
+    )
+    return block + inert_html(note + thought.answer)
+
+
+def _thought_summary(meta: Mapping[str, Any]) -> str:
+    """ "Thought for 12 s · 340 tokens", from what was saved with the reply."""
+    words = ["Thought"]
+    seconds = meta.get("thinking_seconds")
+    if isinstance(seconds, (int, float)) and seconds > 0:
+        words.append(f"for {seconds:.0f} s" if seconds >= 10 else f"for {seconds:.1f} s")
+    tokens = meta.get("thinking_tokens")
+    if isinstance(tokens, int) and tokens > 0:
+        words.append(f"· {tokens} token{'s' if tokens != 1 else ''}")
+    return " ".join(words)
 
 
 def bubble(message: Message, speaker: Speaker, body: str, swipes: tuple[int, int] | None = None) -> str:

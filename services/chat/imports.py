@@ -1,4 +1,5 @@
-"""Bringing cards and chats in: a card that is already here, and whose chat a file is.
+"""Bringing cards and chats in (a card that is already here, and whose chat a file is),
+and what of a chat goes out in an export.
 
 A card file imported twice would make two characters nobody can tell apart, so an
 import first looks for the same card (same name, same card fields, same picture) and
@@ -17,10 +18,12 @@ import json
 from collections import Counter
 from dataclasses import dataclass, replace
 
+from engine.prompts import answer_of
 from services.chat.characters import ASSISTANT
 from services.context import AppContext
 from store.cards import CharacterCard, ImportedCard, card_to_record
 from store.characters import CharacterSummary
+from store.records import Message
 
 
 @dataclass(frozen=True)
@@ -123,3 +126,14 @@ def attach_chat(ctx: AppContext, session_id: str, character_id: str | None) -> N
         ctx.store.characters.get(character_id)  # raises NotFoundError if it was deleted
     session = ctx.store.sessions.get(session_id)
     ctx.store.sessions.save(replace(session, character_id=character_id or None))
+
+
+def for_export(messages: list[Message]) -> list[Message]:
+    """The messages as an export writes them: replies (and their other versions) without
+    what a thinking model thought, which is the app's to show, not the chat's text."""
+    return [
+        replace(m, text=answer_of(m.text), swipes=tuple(answer_of(t) for t in m.swipes))
+        if m.role == "assistant"
+        else m
+        for m in messages
+    ]

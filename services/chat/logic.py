@@ -23,7 +23,6 @@ from services.chat.bubbles import Speaker
 from services.chat.characters import ROLEPLAY_SYSTEM, speakers, start_character_chat
 from services.context import AppContext
 from services.models.logic import md
-from services.render import inert_html
 from store.chats import DEFAULT_TITLE
 from store.errors import InvalidInputError, StoreError
 from store.records import Message, Session
@@ -245,7 +244,7 @@ def _bubble(message: Message, speaker: Speaker, latest: bool) -> str:
         speaker = Speaker(message.name)  # written as another persona (an imported chat)
     note = "*(hidden from the prompt)*\n\n" if message.hidden else ""
     swipes = (message.swipe_index + 1, max(1, len(message.swipes))) if latest else None
-    body = inert_html(note + message.text)
+    body = bubbles.message_html(message.text, message.meta, note)
     return bubbles.bubble(message, speaker, body, swipes if message.role == "assistant" else None)
 
 

@@ -14,17 +14,25 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from engine.errors import ContextOverflowError
-from engine.prompts import CharacterPrompt, ChatLine, FittedPrompt, build_character_prompt, clean_reply
+from engine.prompts import (
+    CharacterPrompt,
+    ChatLine,
+    FittedPrompt,
+    answer_of,
+    build_character_prompt,
+    clean_reply,
+    split_thinking,
+)
 from engine.run import Run
 from engine.types import FinishReason, GenerationRequest
 from services.chat import actions as chat_actions
+from services.chat.bubbles import message_html
 from services.chat.characters import prompt_inputs
 from services.chat.logic import ChatView, active_format, ensure_session, settings_for
 from services.context import AppContext
 from services.models.remote import estimate_note
 from services.prompt_report import META_KEY as PROMPT_META
 from services.prompt_report import Outline, record, span_words
-from services.render import inert_html
 from services.run_stream import STREAM_INTERVAL, run_texts
 from store.errors import InvalidInputError, StoreError
 from store.records import Message
@@ -64,7 +72,7 @@ def build_prompt(ctx: AppContext, view: ChatView, mode: ReplyMode = "reply") -> 
         fmt,
         inputs.sheet,
         inputs.persona,
-        [ChatLine("user" if m.role == "user" else "assistant", m.text, m.hidden) for m in chat],
+        [_line(m) for m in chat],
         count_tokens=ctx.models.count_tokens,
         global_system=inputs.global_system,
         books=inputs.books,
@@ -84,6 +92,14 @@ def build_prompt(ctx: AppContext, view: ChatView, mode: ReplyMode = "reply") -> 
     ]
     in_prompt = visible[:pinned] + body[fitted.start : len(built.parts.body)]
     return PreparedPrompt(fitted, request, kept, lore, _outline(fitted, built, in_prompt, pinned))
+
+
+def _line(message: Message) -> ChatLine:
+    """A message as the prompt sees it: a reply without its thinking, which a thinking
+    model's template drops from earlier turns too (and which would fill the context)."""
+    if message.role == "user":
+        return ChatLine("user", message.text, message.hidden)
+    return ChatLine("assistant", answer_of(message.text), message.hidden)
 
 
 def _outline(fitted: FittedPrompt, built: CharacterPrompt, in_prompt: list[Message], pinned: int) -> Outline:
@@ -154,6 +170,7 @@ def _saver(ctx: AppContext, session_id: str, mode: ReplyMode, prepared: Prepared
             "seconds": round(finish.seconds, 3),
             "lore": prepared.lore,
         }
+        meta.update(_thinking_meta(ctx, finished))
         report = record(ctx.prompts, finished, prepared.outline)
         if report is not None:
             meta[PROMPT_META] = report.to_meta()
@@ -170,6 +187,18 @@ def _saver(ctx: AppContext, session_id: str, mode: ReplyMode, prepared: Prepared
             _put_reply(ctx, session_id, Message("assistant", text, meta=meta), at)
 
     return save
+
+
+def _thinking_meta(ctx: AppContext, finished: Run) -> dict[str, Any]:
+    """How long a thinking model thought, for the folded block's summary: its thinking's
+    tokens, and the run's time shared out by tokens (the run keeps no per-token clock)."""
+    thought = split_thinking(finished.text)
+    if not thought.thinking or finished.finish is None:
+        return {}
+    tokens = ctx.models.count_tokens(thought.thinking)
+    produced = max(finished.finish.usage.completion_tokens, tokens, 1)
+    seconds = round(finished.finish.seconds * tokens / produced, 1)
+    return {"thinking_tokens": tokens, "thinking_seconds": seconds}
 
 
 def _put_reply(ctx: AppContext, session_id: str, reply: Message, at: int) -> None:
@@ -199,8 +228,8 @@ async def stream(run: Run, interval: float = STREAM_INTERVAL) -> AsyncIterator[s
 
 
 def shown_reply(text: str) -> str:
-    """A reply's text as the page shows it: cleaned up, rendered inert."""
-    return inert_html(clean_reply(text))
+    """A reply's text as the page shows it: cleaned up, rendered inert, its thinking folded."""
+    return message_html(clean_reply(text))
 
 
 def context_status(ctx: AppContext, view: ChatView) -> str:

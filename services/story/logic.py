@@ -19,6 +19,7 @@ from engine.prompts import (
     FittedPrompt,
     StoryPrompt,
     StorySteering,
+    answer_of,
     part_tokens,
     story_parts,
     trim_reply,
@@ -192,12 +193,13 @@ def _saver(ctx: AppContext, story_id: str, mode: Mode, action: Action) -> Callab
 
 def reply_text(text: str, mode: Mode) -> str:
     """What of a run's text goes into the story: an adventure reply stops where the
-    player's next action would begin, and trailing space is dropped in both modes.
+    player's next action would begin, and trailing space is dropped in both modes. What a
+    thinking model thought is never story text (`answer_of`; "" while it still thinks).
 
     Line breaks become "\n": the story is edited in a browser text box, which turns
     every "\r" into "\n", and a stored "\r" would then look like an edit by the writer.
     """
-    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    text = answer_of(text).replace("\r\n", "\n").replace("\r", "\n")
     if mode == "adventure":
         return trim_reply(text)  # "" for a reply of only whitespace: a retry never blanks the part
     return text.rstrip()

@@ -244,7 +244,7 @@ def _wire_files(w: ChatWidgets, ctx: AppContext, switch: Switch) -> None:
     def on_export(view: ChatView | None, kind: str) -> Any:
         view = logic.ensure_session(ctx, view)
         session = ctx.store.sessions.get(view.session_id)
-        messages = ctx.store.sessions.messages(view.session_id)
+        messages = imports.for_export(ctx.store.sessions.messages(view.session_id))
         user, char = speaker_names(ctx, session)
         if kind == "jsonl":
             data = export_jsonl(session, messages, user_name=user, character_name=char)

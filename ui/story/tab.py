@@ -15,6 +15,7 @@ from typing import Any
 
 import gradio as gr
 
+from engine.prompts import answer_of
 from services.context import AppContext
 from services.live import finished, marker
 from services.story import logic
@@ -182,10 +183,10 @@ def _streamer(ctx: AppContext, action: Action) -> Callable[..., AsyncIterator[tu
         _view, run = await asyncio.to_thread(logic.start, ctx, view, MODE, params, owner_of(request), action)
         # The page follows the reply into the box over its own channel (services.live);
         # Gradio carries only the marker and, at the end, the finished text.
-        token = ctx.live.follow(run, lambda partial: base + partial, plain=True)
+        token = ctx.live.follow(run, lambda partial: base + answer_of(partial), plain=True)
         yield gr.skip(), marker(token, into="story-text")
         await finished(run)
-        yield base + run.text, ""
+        yield base + answer_of(run.text), ""
         story_list.report_failures(run)
 
     return stream

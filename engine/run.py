@@ -24,6 +24,7 @@ from enum import Enum
 from engine.backend import Backend
 from engine.errors import GenerationError
 from engine.stops import StopFilter
+from engine.think_budget import generate_within_budget
 from engine.types import Chunk, Finish, FinishReason, GenerationRequest, Usage
 
 log = logging.getLogger(__name__)
@@ -176,7 +177,7 @@ class Run:
             return Finish(FinishReason.CANCELLED, Usage())
         stops = StopFilter(self.request.stop)
         finish: Finish | None = None
-        stream = self.backend.generate(self.request, self._halt)
+        stream = generate_within_budget(self.backend, self.request, self._halt)
         try:
             for item in stream:
                 if isinstance(item, Finish):

@@ -25,6 +25,10 @@ class GenerationRequest:
     prompt: str
     params: SamplerParams = field(default_factory=SamplerParams)
     stop: tuple[str, ...] = ()
+    # A thinking model may think this many tokens before its block is closed for it
+    # (`engine.think_budget`); 0: as long as it likes.
+    think_budget: int = 0
+    thinking_opened: bool = False  # the prompt itself opened the thinking block
 
 
 @dataclass(frozen=True)

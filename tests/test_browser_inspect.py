@@ -154,4 +154,13 @@ def test_a_thinking_reply_shows_folded_copies_its_answer_and_stays_out_of_the_ne
         text = prompt_text(page, "chat")
         assert "Hello, friend!" in text and "and now?" in text
         assert plan not in text and "think>" not in text
+
+        # A chat that keeps its thinking sends it back.
+        page.get_by_text("Prompt", exact=True).click()
+        page.get_by_label("Kept in later prompts").check()
+        page.click("#regenerate")  # after the setting: the chat's edits run in order
+        expect(page.locator("#history .hearth-swipes").last).to_have_text("2/2", timeout=60_000)
+        page.wait_for_function(LIVE_HIDDEN, timeout=60_000)
+        open_inspector(page, "chat")
+        assert f"<think>\n{plan}\n</think>" in prompt_text(page, "chat")
         context.close()

@@ -5,19 +5,25 @@ from __future__ import annotations
 
 import asyncio
 import json
+from dataclasses import replace
 
 import pytest
 
 from engine.fake import FakeBackend
 from engine.prompts import Thought, answer_of, split_thinking
+from engine.run import Run
+from engine.think_budget import BUDGET_CLOSE
+from engine.types import FinishReason, GenerationRequest, LoadOptions
 from presets.samplers import SamplerParams
 from services.chat import bubbles, logic
 from services.chat import reply as chat_reply
 from services.chat.imports import for_export
-from services.chat.logic import ChatSettings
+from services.chat.logic import ChatSettings, ChatView
+from services.chat.thinking import EMPTY_BLOCK, ThinkingSettings, set_thinking, thinking_settings
 from services.context import AppContext
 from services.story import logic as story_logic
 from store.chats import export_jsonl
+from store.errors import InvalidInputError
 from store.records import Message
 
 SETTINGS = ChatSettings(params=SamplerParams(max_new_tokens=64))
@@ -110,3 +116,99 @@ def test_exports_leave_the_thinking_out(fake_ctx: AppContext) -> None:
     data = export_jsonl(sessions.get(view.session_id), exported, user_name="You", character_name="Ann")
     lines = data.decode().splitlines()
     assert PLAN not in data.decode() and json.loads(lines[-1])["mes"] == "Hello!"
+
+
+def budget_request(budget: int, *, opened: bool = False, max_new_tokens: int = 40) -> GenerationRequest:
+    params = SamplerParams(max_new_tokens=max_new_tokens)
+    return GenerationRequest("Q: hi\nA:", params, think_budget=budget, thinking_opened=opened)
+
+
+def test_a_thinking_budget_closes_the_block_and_the_model_answers_after_it() -> None:
+    backend = FakeBackend()
+    backend.enqueue(["<think>", *[" hmm"] * 30, "</think>", "never"])  # would think for 30
+    backend.enqueue(["Hello", "!"])  # what it writes once the block is closed for it
+    run = Run(backend, budget_request(8)).start()
+    finish = run.wait(5)
+    thought = split_thinking(run.text)
+    assert thought.answer == "Hello!" and thought.thinking.count("hmm") == 8 - 2  # "<think>" is 3 tokens here
+    assert run.text.endswith(f"{BUDGET_CLOSE}Hello!")
+    second = backend.calls[1]
+    assert second.prompt == "Q: hi\nA:" + run.text.removesuffix("Hello!")  # continued where it stopped
+    assert second.params.max_new_tokens == 40 - finish.usage.completion_tokens + 2
+    assert finish.reason is FinishReason.STOP and finish.usage.prompt_tokens == len(
+        backend.tokenize("Q: hi\nA:")
+    )
+
+
+def test_a_budget_leaves_a_model_that_stops_thinking_in_time_alone() -> None:
+    backend = FakeBackend()
+    backend.enqueue(["<think>", " ok", "</think>", " Hi", "!"])
+    run = Run(backend, budget_request(20)).start()
+    assert run.wait(5).reason is FinishReason.STOP
+    assert run.text == "<think> ok</think> Hi!" and len(backend.calls) == 1
+
+
+def test_a_budget_closes_a_block_the_prompt_opened() -> None:
+    backend = FakeBackend()
+    backend.enqueue([" step"] * 10)
+    backend.enqueue(["Done", "."])
+    run = Run(backend, budget_request(4, opened=True)).start()
+    run.wait(5)
+    assert run.text == " step" * 4 + BUDGET_CLOSE + "Done."
+    assert split_thinking(run.text) == Thought("step step step step", "Done.")
+
+
+@pytest.fixture
+def thinking_ctx(fake_ctx: AppContext, fake_backend: FakeBackend) -> AppContext:
+    """The fake model, with a chat template that writes thinking blocks (as Qwen3's does)."""
+    template = "{% for m in messages %}{{ m.content }}{% endfor %}{{ '<think>' if false }}"
+    thinking = FakeBackend(n_ctx=2048, info=replace(fake_backend.info, chat_template=template))
+    fake_ctx.models.attach(thinking, LoadOptions(n_ctx=2048))
+    return fake_ctx
+
+
+def chat_with_a_thought(ctx: AppContext) -> ChatView:
+    view = logic.new_chat(ctx, SETTINGS)
+    ctx.store.sessions.append(view.session_id, Message("user", "Hi there"))
+    ctx.store.sessions.append(view.session_id, Message("assistant", f"<think>{PLAN}</think>\n\nHello!"))
+    return logic.send(ctx, view, "How are you?", SETTINGS)
+
+
+def test_a_chat_can_keep_its_thinking_in_later_prompts(thinking_ctx: AppContext) -> None:
+    view = chat_with_a_thought(thinking_ctx)
+    assert PLAN not in chat_reply.build_prompt(thinking_ctx, view).request.prompt
+    set_thinking(thinking_ctx, view.session_id, "keep", 0)
+    assert f"<think>{PLAN}</think>" in chat_reply.build_prompt(thinking_ctx, view).request.prompt
+
+
+def test_thinking_off_starts_the_reply_with_an_empty_block_and_the_budget_reaches_the_run(
+    thinking_ctx: AppContext,
+) -> None:
+    view = chat_with_a_thought(thinking_ctx)
+    prepared = chat_reply.build_prompt(thinking_ctx, view)
+    assert prepared.request.prompt.endswith("Assistant:") and prepared.request.think_budget == 0
+    set_thinking(thinking_ctx, view.session_id, "hide", 300)
+    assert chat_reply.build_prompt(thinking_ctx, view).request.think_budget == 300
+    set_thinking(thinking_ctx, view.session_id, "off", 300)
+    prepared = chat_reply.build_prompt(thinking_ctx, view)
+    assert prepared.request.prompt.endswith(f"Assistant:{EMPTY_BLOCK}") and prepared.request.think_budget == 0
+    # The empty block is part of the reply prefix, which the inspector itemizes.
+    [tail] = [s for s in prepared.fitted.spans if s.end == len(prepared.fitted.text)]
+    assert prepared.fitted.text[tail.start : tail.end].endswith(EMPTY_BLOCK)
+
+
+def test_a_model_that_does_not_think_is_left_as_it_is(fake_ctx: AppContext) -> None:
+    view = chat_with_a_thought(fake_ctx)
+    set_thinking(fake_ctx, view.session_id, "off", 300)
+    prepared = chat_reply.build_prompt(fake_ctx, view)
+    assert prepared.request.prompt.endswith("Assistant:") and prepared.request.think_budget == 0
+
+
+@pytest.mark.parametrize(
+    ("mode", "budget"), [("sometimes", 0), ("hide", -1), ("hide", "lots"), ("off", 10**9)]
+)
+def test_odd_thinking_settings_are_refused(fake_ctx: AppContext, mode: str, budget: object) -> None:
+    view = logic.new_chat(fake_ctx, SETTINGS)
+    with pytest.raises(InvalidInputError):
+        set_thinking(fake_ctx, view.session_id, mode, budget)
+    assert thinking_settings(fake_ctx.store.sessions.get(view.session_id)) == ThinkingSettings()

@@ -22,7 +22,7 @@ from engine.prompts.scenario import (
     parse_scenario,
 )
 from engine.prompts.story import StoryPrompt, StorySteering, part_tokens, story_parts
-from engine.prompts.thinking import Thought, answer_of, split_thinking
+from engine.prompts.thinking import THINK_CLOSE, THINK_OPEN, Thought, answer_of, split_thinking
 
 __all__ = [
     "ADVENTURE_STOPS",
@@ -46,6 +46,8 @@ __all__ = [
     "Span",
     "StoryPrompt",
     "StorySteering",
+    "THINK_CLOSE",
+    "THINK_OPEN",
     "Thought",
     "Turn",
     "TurnRenderer",

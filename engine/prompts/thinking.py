@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-OPEN, CLOSE = "<think>", "</think>"
+THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
 
 
 @dataclass(frozen=True)
@@ -31,18 +31,21 @@ class Thought:
         return bool(self.thinking) or not self.closed
 
 
-def split_thinking(text: str) -> Thought:
-    """`text` as what was thought and what was answered."""
+def split_thinking(text: str, opened: bool = False) -> Thought:
+    """`text` as what was thought and what was answered. `opened`: the prompt opened the
+    block, so a reply without the closing tag yet is all thinking."""
+    if opened and THINK_CLOSE not in text:
+        return Thought(text.strip(), "", closed=False)
     lead = text.lstrip()
-    if lead.startswith(OPEN):
-        body = lead[len(OPEN) :]
-        end = body.find(CLOSE)
+    if lead.startswith(THINK_OPEN):
+        body = lead[len(THINK_OPEN) :]
+        end = body.find(THINK_CLOSE)
         if end < 0:
             return Thought(body.strip(), "", closed=False)
-        return Thought(body[:end].strip(), body[end + len(CLOSE) :].lstrip())
-    end = text.find(CLOSE)
-    if end >= 0 and OPEN not in text[:end]:  # the template opened the block in the prompt
-        return Thought(text[:end].strip(), text[end + len(CLOSE) :].lstrip())
+        return Thought(body[:end].strip(), body[end + len(THINK_CLOSE) :].lstrip())
+    end = text.find(THINK_CLOSE)
+    if end >= 0 and THINK_OPEN not in text[:end]:  # the template opened the block in the prompt
+        return Thought(text[:end].strip(), text[end + len(THINK_CLOSE) :].lstrip())
     return Thought("", text)
 
 

@@ -61,19 +61,22 @@ def head(speaker: Speaker) -> str:
     return f'<div class="hearth-who">{picture}{name}</div>'
 
 
-def message_html(text: str, meta: Mapping[str, Any] | None = None, note: str = "") -> str:
+def message_html(
+    text: str, meta: Mapping[str, Any] | None = None, note: str = "", *, opened: bool = False
+) -> str:
     """A message's text as the bubble shows it: a thinking model's reasoning folded into a
     block above the answer (open while the model still thinks), then the answer, after
-    `note` (Markdown). `meta` is the saved reply's, which says how long it thought."""
-    thought = split_thinking(text)
+    `note` (Markdown). `meta` is the saved reply's, which says how long it thought;
+    `opened`, that the prompt opened the block (for a reply still being written)."""
+    thought = split_thinking(text, opened)
     if not thought.thought:
         return inert_html(note + text)
     if not thought.closed:
-        summary, opened = "Thinking…", " open"
+        summary, unfolded = "Thinking…", " open"
     else:
-        summary, opened = _thought_summary(meta or {}), ""
+        summary, unfolded = _thought_summary(meta or {}), ""
     block = (
-        f'<details class="hearth-think"{opened}><summary>{html.escape(summary)}</summary>'
+        f'<details class="hearth-think"{unfolded}><summary>{html.escape(summary)}</summary>'
         f'<div class="hearth-thinking">{inert_html(thought.thinking)}</div></details>'
     )
     return block + inert_html(note + thought.answer)

@@ -9,7 +9,7 @@ that asked for it goes away.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -29,6 +29,7 @@ from services.chat import actions as chat_actions
 from services.chat.bubbles import message_html
 from services.chat.characters import prompt_inputs
 from services.chat.logic import ChatView, active_format, ensure_session, settings_for
+from services.chat.thinking import model_thinks, opens_thinking, reply_format, thinking_settings
 from services.context import AppContext
 from services.models.remote import estimate_note
 from services.prompt_report import META_KEY as PROMPT_META
@@ -58,7 +59,10 @@ def build_prompt(ctx: AppContext, view: ChatView, mode: ReplyMode = "reply") -> 
     """
     session = ctx.store.sessions.get(view.session_id)
     settings = settings_for(ctx, session)
+    thinking = thinking_settings(session)
     fmt = active_format(ctx, settings.format_choice)
+    thinks = model_thinks(ctx, fmt)
+    fmt = reply_format(fmt, thinking, thinks)
     messages = _recent_messages(ctx, view.session_id, ctx.models.backend.n_ctx)
     anchor_seq = _last_anchor(messages)
     if mode == "swipe" and messages and messages[-1].role == "assistant":
@@ -72,7 +76,7 @@ def build_prompt(ctx: AppContext, view: ChatView, mode: ReplyMode = "reply") -> 
         fmt,
         inputs.sheet,
         inputs.persona,
-        [_line(m) for m in chat],
+        [_line(m, keep_thinking=thinking.mode == "keep") for m in chat],
         count_tokens=ctx.models.count_tokens,
         global_system=inputs.global_system,
         books=inputs.books,
@@ -85,7 +89,10 @@ def build_prompt(ctx: AppContext, view: ChatView, mode: ReplyMode = "reply") -> 
     body = visible[pinned:]
     anchor = None if anchor_seq is None else sum(1 for m in body if m.seq < anchor_seq)
     fitted = ctx.models.fit(built.parts, settings.params, anchor=anchor)
-    request = GenerationRequest(fitted.text, settings.params, built.stop)
+    budget = thinking.budget if thinks and thinking.mode != "off" else 0
+    request = GenerationRequest(
+        fitted.text, settings.params, built.stop, think_budget=budget, thinking_opened=opens_thinking(fmt)
+    )
     kept = body[fitted.start].seq if fitted.start < len(body) else (body[-1].seq + 1 if body else 0)
     lore = [
         entry.entry.label for entry in (*built.lore.before_char, *built.lore.after_char, *built.lore.at_depth)
@@ -94,12 +101,13 @@ def build_prompt(ctx: AppContext, view: ChatView, mode: ReplyMode = "reply") -> 
     return PreparedPrompt(fitted, request, kept, lore, _outline(fitted, built, in_prompt, pinned))
 
 
-def _line(message: Message) -> ChatLine:
+def _line(message: Message, *, keep_thinking: bool) -> ChatLine:
     """A message as the prompt sees it: a reply without its thinking, which a thinking
-    model's template drops from earlier turns too (and which would fill the context)."""
+    model's template drops from earlier turns too (and which would fill the context),
+    unless the chat keeps it."""
     if message.role == "user":
         return ChatLine("user", message.text, message.hidden)
-    return ChatLine("assistant", answer_of(message.text), message.hidden)
+    return ChatLine("assistant", message.text if keep_thinking else answer_of(message.text), message.hidden)
 
 
 def _outline(fitted: FittedPrompt, built: CharacterPrompt, in_prompt: list[Message], pinned: int) -> Outline:
@@ -224,12 +232,18 @@ async def stream(run: Run, interval: float = STREAM_INTERVAL) -> AsyncIterator[s
     Ends as soon as the run does (after its callbacks have saved the result).
     """
     async for text in run_texts(run, interval):
-        yield shown_reply(text)
+        yield shown_reply(text, run.request.thinking_opened)
 
 
-def shown_reply(text: str) -> str:
-    """A reply's text as the page shows it: cleaned up, rendered inert, its thinking folded."""
-    return message_html(clean_reply(text))
+def shown_for(run: Run) -> Callable[[str], str]:
+    """How the page shows `run`'s text as it grows (`shown_reply`, knowing its prompt)."""
+    return lambda text: shown_reply(text, run.request.thinking_opened)
+
+
+def shown_reply(text: str, opened: bool = False) -> str:
+    """A reply's text as the page shows it: cleaned up, rendered inert, its thinking
+    folded. `opened`: the prompt opened the thinking block (`GenerationRequest`)."""
+    return message_html(clean_reply(text), opened=opened)
 
 
 def context_status(ctx: AppContext, view: ChatView) -> str:

@@ -23,13 +23,13 @@ from services.chat import actions as chat_actions
 from services.chat import bubbles, logic
 from services.chat import inspector as chat_inspector
 from services.chat import reply as chat_reply
-from services.chat.characters import set_lore_placement
-from services.chat.logic import AUTO_FORMAT, ChatView
+from services.chat.logic import ChatView
 from services.context import AppContext
 from services.live import finished
 from services.render import inert_html
 from ui import prompt_inspector, sampler_panel
 from ui.chat import panels as chat_panels
+from ui.chat import prompt_panel
 from ui.chat import selection as chat_selection
 from ui.chat import side as chat_side
 from ui.chat import top as chat_top
@@ -99,31 +99,14 @@ def layout(ctx: AppContext) -> ChatWidgets:
             status = gr.Markdown("", elem_id="context-status")
             selection = chat_selection.layout()
             inspector = prompt_inspector.layout("chat")
-            with gr.Accordion("Prompt", open=False):
-                system = gr.Textbox(label="System prompt", lines=3, elem_id="system-prompt")
-                fmt = gr.Dropdown(
-                    label="Prompt format",
-                    choices=logic.format_choices(ctx),
-                    value=AUTO_FORMAT,
-                    allow_custom_value=True,
-                    elem_id="prompt-format",
-                )
-                lore_placement = gr.Radio(
-                    [
-                        ("With the character (as SillyTavern)", "character"),
-                        ("Near the latest messages (faster)", "recent"),
-                    ],
-                    value="character",
-                    label="Where triggered lorebook entries go",
-                    elem_id="lore-placement",
-                )
+            prompt = prompt_panel.layout(ctx)
             sampler = sampler_panel.layout(ctx.presets())
             panels = chat_panels.layout(ctx)
     return ChatWidgets(
         view=view, pending=pending, side=side, older=older, history=history, live=live,
         swipe_left=swipe_left, swipe_label=swipe_label, swipe_right=swipe_right, regenerate=regenerate,
         cont=cont, impersonate=impersonate, message=message, send=send, stop=stop, status=status,
-        selection=selection, system=system, format=fmt, lore_placement=lore_placement, sampler=sampler,
+        selection=selection, prompt=prompt, sampler=sampler,
         panels=panels, inspector=inspector, top=top,
         last_chat=gr.BrowserState(None, storage_key=LAST_CHAT_KEY, secret=LAST_CHAT_SECRET, render=False),
     )  # fmt: skip
@@ -246,10 +229,11 @@ def _generator(ctx: AppContext, mode: chat_reply.ReplyMode) -> Callable[..., Asy
         if mode == "continue":
             last = chat_actions.last_message(ctx, view.session_id)
             prefix = inert_html(last.text) if last is not None else ""
-        token = ctx.live.follow(run, chat_reply.shown_reply)
+        shown = chat_reply.shown_for(run)
+        token = ctx.live.follow(run, shown)
         yield gr.update(visible=True, value=[{"role": "assistant", "content": frame(prefix, token)}])
         await finished(run)
-        yield [{"role": "assistant", "content": frame(chat_reply.shown_reply(run.text))}]
+        yield [{"role": "assistant", "content": frame(shown(run.text))}]
         _report(run, mode)
 
     return generate
@@ -339,9 +323,7 @@ def _switch_fn(ctx: AppContext, w: ChatWidgets) -> Switch:
             chat_side.sessions_update(ctx, view),
             history,
             gr.update(visible=hidden > 0),
-            logic.system_prompt_shown(ctx, session),  # the default, when the chat has none
-            gr.update(choices=logic.format_choices(ctx), value=settings.format_choice),
-            session.extra.get("lore_placement", "character"),
+            *prompt_panel.values(ctx, session, settings),
             gr.update(choices=sampler_panel.preset_choices(ctx.presets()), value=settings.preset),
             *ordered_values(settings.params),
             chat_reply.context_status(ctx, view),
@@ -374,18 +356,13 @@ def _wire_settings(w: ChatWidgets, ctx: AppContext) -> None:
         logic.save_settings(ctx, logic.ensure_session(ctx, view), settings.with_params(preset.params))
         return ordered_values(preset.params)
 
-    @shown_errors
-    def on_placement(view: ChatView | None, placement: str) -> str:
-        set_lore_placement(ctx, logic.ensure_session(ctx, view).session_id, placement)
-        return chat_reply.context_status(ctx, logic.ensure_session(ctx, view))
-
     quiet: dict[str, Any] = {"api_visibility": "undocumented", **EDITS}
-    w.system.blur(on_settings, w.settings_inputs, None, **quiet)
-    w.format.input(on_format, w.settings_inputs, [w.system], **quiet)
+    w.prompt.system.blur(on_settings, w.settings_inputs, None, **quiet)
+    w.prompt.format.input(on_format, w.settings_inputs, [w.prompt.system], **quiet)
     for slider in w.sampler.sliders:
         slider.release(on_settings, w.settings_inputs, None, **quiet)
     w.sampler.preset.input(on_preset, w.settings_inputs, w.sampler.sliders, **quiet)
-    w.lore_placement.input(on_placement, [w.view, w.lore_placement], [w.status], **quiet)
+    prompt_panel.wire(w.prompt, w.view, w.status, ctx, **quiet)
     w.older.click(_older_fn(ctx), [w.view], [w.history, w.older, w.view], **quiet)
     sampler_panel.wire_save(w.sampler, ctx, "Saved from the Chat tab", api_name="save_preset")
 

@@ -10,6 +10,7 @@ import gradio as gr
 
 from presets.samplers import DEFAULT_PRESET
 from services.chat.logic import AUTO_FORMAT, ChatSettings, ChatView
+from ui.chat.prompt_panel import PromptWidgets
 from ui.prompt_inspector import InspectorWidgets
 from ui.sampler_panel import SamplerWidgets, params_from
 
@@ -144,9 +145,7 @@ class ChatWidgets:
     stop: gr.Button
     status: gr.Markdown
     selection: SelectionWidgets
-    system: gr.Textbox
-    format: gr.Dropdown
-    lore_placement: gr.Radio
+    prompt: PromptWidgets
     sampler: SamplerWidgets
     panels: PanelWidgets
     inspector: InspectorWidgets
@@ -156,7 +155,7 @@ class ChatWidgets:
     @property
     def settings_inputs(self) -> list[Any]:
         """The chat and its settings, in the order `read_settings` expects."""
-        return [self.view, self.system, self.format, self.sampler.preset, *self.sampler.sliders]
+        return [self.view, self.prompt.system, self.prompt.format, self.sampler.preset, *self.sampler.sliders]
 
     @property
     def reply_outputs(self) -> list[Any]:
@@ -167,8 +166,8 @@ class ChatWidgets:
     def switch_outputs(self) -> list[Any]:
         """Everything that changes when the tab switches to another chat (see tab._switch_fn)."""
         return [
-            self.view, self.side.sessions, self.history, self.older, self.system, self.format,
-            self.lore_placement, self.sampler.preset, *self.sampler.sliders, self.status, self.swipe_label,
+            self.view, self.side.sessions, self.history, self.older, *self.prompt.outputs,
+            self.sampler.preset, *self.sampler.sliders, self.status, self.swipe_label,
             *self.side.character_outputs, *self.selection.outputs, *self.panels.outputs,
         ]  # fmt: skip
 

@@ -212,3 +212,21 @@ def test_odd_thinking_settings_are_refused(fake_ctx: AppContext, mode: str, budg
     with pytest.raises(InvalidInputError):
         set_thinking(fake_ctx, view.session_id, mode, budget)
     assert thinking_settings(fake_ctx.store.sessions.get(view.session_id)) == ThinkingSettings()
+
+
+def test_the_kv_cache_still_hits_on_the_turn_after_a_thought(
+    fake_ctx: AppContext, fake_backend: FakeBackend
+) -> None:
+    """The thinking leaves the history, so the cache matches up to where it began: the
+    next turn evaluates about what is new (the answer and the new message), not more."""
+    view = logic.new_chat(fake_ctx, SETTINGS)
+    view = logic.send(fake_ctx, view, "Hi there", SETTINGS)
+    fake_backend.enqueue(["<think>", *[" reasoning"] * 40, "</think>", "\n\n", "Hello", "!"])
+    first = chat_reply.start(fake_ctx, view, "me")
+    first.wait(10)
+    view = logic.send(fake_ctx, view, "How are you?", SETTINGS)
+    second = chat_reply.start(fake_ctx, view, "me")
+    usage = second.wait(10).usage
+    new = usage.prompt_tokens - len(fake_backend.tokenize(first.request.prompt))
+    assert usage.prompt_reused >= len(fake_backend.tokenize(first.request.prompt))
+    assert 0 < usage.prompt_evaluated <= 2 * new

@@ -121,7 +121,8 @@ def _wire_generation(w: ChatWidgets, ctx: AppContext) -> None:
         view, settings = read_settings(values)
         view = logic.send(ctx, view, message, settings)
         history, hidden, view = logic.visible_history(ctx, view)
-        return "", history, gr.update(visible=hidden > 0), view, chat_side.sessions_update(ctx, view)
+        sessions = chat_side.sessions_update(ctx, view)
+        return "", history, gr.update(visible=hidden > 0), view, sessions, *_writing(True)()
 
     @shown_errors
     def on_regenerate(view: ChatView | None) -> tuple[Any, ...]:
@@ -129,7 +130,7 @@ def _wire_generation(w: ChatWidgets, ctx: AppContext) -> None:
         last = chat_actions.last_message(ctx, view.session_id)
         if last is None:
             raise InputError("There is nothing to regenerate yet: send a message first.")
-        return view, last.role == "assistant"
+        return view, last.role == "assistant", *_writing(True)()
 
     @shown_errors
     def on_swipe(view: ChatView | None, step: int) -> tuple[Any, ...]:
@@ -154,7 +155,7 @@ def _wire_generation(w: ChatWidgets, ctx: AppContext) -> None:
     send_args: dict[str, Any] = {
         "fn": on_send,
         "inputs": [w.message, *w.settings_inputs],
-        "outputs": [w.message, w.history, w.older, w.view, w.side.sessions],
+        "outputs": [w.message, w.history, w.older, w.view, w.side.sessions, w.send, w.stop],
         **EDITS,
     }
     hidden: dict[str, Any] = {"api_visibility": "undocumented"}
@@ -162,16 +163,15 @@ def _wire_generation(w: ChatWidgets, ctx: AppContext) -> None:
     # script ignores Enter in the message box, and `logic.send` refuses a message.
     writing: dict[str, Any] = {"fn": _writing(True), "outputs": [w.send, w.stop], "queue": False, **hidden}
     idle: dict[str, Any] = {"fn": _writing(False), "outputs": [w.send, w.stop], "queue": False, **hidden}
+    # Sending (and Regenerate) turn Send into Stop themselves: each event before the reply
+    # starts is a round trip the user waits through.
     runs = [
-        w.send.click(**send_args, api_name="send")
-        .success(**writing)
-        .success(reply, [w.view], **streaming, api_name="reply"),
-        w.message.submit(**send_args, **hidden)
-        .success(**writing)
-        .success(reply, [w.view], **streaming, **hidden),
+        w.send.click(**send_args, api_name="send").success(reply, [w.view], **streaming, api_name="reply"),
+        w.message.submit(**send_args, **hidden).success(reply, [w.view], **streaming, **hidden),
     ]
-    regen = w.regenerate.click(on_regenerate, [w.view], [w.view, w.pending], api_name="regenerate", **EDITS)
-    runs.append(regen.success(**writing).success(regenerate, [w.view, w.pending], **streaming, **hidden))
+    regen_outputs = [w.view, w.pending, w.send, w.stop]
+    regen = w.regenerate.click(on_regenerate, [w.view], regen_outputs, api_name="regenerate", **EDITS)
+    runs.append(regen.success(regenerate, [w.view, w.pending], **streaming, **hidden))
     for button, step in ((w.swipe_left, -1), (w.swipe_right, 1)):
         swiped = button.click(
             lambda view, s=step: on_swipe(view, s),

@@ -227,3 +227,23 @@ def test_on_a_phone_each_tab_opens_on_its_work_and_its_list_is_a_tap_away(
         page.get_by_role("tab", name="Story").click()
         expect(page.locator("#story-list")).to_be_visible()
         expect(page.locator("#story-menu")).to_be_hidden()
+
+
+@pytest.mark.gemma
+def test_the_story_box_is_read_only_while_the_model_writes_into_it(tmp_path: Path, artifacts: Path) -> None:
+    """The finished text replaces what the box shows: typing meanwhile would be lost."""
+    with chromium() as browser, hearth_server(tmp_path / "data", "--n-ctx", "2048") as url:
+        page = open_app(browser, url)
+        open_tab(page, "Story", "#story-tokens")
+        box = page.locator("#story-text textarea")
+        box.fill(OPENING)
+        page.click("#story-generate")
+        expect(box).to_be_disabled(timeout=30_000)
+        page.screenshot(path=str(artifacts / "story-writing.png"))
+        wait_story_saved(page, len(OPENING))
+        expect(box).to_be_enabled()
+        written = story_text(page)
+        assert written.startswith(OPENING) and len(written) > len(OPENING)
+        box.press("Control+End")
+        page.keyboard.type(ENDING)  # the writer's turn again
+        expect(box).to_have_value(written + ENDING)

@@ -155,6 +155,8 @@ CSS = """
 .hearth-think { margin-bottom: 0.6em; font-size: 0.92em; opacity: 0.85; }
 .hearth-think summary { cursor: pointer; font-style: italic; }
 .hearth-think .hearth-thinking { border-left: 3px solid var(--border-color-primary); padding-left: 0.7em; }
+/* The story box is read-only while the model writes into it (ui/story/tab.py). */
+#story-text textarea:disabled { cursor: progress; background: var(--background-fill-secondary); }
 .hearth-code { position: relative; }
 .hearth-code .hearth-copy-code {
   position: absolute; top: 0.3em; right: 0.4em; z-index: 1; cursor: pointer;

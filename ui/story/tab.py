@@ -112,7 +112,7 @@ def _shower(ctx: AppContext, w: StoryWidgets) -> story_list.Show:
             replace(view, anchor=anchor),
             story_list.list_update(ctx, MODE, stored.id),
             story.title,
-            story.full_text(),
+            gr.update(value=story.full_text(), interactive=True),
             "",  # no reply to follow: a story shown is a story at rest
             gr.update(choices=choices, value=selected, visible=bool(choices)),
             line,
@@ -184,9 +184,11 @@ def _streamer(ctx: AppContext, action: Action) -> Callable[..., AsyncIterator[tu
         # The page follows the reply into the box over its own channel (services.live);
         # Gradio carries only the marker and, at the end, the finished text.
         token = ctx.live.follow(run, lambda partial: base + answer_of(partial), plain=True)
-        yield gr.skip(), marker(token, into="story-text")
+        # The box is read-only while the model writes into it: the finished text replaces
+        # what it shows, and would take with it anything typed meanwhile.
+        yield gr.update(interactive=False), marker(token, into="story-text")
         await finished(run)
-        yield base + answer_of(run.text), ""
+        yield gr.update(value=base + answer_of(run.text), interactive=True), ""
         story_list.report_failures(run)
 
     return stream

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import errno
 import json
+import logging
 import os
 import re
 import secrets
@@ -21,6 +22,8 @@ from tinydb import TinyDB
 from tinydb.storages import Storage
 
 from store.errors import StoreCorruptError, StoreError, StoreFullError
+
+log = logging.getLogger(__name__)
 
 TEMP_SUFFIX = ".tmp"
 _TEMP_NAME = re.compile(r"\..+\.[0-9a-f]{8}\.tmp", re.DOTALL)
@@ -40,7 +43,6 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temp, path)
-        fsync_dir(path.parent)
     except OSError as exc:
         temp.unlink(missing_ok=True)
         if exc.errno in (errno.ENOSPC, errno.EDQUOT):
@@ -49,6 +51,12 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
                 "Free some space and try again; nothing already saved was lost."
             ) from exc
         raise StoreError(f"Could not save {path.name}: {exc.strerror or exc}.") from exc
+    try:
+        fsync_dir(path.parent)
+    except OSError as exc:
+        # The new file is in place and is what every reader gets: the save happened. Only
+        # its name may not survive a power cut, which is no reason to tell the user it failed.
+        log.warning("Saved %s, but its folder could not be synced to disk: %s", path.name, exc)
 
 
 def is_temp_name(name: str) -> bool:

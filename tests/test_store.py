@@ -19,6 +19,7 @@ from tinydb import TinyDB
 
 import crash_child
 from presets.samplers import SamplerParams, SamplerPreset
+from store import atomic
 from store.atomic import AtomicJSONStorage, atomic_write_bytes, is_temp_name
 from store.chats.sessions import DELETED_DIR, PAGE_SIZE, PENDING_FILE
 from store.db import OWN_FOLDERS, Store
@@ -386,3 +387,20 @@ def test_a_chat_deleted_part_way_is_gone(tmp_path: Path, monkeypatch: pytest.Mon
     monkeypatch.undo()
     assert [s.title for s in Store(tmp_path).sessions.list()] == ["kept"]
     assert not (tmp_path / "sessions" / DELETED_DIR).exists()  # emptied at start
+
+
+def test_a_save_whose_folder_cannot_be_synced_is_still_a_save(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """After the file is in place, a failed sync of its folder is logged, not reported
+    as a failed save (which would tell the user the old file was kept)."""
+    path = tmp_path / "chat.json"
+    atomic_write_bytes(path, b"old")
+
+    def broken(_directory: Path) -> None:
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(atomic, "fsync_dir", broken)
+    atomic_write_bytes(path, b"new")
+    assert path.read_bytes() == b"new"
+    assert "could not be synced" in caplog.text

@@ -24,12 +24,14 @@ from api.schemas import ChatMessage, ChatRequest, CompletionRequest
 from engine.errors import ContextOverflowError
 from engine.manager import ModelManager
 from engine.prompts import (
+    THINK_OPEN,
     Block,
     FittedPrompt,
     PromptParts,
     Span,
     Turn,
     TurnRenderer,
+    answer_of,
     chat_parts,
     stop_strings,
 )
@@ -48,7 +50,12 @@ def chat_prompt_parts(fmt: PromptFormat, messages: Sequence[ChatMessage]) -> Pro
         leading += 1
     system = "\n\n".join(m.content for m in messages[:leading])
     rest = messages[leading:]
-    turns = [Turn("user" if m.role == "user" else "assistant", m.content) for m in rest if m.role != "system"]
+    # A reply's thinking is left out, as the thinking models' own templates leave it out.
+    turns = [
+        Turn("user", m.content) if m.role == "user" else Turn("assistant", answer_of(m.content))
+        for m in rest
+        if m.role != "system"
+    ]
     parts = chat_parts(fmt, system, turns, SPEAKERS)
     if len(turns) == len(rest):
         return parts
@@ -86,7 +93,8 @@ def chat_generation(models: ModelManager, fmt: PromptFormat, request: ChatReques
     parts = chat_prompt_parts(fmt, request.messages)
     fitted = models.fit(parts, params)
     stops = (*stop_strings(fmt, SPEAKERS, "reply"), *request.generation.stop)
-    generation = GenerationRequest(fitted.text, params, tuple(dict.fromkeys(stops)))
+    opened = fmt.generation_prompt.rstrip().endswith(THINK_OPEN)  # the template opens thinking
+    generation = GenerationRequest(fitted.text, params, tuple(dict.fromkeys(stops)), thinking_opened=opened)
     return Prepared(generation, _chat_outline(fitted, parts, len(request.messages)))
 
 

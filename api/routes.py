@@ -36,7 +36,7 @@ from api.shapes import (
 )
 from api.streaming import ReplyTrim, RunStream, run_finish, text_deltas, wait_for_run
 from engine.errors import GenerationError, NoModelLoadedError
-from engine.prompts import clean_reply
+from engine.prompts import ThinkingStream, clean_reply, split_thinking
 from engine.run import Run
 from services.prompt_report import measured
 
@@ -107,8 +107,11 @@ async def _reply(
     if not await wait_for_run(run, request.is_disconnected):
         return Response(status_code=204)  # the client has gone; nobody reads this
     finish = run_finish(run)
-    text = clean_reply(run.text) if ids.chat else run.text
-    body = reply_body(ids, text, finish)
+    if ids.chat:
+        thought = split_thinking(run.text, run.request.thinking_opened)
+        body = reply_body(ids, clean_reply(thought.answer), finish, thought.thinking)
+    else:
+        body = reply_body(ids, run.text, finish)
     if options.itemize:
         body["hearth"] = await _itemized(run, prepared)
     return JSONResponse(body)
@@ -121,13 +124,13 @@ async def _itemized(run: Run, prepared: Prepared) -> dict[str, Any]:
 
 
 async def _events(run: Run, ids: ReplyIds, options: Generation, prepared: Prepared) -> AsyncIterator[bytes]:
-    trim = ReplyTrim() if ids.chat else None
     if ids.chat:
         yield sse(chunk_body(ids, "", role=True))
-    async for delta in text_deltas(run):
-        text = trim.feed(delta) if trim else delta
-        if text:
-            yield sse(chunk_body(ids, text))
+        async for chunk in _chat_chunks(run, ids):
+            yield chunk
+    else:
+        async for delta in text_deltas(run):
+            yield sse(chunk_body(ids, delta))
     try:
         finish = run_finish(run)
     except GenerationError as exc:
@@ -140,3 +143,25 @@ async def _events(run: Run, ids: ReplyIds, options: Generation, prepared: Prepar
     if options.itemize:
         yield sse(hearth_chunk(ids, await _itemized(run, prepared)))
     yield DONE
+
+
+async def _chat_chunks(run: Run, ids: ReplyIds) -> AsyncIterator[bytes]:
+    """A chat reply's pieces: its thinking as `reasoning_content`, its answer as
+    `content`, trimmed as a whole reply is."""
+    split = ThinkingStream(run.request.thinking_opened)
+    trim = ReplyTrim()
+    async for delta in text_deltas(run):
+        for event in _chat_events(ids, trim, split.feed(delta)):
+            yield event
+    for event in _chat_events(ids, trim, split.flush()):
+        yield event
+
+
+def _chat_events(ids: ReplyIds, trim: ReplyTrim, pieces: list[tuple[str, str]]) -> list[bytes]:
+    events = []
+    for kind, piece in pieces:
+        if kind == "thinking":
+            events.append(sse(chunk_body(ids, "", reasoning=piece)))
+        elif text := trim.feed(piece):
+            events.append(sse(chunk_body(ids, text)))
+    return events

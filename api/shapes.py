@@ -54,18 +54,24 @@ def usage_body(usage: Usage) -> dict[str, int]:
     }
 
 
-def reply_body(ids: ReplyIds, text: str, finish: Finish) -> dict[str, Any]:
-    """The whole reply of a request that did not stream."""
+def reply_body(ids: ReplyIds, text: str, finish: Finish, reasoning: str = "") -> dict[str, Any]:
+    """The whole reply of a request that did not stream; a chat reply's thinking goes in
+    `reasoning_content` (llama.cpp's server and DeepSeek's API name it so)."""
     choice: dict[str, Any] = {"index": 0, "logprobs": None, "finish_reason": finish_reason(finish)}
     if ids.chat:
         choice["message"] = {"role": "assistant", "content": text}
+        if reasoning:
+            choice["message"]["reasoning_content"] = reasoning
     else:
         choice["text"] = text
     return {**_envelope(ids, ids.kind), "choices": [choice], "usage": usage_body(finish.usage)}
 
 
-def chunk_body(ids: ReplyIds, text: str, reason: str | None = None, *, role: bool = False) -> dict[str, Any]:
-    """One streamed chunk: a piece of text, or (with `reason`) the end of the reply.
+def chunk_body(
+    ids: ReplyIds, text: str, reason: str | None = None, *, role: bool = False, reasoning: str = ""
+) -> dict[str, Any]:
+    """One streamed chunk: a piece of text (or of a chat reply's thinking, `reasoning`),
+    or (with `reason`) the end of the reply.
 
     A chat stream opens with a chunk whose delta names the role (`role=True`) and
     closes with an empty delta carrying the finish reason.
@@ -75,6 +81,8 @@ def chunk_body(ids: ReplyIds, text: str, reason: str | None = None, *, role: boo
         delta: dict[str, str] = {"role": "assistant", "content": ""} if role else {}
         if text:
             delta["content"] = text
+        if reasoning:
+            delta["reasoning_content"] = reasoning
         choice["delta"] = delta
     else:
         choice["text"] = text

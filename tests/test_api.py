@@ -237,6 +237,34 @@ def test_chat_streams_deltas_trimmed_like_the_whole_reply(url: str, fake_backend
     assert all(c.object == "chat.completion.chunk" for c in chunks)
 
 
+def test_a_thinking_reply_comes_as_reasoning_content_apart_from_the_answer(
+    url: str, fake_backend: RecordingBackend
+) -> None:
+    """As llama.cpp's server answers: what the model thought is `reasoning_content`, and
+    a reply sent back with its thinking goes into the prompt without it."""
+    thought = ["<th", "ink>", "\nThey", " greet", " me.", "\n</th", "ink>", "\n\n", "Hello", "!"]
+    fake_backend.enqueue(thought)
+    history = [
+        {"role": "user", "content": "Hi"},
+        {"role": "assistant", "content": "<think>an earlier plan</think>Hey."},
+        {"role": "user", "content": "Hi again"},
+    ]
+    chunks = list(
+        client(url).chat.completions.create(model="m", messages=history, max_tokens=50, stream=True)  # type: ignore[arg-type]
+    )
+    reasoning = "".join(
+        getattr(c.choices[0].delta, "reasoning_content", None) or "" for c in chunks if c.choices
+    )
+    assert reasoning == "\nThey greet me.\n"
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "Hello!"
+    assert "an earlier plan" not in fake_backend.calls[-1].prompt and "Hey." in fake_backend.calls[-1].prompt
+
+    fake_backend.enqueue(thought)
+    reply = client(url).chat.completions.create(model="m", messages=history[:1], max_tokens=50)
+    assert reply.choices[0].message.content == "Hello!"
+    assert getattr(reply.choices[0].message, "reasoning_content", None) == "They greet me."
+
+
 # -- errors ----------------------------------------------------------------------------
 
 

@@ -22,7 +22,14 @@ from engine.prompts.scenario import (
     parse_scenario,
 )
 from engine.prompts.story import StoryPrompt, StorySteering, part_tokens, story_parts
-from engine.prompts.thinking import THINK_CLOSE, THINK_OPEN, Thought, answer_of, split_thinking
+from engine.prompts.thinking import (
+    THINK_CLOSE,
+    THINK_OPEN,
+    ThinkingStream,
+    Thought,
+    answer_of,
+    split_thinking,
+)
 
 __all__ = [
     "ADVENTURE_STOPS",
@@ -48,6 +55,7 @@ __all__ = [
     "StorySteering",
     "THINK_CLOSE",
     "THINK_OPEN",
+    "ThinkingStream",
     "Thought",
     "Turn",
     "TurnRenderer",

@@ -53,3 +53,55 @@ def answer_of(text: str) -> str:
     """`text` without its thinking ("" while the model is still thinking)."""
     thought = split_thinking(text)
     return thought.answer if thought.thought else text
+
+
+class ThinkingStream:
+    """Splits a reply into thinking and answer while it streams, piece by piece, as
+    llama.cpp's server does for `reasoning_content`. A tag may arrive split across
+    pieces, so text that could still become one is held until it cannot."""
+
+    def __init__(self, opened: bool = False) -> None:
+        self._state = "thinking" if opened else "start"
+        self._held = ""
+
+    def feed(self, piece: str) -> list[tuple[str, str]]:
+        """("thinking" or "answer", text) pieces that are now certain, in order."""
+        text, self._held = self._held + piece, ""
+        out: list[tuple[str, str]] = []
+        if self._state == "start":
+            lead = text.lstrip()
+            if lead.startswith(THINK_OPEN):
+                text, self._state = lead[len(THINK_OPEN) :], "thinking"
+            elif not lead or THINK_OPEN.startswith(lead):  # it may still become the tag
+                self._held = text
+                return out
+            else:
+                self._state = "answer"
+        if self._state == "thinking":
+            end = text.find(THINK_CLOSE)
+            if end < 0:
+                keep = _partial_tag(text, THINK_CLOSE)
+                self._held = text[len(text) - keep :] if keep else ""
+                text = text[: len(text) - keep]
+                return [("thinking", text)] if text else out
+            if end:
+                out.append(("thinking", text[:end]))
+            text, self._state = text[end + len(THINK_CLOSE) :], "answer"
+        if text:
+            out.append(("answer", text))
+        return out
+
+    def flush(self) -> list[tuple[str, str]]:
+        """What was held, once the reply has ended."""
+        held, self._held = self._held, ""
+        if not held:
+            return []
+        return [("thinking" if self._state == "thinking" else "answer", held)]
+
+
+def _partial_tag(text: str, tag: str) -> int:
+    """How many characters at the end of `text` could be the start of `tag`."""
+    for size in range(min(len(tag) - 1, len(text)), 0, -1):
+        if tag.startswith(text[-size:]):
+            return size
+    return 0

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import random
 from dataclasses import replace
 
 import pytest
 
 from engine.fake import FakeBackend
-from engine.prompts import Thought, answer_of, split_thinking
+from engine.prompts import ThinkingStream, Thought, answer_of, split_thinking
 from engine.run import Run
 from engine.think_budget import BUDGET_CLOSE
 from engine.types import FinishReason, GenerationRequest, LoadOptions
@@ -230,3 +231,20 @@ def test_the_kv_cache_still_hits_on_the_turn_after_a_thought(
     new = usage.prompt_tokens - len(fake_backend.tokenize(first.request.prompt))
     assert usage.prompt_reused >= len(fake_backend.tokenize(first.request.prompt))
     assert 0 < usage.prompt_evaluated <= 2 * new
+
+
+def test_a_streamed_reply_splits_the_same_wherever_its_pieces_break() -> None:
+    text = "  <think>\nplan a </thin k> b\n</think>\n\nHello <think> world"
+    for seed in range(200):
+        rng = random.Random(seed)
+        cuts = sorted(rng.sample(range(1, len(text)), rng.randint(0, 12)))
+        stream = ThinkingStream()
+        pieces = [stream.feed(text[a:b]) for a, b in zip([0, *cuts], [*cuts, len(text)], strict=True)]
+        out = [piece for fed in pieces for piece in fed] + stream.flush()
+        assert "".join(t for kind, t in out if kind == "thinking") == "\nplan a </thin k> b\n", cuts
+        assert "".join(t for kind, t in out if kind == "answer") == "\n\nHello <think> world", cuts
+    opened = ThinkingStream(opened=True)
+    assert opened.feed("step one</th") == [("thinking", "step one")]
+    assert opened.feed("ink>Done") == [("answer", "Done")]
+    plain = ThinkingStream()
+    assert plain.feed("<th") == [] and plain.feed("e end") == [("answer", "<the end")]

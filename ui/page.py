@@ -28,6 +28,8 @@ _CSS = """
 }
 footer { display: none !important; }
 #story-live { display: none !important; }
+/* It carries the story box's marker, and a line while a thinking model thinks. */
+#story-live:has(.hearth-status:not(:empty)) { display: block !important; font-style: italic; opacity: 0.8; }
 """
 CSS = _CSS + script.CSS + render.code_css()
 # The page's own scripts: theme switch, phone menu, chat actions; nothing typed is lost;

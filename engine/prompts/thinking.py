@@ -33,7 +33,8 @@ class Thought:
 
 def split_thinking(text: str, opened: bool = False) -> Thought:
     """`text` as what was thought and what was answered. `opened`: the prompt opened the
-    block, so a reply without the closing tag yet is all thinking."""
+    block, so a reply without the closing tag yet is all thinking. The line breaks after
+    the closing tag go; a space the answer starts with stays (a story continues after it)."""
     if opened and THINK_CLOSE not in text:
         return Thought(text.strip(), "", closed=False)
     lead = text.lstrip()
@@ -42,10 +43,10 @@ def split_thinking(text: str, opened: bool = False) -> Thought:
         end = body.find(THINK_CLOSE)
         if end < 0:
             return Thought(body.strip(), "", closed=False)
-        return Thought(body[:end].strip(), body[end + len(THINK_CLOSE) :].lstrip())
+        return Thought(body[:end].strip(), body[end + len(THINK_CLOSE) :].lstrip("\n"))
     end = text.find(THINK_CLOSE)
     if end >= 0 and THINK_OPEN not in text[:end]:  # the template opened the block in the prompt
-        return Thought(text[:end].strip(), text[end + len(THINK_CLOSE) :].lstrip())
+        return Thought(text[:end].strip(), text[end + len(THINK_CLOSE) :].lstrip("\n"))
     return Thought("", text)
 
 

@@ -26,7 +26,6 @@ from services.chat import reply as chat_reply
 from services.chat.logic import ChatView
 from services.context import AppContext
 from services.live import finished
-from services.render import inert_html
 from ui import prompt_inspector, sampler_panel
 from ui.chat import panels as chat_panels
 from ui.chat import prompt_panel
@@ -228,7 +227,7 @@ def _generator(ctx: AppContext, mode: chat_reply.ReplyMode) -> Callable[..., Asy
         prefix = ""
         if mode == "continue":
             last = chat_actions.last_message(ctx, view.session_id)
-            prefix = inert_html(last.text) if last is not None else ""
+            prefix = bubbles.message_html(last.text, last.meta) if last is not None else ""
         shown = chat_reply.shown_for(run)
         token = ctx.live.follow(run, shown)
         yield gr.update(visible=True, value=[{"role": "assistant", "content": frame(prefix, token)}])

@@ -16,7 +16,7 @@ from typing import Any
 
 import gradio as gr
 
-from engine.prompts import InputKind, ScenarioError
+from engine.prompts import InputKind, ScenarioError, split_thinking
 from presets.errors import InputError
 from services.context import AppContext
 from services.live import finished, marker
@@ -272,7 +272,8 @@ def _streamer(ctx: AppContext, action: Action) -> Callable[..., AsyncIterator[An
         _view, run = await asyncio.to_thread(logic.start, ctx, view, MODE, params, owner_of(request), action)
 
         def shown(partial: str) -> str:
-            return inert_html(logic.reply_text(partial, MODE) or "…")
+            thinking = not split_thinking(partial).closed  # a thinking model, not answering yet
+            return inert_html(logic.reply_text(partial, MODE) or ("*Thinking…*" if thinking else "…"))
 
         # The page follows the reply over its own channel (services.live); Gradio
         # carries the marker, then the finished reply.

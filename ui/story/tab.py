@@ -15,7 +15,7 @@ from typing import Any
 
 import gradio as gr
 
-from engine.prompts import answer_of
+from engine.prompts import answer_of, split_thinking
 from services.context import AppContext
 from services.live import finished, marker
 from services.story import logic
@@ -31,6 +31,7 @@ from ui.story import steering as story_steering
 from ui.story import story_list
 
 MODE: Mode = "story"
+THINKING = "The model is thinking before it writes…"
 
 
 @dataclass
@@ -184,9 +185,12 @@ def _streamer(ctx: AppContext, action: Action) -> Callable[..., AsyncIterator[tu
         # The page follows the reply into the box over its own channel (services.live);
         # Gradio carries only the marker and, at the end, the finished text.
         token = ctx.live.follow(run, lambda partial: base + answer_of(partial), plain=True)
+        # A thinking model adds nothing to the story until it answers: a line says so.
+        note = ctx.live.follow(run, lambda partial: THINKING if not split_thinking(partial).closed else "")
         # The box is read-only while the model writes into it: the finished text replaces
         # what it shows, and would take with it anything typed meanwhile.
-        yield gr.update(interactive=False), marker(token, into="story-text")
+        live = marker(token, into="story-text") + marker(note, classes="hearth-status")
+        yield gr.update(interactive=False), live
         await finished(run)
         yield gr.update(value=base + answer_of(run.text), interactive=True), ""
         story_list.report_failures(run)

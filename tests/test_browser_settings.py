@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import BrowserContext, Page, expect
+from playwright.sync_api import BrowserContext, Locator, Page, expect
 
 from browser import (
     chromium,
@@ -185,23 +185,45 @@ def test_story_and_adventure_reopen_the_one_the_browser_was_last_in(tmp_path: Pa
     args = (data_dir, "--model", str(tiny_gguf))
     with chromium() as browser:
         context = browser.new_context(viewport={"width": 1400, "height": 1000})
+        context.add_init_script(NOTE_WRITES)
         with hearth_server(*args, port=port) as url:
             page = open_page(context, url)
             for mode in ("story", "adventure"):
-                page.get_by_role("tab", name=mode.capitalize()).click()
-                title = page.locator(f"#{mode}-title textarea")
+                title = story_title(page, mode)
                 expect(title).to_have_value(f"The newer {mode}", timeout=30_000)
+                since = remembered(page, mode)  # what the page opened on is noted first
                 pick(page, f"#{mode}-list", f"The older {mode}")
                 expect(title).to_have_value(f"The older {mode}", timeout=10_000)
-            page.wait_for_function(  # the browser has noted both choices
-                "() => ['story', 'adventure'].every((m) => localStorage.getItem(`hearth-last-${m}`))"
-            )
+                remembered(page, mode, since)  # and then the choice
             page.close()
         # Reopened after a restart, each tab shows the one the browser was last in.
         with hearth_server(*args, port=port) as url:
             page = open_page(context, url)
             for mode in ("story", "adventure"):
-                page.get_by_role("tab", name=mode.capitalize()).click()
-                title = page.locator(f"#{mode}-title textarea")
-                expect(title).to_have_value(f"The older {mode}", timeout=30_000)
+                expect(story_title(page, mode)).to_have_value(f"The older {mode}", timeout=30_000)
         context.close()
+
+
+# The page's writes to its storage, and when (the values are encrypted, so not what).
+NOTE_WRITES = """
+window.hearthWrites = [];
+const setItem = Storage.prototype.setItem;
+Storage.prototype.setItem = function (key, value) {
+    window.hearthWrites.push([key, performance.now()]);
+    return setItem.call(this, key, value);
+};
+"""
+
+
+def story_title(page: Page, mode: str) -> Locator:
+    page.get_by_role("tab", name=mode.capitalize()).click()
+    return page.locator(f"#{mode}-title textarea")
+
+
+def remembered(page: Page, mode: str, since: float = 0.0) -> float:
+    """Wait until the page has noted its `mode` tab's story after `since`; the time now."""
+    page.wait_for_function(
+        "([key, since]) => window.hearthWrites.some(([k, t]) => k === key && t > since)",
+        arg=[f"hearth-last-{mode}", since],
+    )
+    return float(page.evaluate("() => performance.now()"))

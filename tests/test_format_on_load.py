@@ -4,14 +4,12 @@ model's. The same holds for a remote engine whose `/props` carries the template.
 
 from __future__ import annotations
 
-import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
+from stand_in import Replies, StandIn
 
 from catalog.detect import FormatDetection
 from engine.fake import FakeBackend
@@ -110,7 +108,7 @@ def test_a_failure_while_picking_the_format_keeps_the_previous_model_and_format(
 # -- a remote engine ---------------------------------------------------------------------------
 
 
-class PropsServer:
+class PropsServer(StandIn):
     """Just enough of llama.cpp's server to connect: one model, and `/props` with a template."""
 
     def __init__(self, model_id: str, template: Any) -> None:
@@ -118,34 +116,17 @@ class PropsServer:
             "/v1/models": {"object": "list", "data": [{"id": model_id}]},
             "/props": {"default_generation_settings": {"n_ctx": 2048}, "chat_template": template},
         }
+        missing = {"error": {"message": "File Not Found"}}
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *_args: Any) -> None:
-                pass
-
+        class Handler(Replies):
             def do_GET(self) -> None:
-                self._json(answers.get(self.path, {"error": {"message": "File Not Found"}}))
+                self.send_json(answers.get(self.path, missing), 200 if self.path in answers else 404)
 
             def do_POST(self) -> None:
                 self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                self._json({"error": {"message": "File Not Found"}})
+                self.send_json(missing, 404)
 
-            def _json(self, data: Any) -> None:
-                raw = json.dumps(data).encode()
-                self.send_response(200 if "error" not in data else 404)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(raw)))
-                self.end_headers()
-                self.wfile.write(raw)
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True).start()
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        super().__init__(Handler)
 
 
 @pytest.fixture

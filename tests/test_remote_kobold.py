@@ -15,12 +15,13 @@ import threading
 import time
 import zlib
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
 import gradio as gr
 import pytest
+from stand_in import Replies, StandIn
 
 from engine.errors import RemoteAuthError, RemoteConnectError
 from engine.manager import ModelManager
@@ -49,7 +50,7 @@ def token_ids(text: str) -> list[int]:
     return [1] + [zlib.crc32(piece.encode()) % 30000 for piece in _PIECE.findall(text)]
 
 
-class FakeKobold:
+class FakeKobold(StandIn):
     """KoboldCpp (or KoboldAI United) with a canned reply. With `hold`, a generation
     sends its first piece and then waits until it is aborted or its client leaves."""
 
@@ -62,15 +63,11 @@ class FakeKobold:
         self.aborted: list[str] = []
         self.abort = threading.Event()
         self.client_left = threading.Event()
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True).start()
+        super().__init__(self._handler())
 
     def stop(self) -> None:
         self.abort.set()  # release a held generation
-        self.server.shutdown()
-        self.server.server_close()
+        super().stop()
 
     def pieces(self, body: dict[str, Any]) -> tuple[list[str], str]:
         """The reply up to and including a stop sequence (KoboldCpp keeps it), and why it ended."""
@@ -84,10 +81,7 @@ class FakeKobold:
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         fake = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *_args: Any) -> None:
-                pass
-
+        class Handler(Replies):
             def do_GET(self) -> None:
                 extra = {
                     "/api/extra/version": {"result": "KoboldCpp", "version": "1.99.1"},
@@ -95,18 +89,18 @@ class FakeKobold:
                 }
                 if self.path == "/api/v1/model":
                     name = "koboldcpp/Tiefighter-13B" if self._authorized() else "koboldcpp/protected-model"
-                    self._json({"result": name if fake.koboldcpp else "KoboldAI/Tiefighter-13B"})
+                    self.send_json({"result": name if fake.koboldcpp else "KoboldAI/Tiefighter-13B"})
                 elif self.path == "/api/v1/config/max_context_length":
-                    self._json({"value": 2048})
+                    self.send_json({"value": 2048})
                 elif fake.koboldcpp and self.path in extra:
-                    self._json(extra[self.path])
+                    self.send_json(extra[self.path])
                 else:
-                    self._json({"detail": "Not Found"}, 404)
+                    self.send_json({"detail": "Not Found"}, 404)
 
             def do_POST(self) -> None:
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 if not self._authorized():
-                    self._json(
+                    self.send_json(
                         {"detail": {"msg": "Authentication key is missing or invalid.", "type": "unauth"}},
                         401,
                     )
@@ -114,30 +108,22 @@ class FakeKobold:
                     fake.bodies.append(body)
                     self._generate(body)
                 elif not fake.koboldcpp:
-                    self._json({"detail": "Not Found"}, 404)
+                    self.send_json({"detail": "Not Found"}, 404)
                 elif self.path == "/api/extra/tokencount":
                     ids = token_ids(body["prompt"])
-                    self._json({"value": len(ids), "ids": ids})
+                    self.send_json({"value": len(ids), "ids": ids})
                 elif self.path == "/api/extra/generate/stream":
                     fake.bodies.append(body)
                     self._stream(body)
                 elif self.path == "/api/extra/abort":
                     fake.aborted.append(body.get("genkey", ""))
                     fake.abort.set()
-                    self._json({"success": "true", "done": "true"})
+                    self.send_json({"success": "true", "done": "true"})
                 else:
-                    self._json({"detail": "Not Found"}, 404)
+                    self.send_json({"detail": "Not Found"}, 404)
 
             def _authorized(self) -> bool:
                 return not fake.password or self.headers.get("Authorization") == f"Bearer {fake.password}"
-
-            def _json(self, data: Any, status: int = 200) -> None:
-                raw = json.dumps(data).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(raw)))
-                self.end_headers()
-                self.wfile.write(raw)
 
             def _generate(self, body: dict[str, Any]) -> None:
                 pieces, reason = fake.pieces(body)
@@ -145,13 +131,12 @@ class FakeKobold:
                     return
                 pieces = pieces[:1] if fake.hold else pieces
                 result = {"text": "".join(pieces)}
-                self._json({"results": [{**result, "finish_reason": reason} if fake.koboldcpp else result]})
+                self.send_json(
+                    {"results": [{**result, "finish_reason": reason} if fake.koboldcpp else result]}
+                )
 
             def _stream(self, body: dict[str, Any]) -> None:
-                self.send_response(200)
-                self.send_header("Content-Type", "text/event-stream")
-                self.end_headers()
-                self.close_connection = True
+                self.start_events()
                 pieces, reason = fake.pieces(body)
                 for piece in pieces:
                     self._event({"token": piece, "finish_reason": "null"})

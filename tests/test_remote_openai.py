@@ -19,12 +19,13 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import replace
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from stand_in import Replies, StandIn
 
 from engine.errors import RemoteAuthError, RemoteConnectError, RemoteEngineError
 from engine.fake import FakeBackend
@@ -306,7 +307,7 @@ def test_story_and_adventure_run_and_stop_through_the_remote_engine(
 CHATML_TEMPLATE = "{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endfor %}"
 
 
-class FakeLlamaCpp:
+class FakeLlamaCpp(StandIn):
     """llama.cpp's server as far as Hearth uses it. `/v1/completions` sends one piece and
     then goes silent until the client leaves, unless the prompt is "quick"."""
 
@@ -316,79 +317,56 @@ class FakeLlamaCpp:
         self.client_left = threading.Event()
         self.meta: Any = {"n_ctx_train": 8192, "size": 123456}
         self.settings: Any = {"n_ctx": 2048}
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True).start()
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        super().__init__(self._handler())
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         fake = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *_args: Any) -> None:
-                pass
-
+        class Handler(Replies):
             def do_GET(self) -> None:
                 if not self._authorized():
                     return
                 if self.path == "/v1/models":
                     entry = {"id": "house-model.gguf", "meta": fake.meta}
-                    self._json({"object": "list", "data": [entry]})
+                    self.send_json({"object": "list", "data": [entry]})
                 elif self.path == "/props":
                     settings = fake.settings
-                    self._json({"default_generation_settings": settings, "chat_template": CHATML_TEMPLATE})
+                    self.send_json(
+                        {"default_generation_settings": settings, "chat_template": CHATML_TEMPLATE}
+                    )
                 else:
-                    self._json({"error": {"message": "File Not Found"}}, 404)
+                    self.send_json({"error": {"message": "File Not Found"}}, 404)
 
             def do_POST(self) -> None:
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 if not self._authorized():
                     return
                 if self.path == "/tokenize":
-                    self._json({"tokens": [ord(c) for c in body["content"]]})
+                    self.send_json({"tokens": [ord(c) for c in body["content"]]})
                 elif self.path == "/v1/completions":
                     fake.bodies.append(body)
                     self._stream(body["prompt"] == "quick")
                 else:
-                    self._json({"error": {"message": "File Not Found"}}, 404)
+                    self.send_json({"error": {"message": "File Not Found"}}, 404)
 
             def _authorized(self) -> bool:
                 if not fake.api_key or self.headers.get("Authorization") == f"Bearer {fake.api_key}":
                     return True
-                self._json({"error": {"message": "Invalid API Key", "type": "authentication_error"}}, 401)
+                self.send_json({"error": {"message": "Invalid API Key", "type": "authentication_error"}}, 401)
                 return False
 
-            def _json(self, data: Any, status: int = 200) -> None:
-                raw = json.dumps(data).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(raw)))
-                self.end_headers()
-                self.wfile.write(raw)
-
             def _stream(self, quick: bool) -> None:
-                self.send_response(200)
-                self.send_header("Content-Type", "text/event-stream")
-                self.end_headers()
-                self.close_connection = True
-                self._event({"choices": [{"text": "Hi", "finish_reason": None}]})
+                self.start_events()
+                self.send_event({"choices": [{"text": "Hi", "finish_reason": None}]})
                 if quick:
                     usage = {"prompt_tokens": 5, "completion_tokens": 2}
                     last = {"text": "!", "finish_reason": "stop"}
-                    self._event({"choices": [last], "usage": usage, "timings": {"prompt_n": 1}})
+                    self.send_event({"choices": [last], "usage": usage, "timings": {"prompt_n": 1}})
                     self.wfile.write(b"data: [DONE]\n\n")
                     return
                 readable, _, _ = select.select([self.connection], [], [], 30)
                 if readable and self.connection.recv(1) == b"":
                     fake.client_left.set()
-
-            def _event(self, data: Any) -> None:
-                self.wfile.write(f"data: {json.dumps(data)}\n\n".encode())
-                self.wfile.flush()
 
         return Handler
 

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = "/usr/bin/chromium"
@@ -166,3 +166,13 @@ def send_and_wait(page: Page, text: str) -> None:
     page.click("#send")
     wait_for_bubbles(page, before + 2)
     page.wait_for_function(LIVE_HIDDEN, timeout=60_000)
+
+
+def connect_remote(page: Page, url: str, name: str) -> None:
+    """Use the model the server at `url` serves (Models → Remote engine), named `name`."""
+    page.get_by_role("tab", name="Models").click()
+    page.get_by_role("tab", name="Remote engine").click()
+    page.fill("#remote-url textarea, #remote-url input", url)
+    page.click("#remote-connect")
+    expect(page.locator("#remote-status")).to_contain_text(name, timeout=60_000)
+    page.get_by_role("tab", name="Chat").click()

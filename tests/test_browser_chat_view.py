@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from playwright.sync_api import Page, expect
+from thinking_server import ThinkingServer
 
 from browser import (
     LIVE_HIDDEN,
@@ -18,6 +19,7 @@ from browser import (
     chat_names,
     chat_texts,
     chromium,
+    connect_remote,
     hearth_server,
     live_text,
     open_app,
@@ -153,7 +155,7 @@ def test_bubbles_name_their_speakers_act_undo_and_the_chat_list_searches(
 
 
 @pytest.mark.gemma
-def test_a_newcomer_sees_the_model_the_primer_and_send_turns_into_stop(
+def test_a_newcomer_sees_the_model_the_primer_and_the_bundled_model_answers(
     tmp_path: Path, artifacts: Path
 ) -> None:
     primer = json.loads((ROOT / "presets" / "formats" / "plain.json").read_text())["default_system"]
@@ -167,33 +169,12 @@ def test_a_newcomer_sees_the_model_the_primer_and_send_turns_into_stop(
         page.get_by_text("Prompt", exact=True).click()
         expect(page.locator("#system-prompt textarea")).to_have_value(primer)
         page.screenshot(path=str(artifacts / "chat-view-newcomer.png"), full_page=True)
-
-        # While a reply is written, Stop is where Send was and Enter sends nothing.
-        page.fill("#message textarea", "Write a very long poem about the sea, verse after verse.")
+        page.fill("#message textarea", "Write a short poem about the sea.")
         page.keyboard.press("Enter")
-        expect(page.locator("#stop")).to_be_visible(timeout=30_000)
-        expect(page.locator("#send")).to_be_hidden()
-        wait_for_words(page)
-        page.fill("#message textarea", "are you still there?")
-        page.keyboard.press("Enter")
-        page.screenshot(path=str(artifacts / "chat-view-stop.png"))
-        page.click("#stop")
-        expect(page.locator("#send")).to_be_visible(timeout=60_000)
-        expect(page.locator("#stop")).to_be_hidden()
-        page.wait_for_function(LIVE_HIDDEN)
-        assert page.evaluate(ROLES) == ["user", "bot"]  # the reply is saved; nothing came before it
-        assert chat_texts(page)[0].startswith("Write a very long poem")
-        assert page.input_value("#message textarea") == "are you still there?"  # kept, not sent
-        assert "still writing" not in page.inner_text("body")  # nor tried: Enter was ignored
-        page.locator("#message textarea").press("Enter")  # now it goes, and gets its own reply
-        wait_for_bubbles(page, 4, timeout=180_000)
-        # This reply is left to finish: the model may end it at any token, so a click on
-        # Stop could land after Stop is gone.
+        wait_for_bubbles(page, 2, timeout=180_000)
         expect(page.locator("#send")).to_be_visible()
         page.wait_for_function(LIVE_HIDDEN)
-        assert live_text(page) == ""
-        assert page.evaluate(ROLES) == ["user", "bot", "user", "bot"]
-        assert chat_texts(page)[2] == "are you still there?"
+        assert page.evaluate(ROLES) == ["user", "bot"] and chat_texts(page)[1]
 
         # The link to Models opens that tab.
         page.click("#to-models")
@@ -228,3 +209,40 @@ def test_a_newcomer_sees_the_model_the_primer_and_send_turns_into_stop(
         load(phone)
         assert phone.evaluate(dark) is False
         assert re.search(r"light|dark", phone.evaluate("() => localStorage.getItem('hearth-theme')") or "")
+
+
+def test_send_turns_into_stop_and_enter_waits_while_the_model_writes(
+    tmp_path: Path, artifacts: Path, tiny_gguf: Path
+) -> None:
+    """A stand-in model that writes a word every half second: Stop always lands mid-reply."""
+    slow = ThinkingServer(delay=0.5, pieces=[" The", " sea", " is", " wide", "."] * 4)
+    try:
+        with chromium() as browser, hearth_server(tmp_path / "data", "--model", str(tiny_gguf)) as url:
+            page = open_app(browser, url)
+            connect_remote(page, slow.url, "thinker")
+            page.fill("#message textarea", "Write a very long poem about the sea, verse after verse.")
+            page.keyboard.press("Enter")
+            expect(page.locator("#stop")).to_be_visible(timeout=30_000)
+            expect(page.locator("#send")).to_be_hidden()
+            wait_for_words(page)
+            page.fill("#message textarea", "are you still there?")
+            page.keyboard.press("Enter")
+            page.screenshot(path=str(artifacts / "chat-view-stop.png"))
+            page.click("#stop")
+            expect(page.locator("#send")).to_be_visible(timeout=60_000)
+            expect(page.locator("#stop")).to_be_hidden()
+            page.wait_for_function(LIVE_HIDDEN)
+            assert page.evaluate(ROLES) == ["user", "bot"]  # the reply is saved; nothing came before it
+            assert chat_texts(page)[0].startswith("Write a very long poem")
+            assert chat_texts(page)[1].startswith("The") and len(chat_texts(page)[1]) < 80  # cut short
+            assert page.input_value("#message textarea") == "are you still there?"  # kept, not sent
+            assert "still writing" not in page.inner_text("body")  # nor tried: Enter was ignored
+            page.locator("#message textarea").press("Enter")  # now it goes, and gets its own reply
+            wait_for_bubbles(page, 4, timeout=60_000)
+            expect(page.locator("#send")).to_be_visible()
+            page.wait_for_function(LIVE_HIDDEN)
+            assert live_text(page) == ""
+            assert page.evaluate(ROLES) == ["user", "bot", "user", "bot"]
+            assert chat_texts(page)[2] == "are you still there?"
+    finally:
+        slow.stop()

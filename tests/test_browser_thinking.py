@@ -8,10 +8,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import expect
 from thinking_server import ThinkingServer
 
-from browser import LIVE_HIDDEN, chromium, hearth_server, open_app, wait_for_bubbles
+from browser import LIVE_HIDDEN, chromium, connect_remote, hearth_server, open_app, wait_for_bubbles
 
 pytestmark = pytest.mark.browser
 
@@ -23,22 +23,12 @@ def thinker() -> Iterator[ThinkingServer]:
     server.stop()
 
 
-def connect(page: Page, url: str) -> None:
-    page.get_by_role("tab", name="Models").click()
-    page.get_by_role("tab", name="Remote engine").click()
-    page.fill("#remote-url textarea, #remote-url input", url)
-    page.click("#remote-connect")
-    expect(page.locator("#remote-status")).to_contain_text("thinker", timeout=60_000)
-
-
 def test_a_thinking_model_thinks_in_the_open_then_answers(
     tmp_path: Path, artifacts: Path, tiny_gguf: Path, thinker: ThinkingServer
 ) -> None:
     with chromium() as browser, hearth_server(tmp_path / "data", "--model", str(tiny_gguf)) as url:
         page = open_app(browser, url)
-        connect(page, thinker.url)
-
-        page.get_by_role("tab", name="Chat").click()
+        connect_remote(page, thinker.url, "thinker")
         page.fill("#message textarea", "Tell me about the sea.")
         page.keyboard.press("Enter")
         live = page.locator("#live-reply details.hearth-think[open]")

@@ -60,6 +60,8 @@ def test_a_bubble_folds_the_thinking_above_the_answer() -> None:
     thinking = bubbles.message_html(f"<think>{PLAN}")
     assert thinking.startswith('<details class="hearth-think" open><summary>Thinking…</summary>')
     assert bubbles.message_html("Hello!") == "<p>Hello!</p>"
+    stopped = bubbles.message_html(f"<think>{PLAN}", {})  # saved mid-thought
+    assert stopped.startswith('<details class="hearth-think"><summary>Thought (cut off)</summary>')
 
 
 def test_a_thinking_reply_is_kept_whole_shown_folded_and_left_out_of_the_next_prompt(

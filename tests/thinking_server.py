@@ -1,6 +1,7 @@
 """A stand-in for llama.cpp's server whose model thinks: every completion streams a
 `<think>` block, slowly, then an answer. For browser tests of thinking models, which
-no model these machines can run here writes."""
+no model these machines can run here writes, and of anything that needs a reply that
+takes as long as the test says (Stop)."""
 
 from __future__ import annotations
 
@@ -21,10 +22,12 @@ NOT_FOUND = {"error": {"message": "File Not Found"}}
 
 
 class ThinkingServer(StandIn):
-    """Each piece of a reply comes `delay` seconds apart; `prompts` are the ones it got."""
+    """Each piece of a reply comes `delay` seconds apart; `prompts` are the ones it got.
+    `pieces` is the reply (by default a thought, then an answer)."""
 
-    def __init__(self, delay: float = 0.4) -> None:
+    def __init__(self, delay: float = 0.4, pieces: list[str] | None = None) -> None:
         self.delay = delay
+        self.pieces = pieces if pieces is not None else [*THOUGHT, *ANSWER]
         self.prompts: list[str] = []
         super().__init__(self._handler())
 
@@ -56,7 +59,7 @@ class ThinkingServer(StandIn):
 
             def _stream(self) -> None:
                 self.start_events()
-                pieces = [*THOUGHT, *ANSWER]
+                pieces = fake.pieces
                 try:
                     for piece in pieces:
                         time.sleep(fake.delay)

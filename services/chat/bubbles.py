@@ -66,13 +66,15 @@ def message_html(
 ) -> str:
     """A message's text as the bubble shows it: a thinking model's reasoning folded into a
     block above the answer (open while the model still thinks), then the answer, after
-    `note` (Markdown). `meta` is the saved reply's, which says how long it thought;
-    `opened`, that the prompt opened the block (for a reply still being written)."""
+    `note` (Markdown). `meta` is the saved reply's, which says how long it thought (None
+    for a reply still being written); `opened`, that the prompt opened the block."""
     thought = split_thinking(text, opened)
     if not thought.thought:
         return inert_html(note + text)
-    if not thought.closed:
+    if meta is None and not thought.closed:  # being written, still thinking
         summary, unfolded = "Thinking…", " open"
+    elif not thought.closed:  # saved so: stopped, or out of tokens, mid-thought
+        summary, unfolded = "Thought (cut off)", ""
     else:
         summary, unfolded = _thought_summary(meta or {}), ""
     block = (

@@ -142,6 +142,10 @@ def test_messages_cards_and_model_facts_fetch_nothing(tmp_path: Path, artifacts:
             expect(python.locator(".hearth-copy-code")).to_have_text("Copied")
             assert page.evaluate("() => navigator.clipboard.readText()") == 'print("<hi>")\n'
             assert bubble.locator(".hearth-code").count() == 3  # every code block has its button
+            bubble.locator(".act-copy").click()  # the whole message: no button's label in it
+            expect(bubble.locator(".act-copy")).to_have_text("Copied")
+            copied = page.evaluate("() => navigator.clipboard.readText()")
+            assert 'print("<hi>")' in copied and "Copy" not in copied and "Copied" not in copied
 
             # the sidebar: name, tags and creator's notes, as text
             notes = page.inner_text("#character-notes")

@@ -42,10 +42,11 @@ HEAD = """<script>
     return true;
   };
   const copyText = async (el, source) => {
-    // What a thinking model thought (its folded block) is not part of the message.
-    const parts = source ? [...source.children].filter((c) => !c.matches("details.hearth-think")) : [];
-    const text = source && parts.length < source.children.length
-      ? parts.map((c) => c.innerText).join("\\n\\n") : source?.innerText || "";
+    // The text as shown, less what is not the message's: the Copy buttons of its code
+    // blocks, and what a thinking model thought (its folded block).
+    document.body.classList.add("hearth-copying");
+    const text = source?.innerText || "";
+    document.body.classList.remove("hearth-copying");
     try {
       await navigator.clipboard.writeText(text);
     } catch (e) {  // no clipboard API outside a secure context (http on the network)
@@ -157,6 +158,7 @@ CSS = """
 .hearth-think .hearth-thinking { border-left: 3px solid var(--border-color-primary); padding-left: 0.7em; }
 /* The story box is read-only while the model writes into it (ui/story/tab.py). */
 #story-text textarea:disabled { cursor: progress; background: var(--background-fill-secondary); }
+.hearth-copying .hearth-copy-code, .hearth-copying .hearth-think { display: none !important; }
 .hearth-code { position: relative; }
 .hearth-code .hearth-copy-code {
   position: absolute; top: 0.3em; right: 0.4em; z-index: 1; cursor: pointer;

@@ -85,7 +85,8 @@ def message_html(
 
 
 def _thought_summary(meta: Mapping[str, Any]) -> str:
-    """ "Thought for 12 s · 340 tokens", from what was saved with the reply."""
+    """The block's title once the model has answered, as in "Thought for 12 s · 340
+    tokens", from what was saved with the reply."""
     words = ["Thought"]
     seconds = meta.get("thinking_seconds")
     if isinstance(seconds, (int, float)) and seconds > 0:

@@ -20,7 +20,13 @@ from services.chat import bubbles, logic
 from services.chat import reply as chat_reply
 from services.chat.imports import for_export
 from services.chat.logic import ChatSettings, ChatView
-from services.chat.thinking import EMPTY_BLOCK, ThinkingSettings, set_thinking, thinking_settings
+from services.chat.thinking import (
+    EMPTY_BLOCK,
+    ThinkingSettings,
+    model_thinks,
+    set_thinking,
+    thinking_settings,
+)
 from services.context import AppContext
 from services.story import logic as story_logic
 from store.chats import export_jsonl
@@ -198,6 +204,23 @@ def test_thinking_off_starts_the_reply_with_an_empty_block_and_the_budget_reache
     # The empty block is part of the reply prefix, which the inspector itemizes.
     [tail] = [s for s in prepared.fitted.spans if s.end == len(prepared.fitted.text)]
     assert prepared.fitted.text[tail.start : tail.end].endswith(EMPTY_BLOCK)
+
+
+@pytest.mark.parametrize(
+    ("name", "template", "thinks"),
+    [
+        ("QwQ-32B-Q4_K_M", "", True),
+        ("DeepSeek-R1-Distill-Qwen-7B", "", True),
+        ("Mistral-7B-Instruct", "", False),
+        ("qwen3-but-the-template-says-no", "{% for m in messages %}{{ m.content }}{% endfor %}", False),
+    ],
+)
+def test_a_model_without_a_template_thinks_by_its_name(
+    fake_ctx: AppContext, fake_backend: FakeBackend, name: str, template: str, thinks: bool
+) -> None:
+    info = replace(fake_backend.info, name=name, chat_template=template)
+    fake_ctx.models.attach(FakeBackend(n_ctx=2048, info=info), LoadOptions(n_ctx=2048))
+    assert model_thinks(fake_ctx, fake_ctx.formats["chatml"]) is thinks
 
 
 def test_a_model_that_does_not_think_is_left_as_it_is(fake_ctx: AppContext) -> None:

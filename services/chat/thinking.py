@@ -10,12 +10,14 @@ Each chat says what to do with what a thinking model thinks:
   and which the other `<think>` models follow as well.
 
 and how many tokens it may think (`budget`, 0 for no limit; `engine.think_budget`).
-A model thinks when its chat template, or the format's reply prefix, has the tags.
+A model thinks when its chat template, or the format's reply prefix, has the tags, or,
+for a file without a template, when its name is one of a thinking family's.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any, Literal
 
 from engine.prompts import THINK_CLOSE, THINK_OPEN
@@ -28,6 +30,8 @@ ThinkingMode = Literal["hide", "keep", "off"]
 MODES: tuple[ThinkingMode, ...] = ("hide", "keep", "off")
 EMPTY_BLOCK = f"{THINK_OPEN}\n\n{THINK_CLOSE}\n\n"  # the reply's start when thinking is off
 MOST_BUDGET = 100_000
+# Names of model families that think in `<think>` blocks, for files without a template.
+THINKING_FAMILIES = ("qwq", "deepseek-r1", "qwen3", "magistral", "glm-z1", "thinking", "reasoning")
 
 
 @dataclass(frozen=True)
@@ -64,10 +68,14 @@ def set_thinking(ctx: AppContext, session_id: str, mode: str, budget: Any) -> Se
 
 
 def model_thinks(ctx: AppContext, fmt: PromptFormat) -> bool:
-    """Whether the loaded model writes thinking blocks, by its template or the format."""
+    """Whether the loaded model writes thinking blocks: by its chat template, the
+    format's reply prefix, or, for a file without a template, its name."""
     info = ctx.models.info if ctx.models.loaded else None
     template = info.chat_template if info is not None else ""
-    return THINK_OPEN in template or THINK_CLOSE in template or THINK_OPEN in fmt.generation_prompt
+    if THINK_OPEN in template or THINK_CLOSE in template or THINK_OPEN in fmt.generation_prompt:
+        return True
+    name = f"{info.name} {Path(info.path).name}".lower() if info is not None and not template else ""
+    return any(family in name for family in THINKING_FAMILIES)
 
 
 def opens_thinking(fmt: PromptFormat) -> bool:

@@ -4,7 +4,9 @@ exact text, inert."""
 
 from __future__ import annotations
 
+import json
 import re
+import time
 from pathlib import Path
 
 import pytest
@@ -41,6 +43,18 @@ def open_inspector(page: Page, prefix: str) -> list[list[str]]:
         timeout=30_000,
     )
     return parts_table(page, prefix)
+
+
+SHOWS_TEXT = (
+    "(text) => (document.querySelector('#chat-inspect-text .cm-content')?.innerText || '').includes(text)"
+)
+
+
+def thinking_setting(data_dir: Path) -> object:
+    """The one chat's thinking setting, as the server last wrote its record (atomically)."""
+    [path] = (data_dir / "sessions").glob("*/session.json")
+    tables = json.loads(path.read_text())
+    return next((doc.get("extra", {}).get("thinking") for doc in tables["session"].values()), None)
 
 
 def tokens(cell: str) -> int:
@@ -158,9 +172,16 @@ def test_a_thinking_reply_shows_folded_copies_its_answer_and_stays_out_of_the_ne
         # A chat that keeps its thinking sends it back.
         page.get_by_text("Prompt", exact=True).click()
         page.get_by_label("Kept in later prompts").check()
-        page.click("#regenerate")  # after the setting: the chat's edits run in order
+        # Saved before Regenerate is pressed. Read from the file: opening a Store here would
+        # sweep the temp files of the server's own writes in flight.
+        deadline = time.monotonic() + 30
+        while thinking_setting(tmp_path / "data") != "keep":
+            assert time.monotonic() < deadline, "the chat's thinking setting was not saved"
+            time.sleep(0.1)
+        page.click("#regenerate")
         expect(page.locator("#history .hearth-swipes").last).to_have_text("2/2", timeout=60_000)
         page.wait_for_function(LIVE_HIDDEN, timeout=60_000)
-        open_inspector(page, "chat")
+        open_inspector(page, "chat")  # Refresh: it shows the earlier prompt until the answer lands
+        page.wait_for_function(SHOWS_TEXT, arg=plan, timeout=30_000)
         assert f"<think>\n{plan}\n</think>" in prompt_text(page, "chat")
         context.close()

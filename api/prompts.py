@@ -24,7 +24,6 @@ from api.schemas import ChatMessage, ChatRequest, CompletionRequest
 from engine.errors import ContextOverflowError
 from engine.manager import ModelManager
 from engine.prompts import (
-    THINK_OPEN,
     Block,
     FittedPrompt,
     PromptParts,
@@ -37,6 +36,7 @@ from engine.prompts import (
 )
 from engine.types import GenerationRequest
 from presets.formats import PromptFormat, Speakers
+from services.chat.thinking import opens_thinking
 from services.prompt_report import Outline, span_words
 
 # Who `{{user}}` and `{{char}}` are in an API chat: the names the Chat tab uses.
@@ -93,8 +93,8 @@ def chat_generation(models: ModelManager, fmt: PromptFormat, request: ChatReques
     parts = chat_prompt_parts(fmt, request.messages)
     fitted = models.fit(parts, params)
     stops = (*stop_strings(fmt, SPEAKERS, "reply"), *request.generation.stop)
-    opened = fmt.generation_prompt.rstrip().endswith(THINK_OPEN)  # the template opens thinking
-    generation = GenerationRequest(fitted.text, params, tuple(dict.fromkeys(stops)), thinking_opened=opened)
+    stops = tuple(dict.fromkeys(stops))
+    generation = GenerationRequest(fitted.text, params, stops, thinking_opened=opens_thinking(fmt))
     return Prepared(generation, _chat_outline(fitted, parts, len(request.messages)))
 
 

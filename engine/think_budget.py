@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from dataclasses import replace
 
 from engine.backend import Backend
-from engine.prompts import THINK_CLOSE, THINK_OPEN
+from engine.prompts import THINK_CLOSE, split_thinking
 from engine.types import Chunk, Finish, FinishReason, GenerationRequest
 
 BUDGET_CLOSE = f"\n{THINK_CLOSE}\n\n"  # written when the budget runs out
@@ -47,7 +47,7 @@ def generate_within_budget(
     if finish.reason is not FinishReason.LENGTH or halt.is_set():
         yield finish
         return
-    bridge = BUDGET_CLOSE if _still_thinking(text, request.thinking_opened) else ""
+    bridge = "" if split_thinking(text, request.thinking_opened).closed else BUDGET_CLOSE
     if bridge:
         yield Chunk(bridge)
     written = finish.usage.completion_tokens + (len(backend.tokenize(bridge)) if bridge else 0)
@@ -77,10 +77,3 @@ def _closed_after(stream: Iterator[Chunk | Finish]) -> Iterator[Iterator[Chunk |
         close = getattr(stream, "close", None)
         if close is not None:
             close()
-
-
-def _still_thinking(text: str, opened: bool) -> bool:
-    """Whether `text` ends inside a thinking block (one it opened, or the prompt did)."""
-    if THINK_CLOSE in text:
-        return False
-    return opened or text.lstrip().startswith(THINK_OPEN)

@@ -10,12 +10,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from engine.manager import ModelManager
+from engine.prompts import Rewrite
 from presets.formats import PromptFormat
 from presets.samplers import SamplerParams
 
 
 def _never_loading() -> bool:
     return False
+
+
+def _no_rewrite(_fmt: PromptFormat) -> Rewrite | None:
+    return None
 
 
 @dataclass(frozen=True)
@@ -26,6 +31,8 @@ class ApiDeps:
     prompt_format: Callable[[], PromptFormat]  # the format detected for the loaded model
     default_params: Callable[[], SamplerParams]  # sampler values a request leaves out
     loading: Callable[[], bool] = _never_loading  # True while the start-up model loads
+    # What turns a prompt in that format into the model's own template, when it is rendered in full.
+    prompt_rewrite: Callable[[PromptFormat], Rewrite | None] = _no_rewrite
 
 
 @dataclass(frozen=True)

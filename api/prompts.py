@@ -27,6 +27,7 @@ from engine.prompts import (
     Block,
     FittedPrompt,
     PromptParts,
+    Rewrite,
     Span,
     Turn,
     TurnRenderer,
@@ -36,7 +37,7 @@ from engine.prompts import (
 )
 from engine.types import GenerationRequest
 from presets.formats import PromptFormat, Speakers
-from services.chat.thinking import opens_thinking
+from services.chat.thinking import prompt_opens_thinking
 from services.prompt_report import Outline, span_words
 
 # Who `{{user}}` and `{{char}}` are in an API chat: the names the Chat tab uses.
@@ -83,18 +84,22 @@ class Prepared:
     outline: Outline
 
 
-def chat_generation(models: ModelManager, fmt: PromptFormat, request: ChatRequest) -> Prepared:
-    """The generation for a chat request: its fitted prompt, params and stop strings.
+def chat_generation(
+    models: ModelManager, fmt: PromptFormat, request: ChatRequest, rewrite: Rewrite | None = None
+) -> Prepared:
+    """The generation for a chat request: its fitted prompt, params and stop strings;
+    `rewrite` renders it with the model's own template when `fmt` is its marked format.
 
     Raises:
         NoModelLoadedError, ContextOverflowError.
     """
     params = request.generation.params
     parts = chat_prompt_parts(fmt, request.messages)
-    fitted = models.fit(parts, params)
+    fitted = models.fit(parts, params, rewrite=rewrite)
     stops = (*stop_strings(fmt, SPEAKERS, "reply"), *request.generation.stop)
     stops = tuple(dict.fromkeys(stops))
-    generation = GenerationRequest(fitted.text, params, stops, thinking_opened=opens_thinking(fmt))
+    opened = prompt_opens_thinking(fitted.text)
+    generation = GenerationRequest(fitted.text, params, stops, thinking_opened=opened)
     return Prepared(generation, _chat_outline(fitted, parts, len(request.messages)))
 
 

@@ -63,7 +63,9 @@ def build_router(deps: ApiDeps) -> APIRouter:
     async def chat_completions(request: Request) -> Response:
         parsed = parse_chat_request(await _json(request), deps.default_params())
         _require_model(deps)
-        prepared = await run_in_threadpool(chat_generation, deps.models, deps.prompt_format(), parsed)
+        fmt = deps.prompt_format()
+        rewrite = deps.prompt_rewrite(fmt)
+        prepared = await run_in_threadpool(chat_generation, deps.models, fmt, parsed, rewrite)
         return await _reply(request, deps, "chat.completion", prepared, parsed.generation)
 
     return router

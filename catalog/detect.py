@@ -3,8 +3,10 @@
 1. The catalog entry the model's file or repo matches: the guide's models carry no chat
    template (their GGUFs date from 2023), so the catalog is the only reliable source.
 2. The GGUF chat template, matched to one of our formats by its markers, preferring the
-   most specific match; a template no format matches is still used, derived through
-   `presets.jinja_format` and verified byte for byte. It runs on a budget of time,
+   most specific match, when it writes the same bytes as the format derived from the
+   template through `presets.jinja_format` (verified byte for byte); otherwise the
+   derived format. A template no wraps reproduce is rendered in full for every prompt
+   (`presets.template_format`). It runs on a budget of time,
    memory, work, output and depth (`presets.template_budget`): a template that cannot
    be used, however it fails, leaves the choice to the steps below, and the reason
    says why.
@@ -20,7 +22,9 @@ from dataclasses import dataclass
 from catalog.entries import Catalog, CatalogEntry
 from presets.errors import FormatError
 from presets.formats import PLAIN_FORMAT_ID, PromptFormat
-from presets.jinja_format import GGUF_TEMPLATE_ID, format_from_template
+from presets.jinja_format import GGUF_TEMPLATE_ID, format_from_template, writes_alike
+from presets.template_budget import TemplateBudgetError
+from presets.template_format import ChatTemplate, is_rendered, marked_format
 
 DEFAULT_TAB = "chat"
 
@@ -34,11 +38,19 @@ class FormatDetection:
     reason: str
     default_tab: str = DEFAULT_TAB
     catalog_id: str | None = None
+    # The model's own template, when the format came from it. When every prompt is rendered
+    # with it, `format` is the marked format the prompt is assembled in first (`in_full`).
+    template: ChatTemplate | None = None
 
     @property
     def derived(self) -> bool:
-        """True when the format was built from the model's own template."""
-        return self.format_id == GGUF_TEMPLATE_ID
+        """True when the format was built from the model's own template, or is it."""
+        return self.format_id == GGUF_TEMPLATE_ID or self.in_full
+
+    @property
+    def in_full(self) -> bool:
+        """True when every prompt is rendered with the model's own template."""
+        return is_rendered(self.format)
 
 
 def detect_model_format(
@@ -69,16 +81,12 @@ def detect_model_format(
         return FormatDetection(entry.format_id, formats[entry.format_id], reason, tab, catalog_id)
     template_note = ""
     if chat_template.strip():
-        known = best_template_match(formats, chat_template)
-        if known is not None:
-            return FormatDetection(known.id, known, "matched the model's chat template", tab, catalog_id)
-        try:
-            derived = format_from_template(chat_template, bos_token=bos_token, eos_token=eos_token)
-        except FormatError as exc:
-            template_note = f" (its own chat template could not be used: {exc})"
+        found = _from_template(formats, chat_template, bos_token, eos_token)
+        if isinstance(found, str):
+            template_note = f" (its own chat template could not be used: {found})"
         else:
-            reason = "the model's own chat template, which Hearth reproduces exactly"
-            return FormatDetection(GGUF_TEMPLATE_ID, derived, reason, tab, catalog_id)
+            fmt, reason, template = found
+            return FormatDetection(fmt.id, fmt, reason, tab, catalog_id, template=template)
     for name in (file_name, model_name):
         for fmt in formats.values():
             if name and fmt.matches_name(name):
@@ -87,6 +95,39 @@ def detect_model_format(
                 )
     reason = "no chat template, so a plain transcript" if not chat_template.strip() else "a plain transcript"
     return FormatDetection(PLAIN_FORMAT_ID, formats[PLAIN_FORMAT_ID], reason + template_note, tab, catalog_id)
+
+
+def _from_template(
+    formats: Mapping[str, PromptFormat], chat_template: str, bos_token: str, eos_token: str
+) -> tuple[PromptFormat, str, ChatTemplate | None] | str:
+    """The format a chat template asks for, why, and the template when it is rendered in
+    full; or why it cannot be used.
+
+    The format derived from the template is exact, so it wins; a format of ours that the
+    template's markers name stands in for it when both write the same bytes (it has a
+    name the user knows), or when the template cannot be used at all.
+    """
+    known = best_template_match(formats, chat_template)
+    try:
+        derived = format_from_template(chat_template, bos_token=bos_token, eos_token=eos_token)
+    except TemplateBudgetError as exc:
+        if known is not None:
+            return known, "matched the model's chat template (which ran past Hearth's limits)", None
+        return str(exc)
+    except FormatError as exc:
+        template = ChatTemplate(chat_template, bos_token, eos_token)
+        try:
+            template.check()
+        except FormatError as failed:
+            if known is not None:  # the template is broken, but says which family it belongs to
+                return known, "matched the model's chat template (which cannot itself be used)", None
+            return f"{exc} {failed}"
+        fmt = marked_format(eos_token, f"The model's own chat template, rendered in full: {exc}")
+        return fmt, "the model's own chat template, rendered in full for every prompt", template
+    template = ChatTemplate(chat_template, bos_token, eos_token)
+    if known is not None and writes_alike(known, derived):
+        return known, "matched the model's chat template", template
+    return derived, "the model's own chat template, which Hearth reproduces exactly", template
 
 
 def best_template_match(formats: Mapping[str, PromptFormat], chat_template: str) -> PromptFormat | None:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from engine.backend import Backend
 from engine.errors import ContextOverflowError, NoModelLoadedError
 from engine.gguf_meta import model_info, read_header
-from engine.prompts import FittedPrompt, PromptParts, fit_prompt
+from engine.prompts import FittedPrompt, PromptParts, Rewrite, fit_prompt
 from engine.run import Run, Worker
 from engine.tokens import TokenCounter
 from engine.types import GenerationRequest, LoadOptions, ModelInfo
@@ -142,8 +142,16 @@ class ModelManager:
         assert self._counter is not None
         return self._counter(text)
 
-    def fit(self, parts: PromptParts, params: SamplerParams, *, anchor: int | None = None) -> FittedPrompt:
-        """Fit `parts` into the context, leaving room for `params.max_new_tokens`.
+    def fit(
+        self,
+        parts: PromptParts,
+        params: SamplerParams,
+        *,
+        anchor: int | None = None,
+        rewrite: Rewrite | None = None,
+    ) -> FittedPrompt:
+        """Fit `parts` into the context, leaving room for `params.max_new_tokens`; `rewrite`
+        turns the text into what the model reads (its own chat template).
 
         Raises:
             NoModelLoadedError, ContextOverflowError.
@@ -155,7 +163,7 @@ class ModelManager:
                 f"Max new tokens ({params.max_new_tokens}) leaves no room for the prompt in a "
                 f"{backend.n_ctx}-token context. Lower it, or load the model with a larger context."
             )
-        return fit_prompt(parts, budget, self.count_tokens, anchor=anchor)
+        return fit_prompt(parts, budget, self.count_tokens, anchor=anchor, rewrite=rewrite)
 
     # -- runs --------------------------------------------------------------------
 

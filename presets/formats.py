@@ -64,19 +64,21 @@ class PromptFormat:
     # "first_user": the system prompt sits inside the first user turn (Llama-2, Mistral, Gemma).
     system_placement: Placement = "own"
     default_system: str = ""
+    # Text that opens every prompt, system prompt or not (GLM-4's "[gMASK]<sop>").
+    start: str = ""
     template_markers: tuple[str, ...] = ()
     name_patterns: tuple[str, ...] = ()
     builtin: bool = True
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     def head(self, system: str, speakers: Speakers) -> str:
-        """The byte-stable start of the prompt: the wrapped system prompt, or nothing."""
+        """The byte-stable start of the prompt: the format's start and the wrapped system prompt."""
         if not system:
-            return ""
+            return self.start
         wrapped = self.system.prefix + system + self.system.suffix
         if self.system_placement == "first_user":
             wrapped = self.user.prefix + wrapped
-        return speakers.expand(wrapped)
+        return self.start + speakers.expand(wrapped)
 
     def turn(self, role: Role, text: str, speakers: Speakers, *, after_head: bool = False) -> str:
         """One finished message, wrapped.
@@ -118,7 +120,7 @@ class PromptFormat:
 
 
 _REQUIRED = ("schema_version", "id", "name", "system", "user", "assistant", "generation_prompt", "stop")
-_OPTIONAL = ("description", "system_placement", "default_system", "detect")
+_OPTIONAL = ("description", "system_placement", "default_system", "start", "detect")
 
 
 def parse_format(raw: Mapping[str, Any], *, source: str, builtin: bool) -> PromptFormat:
@@ -146,6 +148,9 @@ def parse_format(raw: Mapping[str, Any], *, source: str, builtin: bool) -> Promp
     placement = raw.get("system_placement", "own")
     if placement not in ("own", "first_user"):
         raise FormatError(f"{source}: system_placement must be 'own' or 'first_user'.")
+    if raw.get("start") and placement != "own":
+        # A folded system prompt is found by the head being non-empty: a start would fool that.
+        raise FormatError(f"{source}: a start is only for formats whose system prompt has its own turn.")
     stop = raw["stop"]
     if not isinstance(stop, list) or not all(isinstance(s, str) and s for s in stop):
         raise FormatError(f"{source}: stop must be a list of non-empty strings.")
@@ -169,6 +174,7 @@ def parse_format(raw: Mapping[str, Any], *, source: str, builtin: bool) -> Promp
         stop=tuple(stop),
         system_placement=placement,
         default_system=str(raw.get("default_system", "")),
+        start=str(raw.get("start", "")),
         template_markers=tuple(_strings(detect.get("template_markers", []), "detect", source)),
         name_patterns=tuple(patterns),
         builtin=builtin,

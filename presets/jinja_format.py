@@ -39,6 +39,9 @@ _CHECK = [
     ("user", "And then?"),
 ]
 _CHECK_SYSTEM = "You are a careful narrator."
+# The switches every rendering sets, as llama.cpp's server does: thinking stays on, so a
+# template that reads `enable_thinking` (DeepSeek-R1's, Qwen3's) writes its thinking prompt.
+TEMPLATE_OPTIONS: tuple[tuple[str, bool | str], ...] = (("enable_thinking", True),)
 # Does the template write a system message? Asked first.
 _SYSTEM_PROBE = RenderCall((("system", _SYS), ("user", _U1)), add_generation_prompt=True)
 
@@ -82,7 +85,8 @@ def format_from_template(
     if not template.strip():
         raise FormatError("The model's chat template is empty.")
     calls = _renders_needed()
-    renders = render_isolated(template, calls, bos_token=bos_token, eos_token=eos_token, budget=budget)
+    asked = [replace(call, options=TEMPLATE_OPTIONS) for call in calls]
+    renders = render_isolated(template, asked, bos_token=bos_token, eos_token=eos_token, budget=budget)
     t = _Template(dict(zip(calls, renders, strict=True)), bos_token, eos_token)
     if _accepts_system(t):
         fmt = _derive_with_system(t)
@@ -107,6 +111,16 @@ def render_format(fmt: PromptFormat, system: str, turns: Sequence[tuple[str, str
         parts.append(fmt.turn(kind, text, speakers, after_head=index == 0 and bool(head)))
     parts.append(fmt.generation_prefix(speakers, after_head=not turns and bool(head)))
     return "".join(parts)
+
+
+def writes_alike(a: PromptFormat, b: PromptFormat) -> bool:
+    """Whether two formats write the same bytes for chats that ask a reply to a message,
+    with and without a system prompt."""
+    return all(
+        render_format(a, system, turns) == render_format(b, system, turns)
+        for system in (_CHECK_SYSTEM, "")
+        for turns in (_CHECK, _CHECK[:1])
+    )
 
 
 def _renders_needed() -> list[RenderCall]:
@@ -257,8 +271,15 @@ def _verify(t: _Template, fmt: PromptFormat, system: str, turns: Sequence[_Pair]
 def _with_default_system(t: _Template, fmt: PromptFormat) -> PromptFormat:
     """Keep the system prompt the template writes when given none (e.g. Qwen's) as the default."""
     rendered = t.render(_check_render("", _CHECK))
-    if rendered == render_format(fmt, "", _CHECK):
+    bare = render_format(fmt, "", _CHECK)
+    if rendered == bare:
         return fmt
+    start = rendered[: len(rendered) - len(bare)]
+    if fmt.system_placement == "own" and rendered.endswith(bare) and fmt.system.prefix.startswith(start):
+        # Text the template writes first with or without a system prompt (GLM-4's "[gMASK]<sop>").
+        candidate = replace(fmt, start=start, system=Wrap(fmt.system.prefix[len(start) :], fmt.system.suffix))
+        if render_format(candidate, "", _CHECK) == rendered:
+            return candidate
     before, _, after = render_format(fmt, _SYS, _CHECK).partition(_SYS)
     if rendered.startswith(before) and rendered.endswith(after) and len(rendered) > len(before) + len(after):
         default = rendered[len(before) : len(rendered) - len(after)]

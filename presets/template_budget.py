@@ -82,10 +82,12 @@ class TemplateBudgetError(FormatError):
 
 @dataclass(frozen=True)
 class RenderCall:
-    """One rendering of the template: the messages as (role, content), and the reply flag."""
+    """One rendering of the template: the messages as (role, content), the reply flag, and
+    the switches templates read beside them (`enable_thinking`, `reasoning_effort`)."""
 
     messages: tuple[tuple[str, str], ...]
     add_generation_prompt: bool
+    options: tuple[tuple[str, bool | str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -122,7 +124,9 @@ def render_isolated(
         "template": template,
         "bos_token": bos_token,
         "eos_token": eos_token,
-        "calls": [[list(map(list, call.messages)), call.add_generation_prompt] for call in calls],
+        "calls": [
+            [list(map(list, call.messages)), call.add_generation_prompt, dict(call.options)] for call in calls
+        ],
         "budget": asdict(budget),
     }
     reply = _run_child(json.dumps(request).encode(), budget)

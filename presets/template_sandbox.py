@@ -17,12 +17,16 @@ from datetime import datetime
 from typing import Any, NoReturn
 
 from jinja2 import Template, TemplateError, nodes
+from jinja2.ext import Extension
+from jinja2.parser import Parser
 from jinja2.runtime import Context, LoopContext
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from jinja2.visitor import NodeTransformer
 
 from presets.errors import FormatError
 from presets.template_budget import RenderCall, TemplateBudget, TemplateBudgetError
+
+_RESERVED = frozenset({"messages", "add_generation_prompt", "bos_token", "eos_token"})
 
 
 def serve() -> None:
@@ -31,8 +35,8 @@ def serve() -> None:
     budget = TemplateBudget(**request["budget"])
     _limit_process(budget)
     calls = [
-        RenderCall(tuple((str(r), str(c)) for r, c in messages), bool(flag))
-        for messages, flag in request["calls"]
+        RenderCall(tuple((str(r), str(c)) for r, c in messages), bool(flag), _options(options))
+        for messages, flag, options in request["calls"]
     ]
     try:
         renders = _render_all(request["template"], calls, request["bos_token"], request["eos_token"], budget)
@@ -43,6 +47,15 @@ def serve() -> None:
         reply = {"failure": str(exc)}
     sys.stdout.write(json.dumps(reply))  # ASCII only: any text survives the pipe
     sys.stdout.flush()
+
+
+def _options(raw: dict[str, Any]) -> tuple[tuple[str, bool | str], ...]:
+    """The switches a call sets, each a name no template variable of ours already has."""
+    return tuple(
+        (str(name), value if isinstance(value, bool) else str(value))
+        for name, value in raw.items()
+        if str(name).isidentifier() and name not in _RESERVED
+    )
 
 
 def _limit_process(budget: TemplateBudget) -> None:
@@ -74,6 +87,7 @@ def _render_all(
     results: list[dict[str, str]] = []
     for call in calls:
         variables = {
+            **dict(call.options),
             "messages": [{"role": role, "content": content} for role, content in call.messages],
             "add_generation_prompt": call.add_generation_prompt,
             "bos_token": bos_token,
@@ -123,7 +137,10 @@ class MeteredEnvironment(ImmutableSandboxedEnvironment):
 
     def __init__(self, budget: TemplateBudget) -> None:
         super().__init__(
-            trim_blocks=True, lstrip_blocks=True, extensions=["jinja2.ext.loopcontrols"], optimized=False
+            trim_blocks=True,
+            lstrip_blocks=True,
+            extensions=["jinja2.ext.loopcontrols", _GenerationTag],
+            optimized=False,
         )
         self.budget = budget
         self.steps = 0
@@ -264,6 +281,17 @@ class _Meter(NodeTransformer):
         call.set_lineno(at.lineno)
         call.set_environment(self._env)
         return call
+
+
+class _GenerationTag(Extension):
+    """`{% generation %}…{% endgeneration %}`, which transformers adds to Jinja to mark the
+    assistant's text for training; rendering a prompt only writes what it encloses."""
+
+    tags = {"generation"}
+
+    def parse(self, parser: Parser) -> list[nodes.Node]:
+        next(parser.stream)
+        return parser.parse_statements(("name:endgeneration",), drop_needle=True)
 
 
 def _is_int(value: Any) -> bool:

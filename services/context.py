@@ -10,7 +10,7 @@ import logging
 import os
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from catalog.bundled import bundled_model_path
@@ -24,11 +24,13 @@ from catalog.plan import LoadPlan, fewer
 from engine.backend import Backend
 from engine.errors import ModelMemoryError
 from engine.manager import BackendFactory, ModelManager, llama_factory
+from engine.prompts import Rewrite, through_template
 from engine.resources import physical_cores
 from engine.types import FlashAttention, LoadOptions, ModelInfo
 from presets.errors import HearthError
 from presets.formats import PLAIN_FORMAT_ID, PromptFormat, load_builtin_formats
 from presets.samplers import SamplerPreset, load_builtin_presets
+from presets.template_format import TemplateOptions, is_rendered
 from services.chat.busy import BusyChats
 from services.live import LiveRuns
 from services.models.plan import plan_file
@@ -145,6 +147,16 @@ class AppContext:
         if self.model_format is not None and self.models.loaded:
             return self.model_format
         return FormatDetection(PLAIN_FORMAT_ID, self.formats[PLAIN_FORMAT_ID], "no model loaded")
+
+    def format_rewrite(self, fmt: PromptFormat, options: TemplateOptions = ()) -> Rewrite | None:
+        """What renders a prompt assembled in `fmt` with the model's own template: something
+        only for the marked format, when the loaded model has a template. `options` are the
+        switches the template reads (`enable_thinking`, `reasoning_effort`), beyond its defaults."""
+        template = self.detected_format().template
+        if template is None or not is_rendered(fmt):
+            return None
+        with_options = replace(template, options=(*template.options, *options)) if options else template
+        return through_template(with_options.render_marked)
 
     def load_model(self, path: Path, options: LoadOptions, progress: Progress | None = None) -> ModelInfo:
         """Load a model, pick its prompt format, swap both in, and remember it for next time.

@@ -15,7 +15,10 @@ from presets.formats import load_builtin_formats
 from presets.jinja_format import GGUF_TEMPLATE_ID
 from tiny_model import write_tiny_llama
 
-CHATML = "{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endfor %}"
+CHATML = (
+    "{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
 LLAMA2_MARKERS = "[INST] <<SYS>>\n{{ system }}\n<</SYS>>\n\n{{ user }} [/INST]"
 ZEPHYR = (
     "{% for message in messages %}"
@@ -56,6 +59,13 @@ def test_known_template_matches_a_builtin_format(formats, catalog) -> None:
     found = detect_model_format(formats, catalog=catalog, file_name="some-model.gguf", chat_template=CHATML)
     assert found.format_id == "chatml" and found.reason == "matched the model's chat template"
     assert found.catalog_id is None and found.default_tab == "chat" and not found.derived
+
+
+def test_a_template_that_writes_other_bytes_than_its_markers_format_keeps_its_own(formats) -> None:
+    """A ChatML-marked template with no reply prompt is not ChatML: its own format wins."""
+    bare = CHATML.split("{% if")[0]
+    found = detect_model_format(formats, file_name="some-model.gguf", chat_template=bare)
+    assert found.format_id == GGUF_TEMPLATE_ID and found.format.generation_prompt == ""
 
 
 def test_the_most_specific_template_match_wins(formats, third_party: Path) -> None:

@@ -13,7 +13,10 @@ from catalog.errors import BundledModelError, LibraryError, UnsafeNameError
 from catalog.library import BUNDLED_ID, Library
 from tiny_model import CONTEXT, write_tiny_llama
 
-CHATML = "{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endfor %}"
+CHATML = (
+    "{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
 
 
 @pytest.fixture(scope="module")

@@ -304,7 +304,10 @@ def test_story_and_adventure_run_and_stop_through_the_remote_engine(
 
 # -- a stand-in for llama.cpp's server ---------------------------------------------------------
 
-CHATML_TEMPLATE = "{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endfor %}"
+CHATML_TEMPLATE = (
+    "{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
 
 
 class FakeLlamaCpp(StandIn):

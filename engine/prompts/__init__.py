@@ -13,7 +13,8 @@ from engine.prompts.character_format import TurnRenderer, stop_strings
 from engine.prompts.chat import Turn, chat_parts, clean_reply
 from engine.prompts.itemization import BOS_PART, Itemization, PartCount, itemize
 from engine.prompts.macros import MacroContext, expand_macros
-from engine.prompts.parts import Block, FittedPrompt, Label, PromptParts, Span, fit_prompt
+from engine.prompts.parts import Block, FittedPrompt, Label, PromptParts, Rewrite, Span, fit_prompt
+from engine.prompts.rendered import through_template
 from engine.prompts.scenario import (
     Scenario,
     ScenarioError,
@@ -47,6 +48,7 @@ __all__ = [
     "PartCount",
     "PersonaSheet",
     "PromptParts",
+    "Rewrite",
     "Scenario",
     "ScenarioError",
     "ScenarioStart",
@@ -65,6 +67,7 @@ __all__ = [
     "clean_reply",
     "expand_macros",
     "fit_prompt",
+    "through_template",
     "itemize",
     "load_builtin_scenarios",
     "parse_scenario",

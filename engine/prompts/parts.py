@@ -23,7 +23,7 @@ each part's tokens (`engine.prompts.itemization`).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from engine.errors import ContextOverflowError
@@ -88,6 +88,10 @@ class PromptParts:
     head_labels: tuple[Label, ...] = ()  # what the head is made of (unlabelled: "head")
 
 
+Rewrite = Callable[[str, tuple[Span, ...]], tuple[str, tuple[Span, ...]]]
+"""Rewrites a fitted prompt's text and spans as the model will read them."""
+
+
 @dataclass(frozen=True)
 class FittedPrompt:
     """The prompt text that fits, and where it came from."""
@@ -113,6 +117,7 @@ def fit_prompt(
     *,
     anchor: int | None = None,
     headroom: float = 0.25,
+    rewrite: Rewrite | None = None,
 ) -> FittedPrompt:
     """Fit `parts` into `budget` tokens.
 
@@ -122,6 +127,8 @@ def fit_prompt(
         anchor: the body start used last time; kept while it still fits, so the
             prompt's beginning stays stable across turns.
         headroom: the share of the body budget freed when blocks must be dropped.
+        rewrite: rewrites the fitted text, and its spans, as the model reads it (its own
+            chat template: `engine.prompts.rendered`); the budget holds for the result.
 
     Raises:
         ContextOverflowError: the head, tail, injections and the newest `keep_last`
@@ -148,6 +155,9 @@ def fit_prompt(
     while True:
         pieces = _render(parts, start, kept_optional)
         text = "".join(piece.text for piece in pieces)
+        spans = _spans(pieces)
+        if rewrite is not None:
+            text, spans = rewrite(text, spans)
         exact = count(text)
         if exact <= budget:
             break
@@ -172,7 +182,7 @@ def fit_prompt(
             "injections": sum(count(i.block.text) for i in parts.injections),
             "tail": count(parts.tail.text),
         },
-        spans=_spans(pieces),
+        spans=spans,
     )
 
 

@@ -29,7 +29,13 @@ from services.chat import actions as chat_actions
 from services.chat.bubbles import message_html
 from services.chat.characters import prompt_inputs
 from services.chat.logic import ChatView, active_format, ensure_session, settings_for
-from services.chat.thinking import model_thinks, opens_thinking, reply_format, thinking_settings
+from services.chat.thinking import (
+    chat_format,
+    model_thinks,
+    prompt_opens_thinking,
+    template_switches,
+    thinking_settings,
+)
 from services.context import AppContext
 from services.models.remote import estimate_note
 from services.prompt_report import META_KEY as PROMPT_META
@@ -62,7 +68,8 @@ def build_prompt(ctx: AppContext, view: ChatView, mode: ReplyMode = "reply") -> 
     thinking = thinking_settings(session)
     fmt = active_format(ctx, settings.format_choice)
     thinks = model_thinks(ctx, fmt)
-    fmt = reply_format(fmt, thinking, thinks)
+    fmt = chat_format(ctx.detected_format(), fmt, thinking, thinks)
+    rewrite = ctx.format_rewrite(fmt, template_switches(thinking, thinks))
     messages = _recent_messages(ctx, view.session_id, ctx.models.backend.n_ctx)
     anchor_seq = _last_anchor(messages)
     if mode == "swipe" and messages and messages[-1].role == "assistant":
@@ -88,10 +95,14 @@ def build_prompt(ctx: AppContext, view: ChatView, mode: ReplyMode = "reply") -> 
     pinned = 1 if built.parts.head and fmt.system_placement == "first_user" and visible else 0
     body = visible[pinned:]
     anchor = None if anchor_seq is None else sum(1 for m in body if m.seq < anchor_seq)
-    fitted = ctx.models.fit(built.parts, settings.params, anchor=anchor)
+    fitted = ctx.models.fit(built.parts, settings.params, anchor=anchor, rewrite=rewrite)
     budget = thinking.budget if thinks and thinking.mode != "off" else 0
     request = GenerationRequest(
-        fitted.text, settings.params, built.stop, think_budget=budget, thinking_opened=opens_thinking(fmt)
+        fitted.text,
+        settings.params,
+        built.stop,
+        think_budget=budget,
+        thinking_opened=prompt_opens_thinking(fitted.text),
     )
     kept = body[fitted.start].seq if fitted.start < len(body) else (body[-1].seq + 1 if body else 0)
     lore = [

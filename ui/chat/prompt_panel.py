@@ -23,6 +23,7 @@ THINKING = [
     ("Kept in later prompts", "keep"),
     ("Off: ask the model not to think", "off"),
 ]
+EFFORT = [("Model's default", ""), ("Low", "low"), ("Medium", "medium"), ("High", "high")]
 
 
 @dataclass
@@ -32,11 +33,12 @@ class PromptWidgets:
     lore_placement: gr.Radio
     thinking: gr.Radio
     think_budget: gr.Number
+    effort: gr.Radio
 
     @property
     def outputs(self) -> list[Any]:
         """What a switch to another chat fills (`values`)."""
-        return [self.system, self.format, self.lore_placement, self.thinking, self.think_budget]
+        return [self.system, self.format, self.lore_placement, self.thinking, self.think_budget, self.effort]
 
 
 def layout(ctx: AppContext) -> PromptWidgets:
@@ -70,7 +72,14 @@ def layout(ctx: AppContext) -> PromptWidgets:
                 scale=1,
                 elem_id="thinking-budget",
             )
-    return PromptWidgets(system, fmt, lore_placement, thinking, think_budget)
+        effort = gr.Radio(
+            EFFORT,
+            value="",
+            label="Reasoning effort",
+            info="For models whose chat template reads one (gpt-oss and others)",
+            elem_id="reasoning-effort",
+        )
+    return PromptWidgets(system, fmt, lore_placement, thinking, think_budget, effort)
 
 
 def values(ctx: AppContext, session: Session, settings: ChatSettings) -> tuple[Any, ...]:
@@ -82,6 +91,7 @@ def values(ctx: AppContext, session: Session, settings: ChatSettings) -> tuple[A
         session.extra.get("lore_placement", "character"),
         thinking.mode,
         thinking.budget,
+        thinking.effort,
     )
 
 
@@ -96,11 +106,11 @@ def wire(p: PromptWidgets, view: gr.State, status: gr.Markdown, ctx: AppContext,
         return context_status(ctx, chat)
 
     @shown_errors
-    def on_thinking(chat: ChatView | None, mode: str, budget: Any) -> str:
+    def on_thinking(chat: ChatView | None, mode: str, budget: Any, effort: str) -> str:
         chat = logic.ensure_session(ctx, chat)
-        set_thinking(ctx, chat.session_id, mode, budget)
+        set_thinking(ctx, chat.session_id, mode, budget, effort)
         return context_status(ctx, chat)
 
     p.lore_placement.input(on_placement, [view, p.lore_placement], [status], **quiet)
-    for changed in (p.thinking.input, p.think_budget.submit, p.think_budget.blur):
-        changed(on_thinking, [view, p.thinking, p.think_budget], [status], **quiet)
+    for changed in (p.thinking.input, p.think_budget.submit, p.think_budget.blur, p.effort.input):
+        changed(on_thinking, [view, p.thinking, p.think_budget, p.effort], [status], **quiet)

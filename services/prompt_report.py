@@ -35,6 +35,7 @@ Mode = Literal["chat", "story", "adventure", "api"]
 _NAMES: dict[str, str] = {
     "bos": "Start token",
     "head": "Start of the prompt",
+    "template": "Written by the model's template",
     "system": "System prompt",
     "description": "Description",
     "personality": "Personality",

@@ -23,6 +23,7 @@ from engine.backend import Backend
 from engine.errors import GenerationError, ModelLoadError, ModelMemoryError
 from engine.gguf_meta import model_info, read_header
 from engine.kvcache import KVCacheView, ReusePlan
+from engine.prompts.channels import HarmonyStream, uses_channels
 from engine.resources import (
     BufferSizes,
     LoadLog,
@@ -140,6 +141,10 @@ class LlamaCppBackend(Backend):
         self.shift_enabled = True
         self._said_no_shift = False
         self._bos = self._llm.token_bos() if self._llm._model.add_bos_token() else None
+        self.channels = uses_channels(info.chat_template)
+        if self.channels:
+            # gpt-oss's channel markers are special tokens: keep them in the text it writes.
+            self._llm.detokenize = _with_special_tokens(self._llm)  # type: ignore[method-assign]
 
     @property
     def adds_bos(self) -> bool:
@@ -177,12 +182,16 @@ class LlamaCppBackend(Backend):
             return cancel.is_set()
 
         reason = FinishReason.LENGTH
+        channels = HarmonyStream() if self.channels else None
         for piece in self._stream(tokens, request, StoppingCriteriaList([should_stop])):
             text, finish = piece
+            text = channels.feed(text) if channels is not None else text
             if text:
                 yield Chunk(text)
             if finish:
                 reason = FinishReason.STOP if finish == "stop" else FinishReason.LENGTH
+        if channels is not None and (rest := channels.close()):
+            yield Chunk(rest)
         if cancel.is_set():
             reason = FinishReason.CANCELLED
         self._sync_cache()
@@ -284,3 +293,14 @@ class LlamaCppBackend(Backend):
     def close(self) -> None:
         self._llm.close()
         self.cache.clear()
+
+
+def _with_special_tokens(llm: Llama) -> Any:
+    """`llm.detokenize` that writes special tokens as text unless told otherwise."""
+    plain = llm.detokenize
+
+    def detokenize(tokens: list[int], prev_tokens: list[int] | None = None, special: bool = True) -> bytes:
+        return plain(tokens, prev_tokens=prev_tokens, special=special)
+
+    return detokenize
+

@@ -23,7 +23,7 @@ from engine.backend import Backend
 from engine.errors import GenerationError, ModelLoadError, ModelMemoryError
 from engine.gguf_meta import model_info, read_header
 from engine.kvcache import KVCacheView, ReusePlan
-from engine.prompts.channels import HarmonyStream, uses_channels
+from engine.prompts import HarmonyStream, uses_channels
 from engine.resources import (
     BufferSizes,
     LoadLog,

@@ -1,6 +1,7 @@
 """Prompt building for every mode: the parts model and its fitter, chat, characters, story, adventure."""
 
 from engine.prompts.adventure import ADVENTURE_STOPS, InputKind, player_input, trim_reply
+from engine.prompts.channels import HarmonyStream, uses_channels
 from engine.prompts.character import (
     CharacterPrompt,
     CharacterSheet,
@@ -41,6 +42,7 @@ __all__ = [
     "ChatLine",
     "DepthNote",
     "FittedPrompt",
+    "HarmonyStream",
     "InputKind",
     "Itemization",
     "Label",
@@ -68,6 +70,7 @@ __all__ = [
     "expand_macros",
     "fit_prompt",
     "through_template",
+    "uses_channels",
     "itemize",
     "load_builtin_scenarios",
     "parse_scenario",

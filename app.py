@@ -211,7 +211,7 @@ def api_deps(ctx: AppContext) -> ApiDeps:
         prompt_format=lambda: ctx.detected_format().format,
         default_params=lambda: ctx.presets()[DEFAULT_PRESET].params,
         loading=lambda: not ctx.wait_ready(0),
-        prompt_rewrite=ctx.format_rewrite,
+        prompt_for=ctx.prompt_for,
     )
 
 

@@ -13,14 +13,15 @@ from engine.manager import ModelManager
 from engine.prompts import Rewrite
 from presets.formats import PromptFormat
 from presets.samplers import SamplerParams
+from presets.template_format import TemplateOptions
 
 
 def _never_loading() -> bool:
     return False
 
 
-def _no_rewrite(_fmt: PromptFormat) -> Rewrite | None:
-    return None
+def _as_it_is(fmt: PromptFormat, _switches: TemplateOptions) -> tuple[PromptFormat, Rewrite | None]:
+    return fmt, None
 
 
 @dataclass(frozen=True)
@@ -31,8 +32,9 @@ class ApiDeps:
     prompt_format: Callable[[], PromptFormat]  # the format detected for the loaded model
     default_params: Callable[[], SamplerParams]  # sampler values a request leaves out
     loading: Callable[[], bool] = _never_loading  # True while the start-up model loads
-    # What turns a prompt in that format into the model's own template, when it is rendered in full.
-    prompt_rewrite: Callable[[PromptFormat], Rewrite | None] = _no_rewrite
+    # For that format and a request's template switches: the format to assemble the prompt
+    # in, and what renders it with the model's own template (None when nothing does).
+    prompt_for: Callable[[PromptFormat, TemplateOptions], tuple[PromptFormat, Rewrite | None]] = _as_it_is
 
 
 @dataclass(frozen=True)

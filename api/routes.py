@@ -63,8 +63,7 @@ def build_router(deps: ApiDeps) -> APIRouter:
     async def chat_completions(request: Request) -> Response:
         parsed = parse_chat_request(await _json(request), deps.default_params())
         _require_model(deps)
-        fmt = deps.prompt_format()
-        rewrite = deps.prompt_rewrite(fmt)
+        fmt, rewrite = deps.prompt_for(deps.prompt_format(), parsed.switches)
         prepared = await run_in_threadpool(chat_generation, deps.models, fmt, parsed, rewrite)
         return await _reply(request, deps, "chat.completion", prepared, parsed.generation)
 

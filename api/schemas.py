@@ -28,6 +28,7 @@ from typing import Any, Literal
 from api.errors import BadRequestError
 from presets.errors import SamplerError
 from presets.samplers import SamplerParams
+from presets.template_format import TemplateOptions
 
 Role = Literal["system", "user", "assistant"]
 
@@ -110,6 +111,8 @@ class ChatRequest:
 
     messages: tuple[ChatMessage, ...]
     generation: Generation
+    # Switches for the model's chat template: `enable_thinking`, `reasoning_effort`.
+    switches: TemplateOptions = ()
 
 
 def parse_completion_request(body: Any, defaults: SamplerParams) -> CompletionRequest:
@@ -129,7 +132,37 @@ def parse_chat_request(body: Any, defaults: SamplerParams) -> ChatRequest:
         BadRequestError: naming the field at fault.
     """
     fields = _object(body)
-    return ChatRequest(_messages(fields.get("messages")), _generation(fields, defaults))
+    return ChatRequest(_messages(fields.get("messages")), _generation(fields, defaults), _switches(fields))
+
+
+_EFFORTS = ("low", "medium", "high")
+
+
+def _switches(fields: Mapping[str, Any]) -> TemplateOptions:
+    """`reasoning_effort` (OpenAI's) and `chat_template_kwargs` (llama.cpp server's): only
+    the switches Hearth hands to templates, checked."""
+    kwargs = fields.get("chat_template_kwargs") or {}
+    if not isinstance(kwargs, Mapping):
+        raise BadRequestError("'chat_template_kwargs' must be an object.", "chat_template_kwargs")
+    unknown = sorted(set(kwargs) - {"enable_thinking", "reasoning_effort"})
+    if unknown:
+        raise BadRequestError(
+            "Hearth passes only 'enable_thinking' and 'reasoning_effort' to chat templates.",
+            "chat_template_kwargs",
+            "unsupported",
+        )
+    switches: list[tuple[str, bool | str]] = []
+    thinking = kwargs.get("enable_thinking")
+    if thinking is not None:
+        if not isinstance(thinking, bool):
+            raise BadRequestError("'enable_thinking' must be true or false.", "chat_template_kwargs")
+        switches.append(("enable_thinking", thinking))
+    effort = fields.get("reasoning_effort", kwargs.get("reasoning_effort"))
+    if effort is not None:
+        if effort not in _EFFORTS:
+            raise BadRequestError("'reasoning_effort' must be 'low', 'medium' or 'high'.", "reasoning_effort")
+        switches.append(("reasoning_effort", effort))
+    return tuple(switches)
 
 
 def _object(body: Any) -> Mapping[str, Any]:

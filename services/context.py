@@ -158,6 +158,12 @@ class AppContext:
         with_options = replace(template, options=(*template.options, *options)) if options else template
         return through_template(with_options.render_marked)
 
+    def prompt_for(self, fmt: PromptFormat, switches: TemplateOptions) -> tuple[PromptFormat, Rewrite | None]:
+        """The format to assemble a prompt in and what renders it with the model's template,
+        for `fmt` and the template switches a request sets (the API's)."""
+        chosen = self.detected_format().with_switches(fmt, switches)
+        return chosen, self.format_rewrite(chosen, switches)
+
     def load_model(self, path: Path, options: LoadOptions, progress: Progress | None = None) -> ModelInfo:
         """Load a model, pick its prompt format, swap both in, and remember it for next time.
 

@@ -13,10 +13,14 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from model_templates import inline_template, template
 
+import app
+from api.deps import ApiSettings
+from api.server import create_api_app, root_app, serve_in_thread
 from catalog.detect import detect_model_format
 from engine.fake import FakeBackend, fake_model_info
 from engine.prompts import Turn, chat_parts, fit_prompt, through_template
@@ -320,5 +324,29 @@ def test_a_reply_prompt_that_opens_the_thinking_block_says_so(tmp_path: Path) ->
         assert not prepared.request.thinking_opened
         assert prepared.request.prompt.endswith("<｜Assistant｜><think>\n</think>")
     finally:
+        ctx.models.unload()
+        ctx.store.close()
+
+
+def test_the_api_hands_a_request_s_switches_to_the_template(tmp_path: Path) -> None:
+    """`chat_template_kwargs` (llama.cpp server's) and `reasoning_effort` (OpenAI's) reach
+    the templates that read them; anything else there is refused with a clear message."""
+    source = template("Qwen-Qwen3-0.6B")
+    ctx, backend = _chat_on(tmp_path, source, "qwen3-0.6b")
+    api = create_api_app(app.api_deps(ctx), ApiSettings(), host="127.0.0.1")
+    server = serve_in_thread(root_app(api), "127.0.0.1", 0)
+    try:
+        body = {"messages": [{"role": "user", "content": "Hi"}], "max_tokens": 4}
+        off = {**body, "chat_template_kwargs": {"enable_thinking": False}}
+        answer = httpx.post(f"{server.url}/v1/chat/completions", json=off, timeout=30)
+        assert answer.status_code == 200, answer.text
+        assert backend.calls[-1].prompt == _oracle(source, [("user", "Hi")], enable_thinking=False)
+        odd = {**body, "chat_template_kwargs": {"tools_in_user_message": True}}
+        refused = httpx.post(f"{server.url}/v1/chat/completions", json=odd, timeout=30)
+        assert refused.status_code == 400 and "enable_thinking" in refused.text
+        wrong = httpx.post(f"{server.url}/v1/chat/completions", json={**body, "reasoning_effort": "max"})
+        assert wrong.status_code == 400 and "low" in wrong.text
+    finally:
+        server.stop()
         ctx.models.unload()
         ctx.store.close()

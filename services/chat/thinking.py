@@ -29,7 +29,7 @@ from typing import Any, Literal
 from catalog.detect import FormatDetection
 from engine.prompts import THINK_CLOSE, THINK_OPEN
 from presets.formats import PromptFormat
-from presets.template_format import TemplateOptions, marked_format
+from presets.template_format import TemplateOptions
 from services.context import AppContext
 from store.errors import InvalidInputError
 from store.records import Session
@@ -118,13 +118,11 @@ def chat_format(
     """The format a chat's prompt is assembled in: the marked one, rendered by the model's
     template in full, when the chat sets a switch that template reads; else `fmt` with
     an empty thinking block opening the reply when thinking is off (`reply_format`)."""
+    switches = template_switches(settings, thinks)
     template = detection.template
-    switches = [name for name, _ in template_switches(settings, thinks)]
-    if template is None or fmt is not detection.format or not any(template.reads(n) for n in switches):
+    if template is None or fmt is not detection.format or not any(template.reads(n) for n, _ in switches):
         return reply_format(fmt, settings, thinks)
-    if detection.in_full:
-        return fmt
-    return marked_format(template.eos_token, "The model's own chat template, rendered in full.", fmt.stop)
+    return detection.with_switches(fmt, switches)  # the template writes what the switches ask for
 
 
 def reply_format(fmt: PromptFormat, settings: ThinkingSettings, thinks: bool) -> PromptFormat:

@@ -22,6 +22,9 @@ class Backend(ABC):
     can_shift: bool = False
     #: Whether to use the shift when it can (a setting; off means plain prefix reuse).
     shift_enabled: bool = False
+    #: True if the model was loaded with a vision projector: a prompt may then hold
+    #: `IMAGE_MARKER`s, one for each of the request's `images`.
+    sees_images: bool = False
 
     @property
     def token_count_is_estimate(self) -> bool:

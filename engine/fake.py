@@ -17,7 +17,7 @@ from collections.abc import Iterable, Iterator
 
 from engine.backend import Backend
 from engine.kvcache import KVCacheView
-from engine.types import Chunk, Finish, FinishReason, GenerationRequest, ModelInfo, Usage
+from engine.types import IMAGE_MARKER, Chunk, Finish, FinishReason, GenerationRequest, ModelInfo, Usage
 
 _TOKEN = re.compile(r"\s*[\w']+|\s*[^\w\s]|\s+")
 _VOCAB_SIZE = 32000
@@ -50,8 +50,10 @@ class FakeBackend(Backend):
         delay: float = 0.0,
         default_reply: str = "This is a fake reply.",
         info: ModelInfo | None = None,
+        sees_images: bool = False,
     ) -> None:
         super().__init__(info or fake_model_info(context_length=n_ctx), n_ctx)
+        self.sees_images = sees_images
         self.delay = delay
         self.default_reply = default_reply
         self.calls: list[GenerationRequest] = []
@@ -68,6 +70,9 @@ class FakeBackend(Backend):
 
     def generate(self, request: GenerationRequest, cancel: threading.Event) -> Iterator[Chunk | Finish]:
         self.calls.append(request)
+        markers = request.prompt.count(IMAGE_MARKER)
+        if request.images and (not self.sees_images or markers != len(request.images)):
+            raise ValueError("pictures sent to a model that cannot see them, or not one per marker")
         prompt = self.tokenize(request.prompt)
         if len(prompt) >= self.n_ctx:
             raise ValueError(f"Requested tokens ({len(prompt)}) exceed context window of {self.n_ctx}")

@@ -105,6 +105,33 @@ def check_loadable(path: Path, header: GGUFHeader) -> None:
             )
 
 
+# What every vision projector holds, and what each kind llama.cpp reads without checking
+# (a LLaVA projector without its second layer crashes it).
+_PROJECTOR_KEYS = ("clip.vision.image_size", "clip.vision.patch_size", "clip.vision.embedding_length")
+_PROJECTOR_TENSORS = {"mlp": ("mm.0.weight", "mm.2.weight")}
+
+
+def check_projector(path: Path, header: GGUFHeader) -> None:
+    """Refuse a file that is not a vision projector llama.cpp can load.
+
+    Raises:
+        CorruptModelError: naming the problem.
+    """
+    meta = header.metadata
+    problem = None
+    if meta.get("general.architecture") != "clip" or meta.get("clip.has_vision_encoder") is not True:
+        problem = "it is not a vision projector (an mmproj GGUF with a vision encoder)"
+    elif missing := [key for key in _PROJECTOR_KEYS if not isinstance(meta.get(key), int)]:
+        problem = f"it lacks {', '.join(missing)}"
+    else:
+        names = {tensor.name for tensor in header.tensors}
+        needed = _PROJECTOR_TENSORS.get(str(meta.get("clip.projector_type", "")), ())
+        if absent := [name for name in needed if name not in names]:
+            problem = f"its projector lacks {', '.join(absent)}"
+    if problem:
+        raise CorruptModelError(f"{path.name} cannot be loaded as a vision projector: {problem}.")
+
+
 def _vocabulary(header: GGUFHeader) -> str | None:
     if header.tokens is None:  # missing, or not strings: llama.cpp refuses the file itself
         return None

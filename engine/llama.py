@@ -21,6 +21,7 @@ from llama_cpp import _logger as llama_cpp_logger
 
 from engine.backend import Backend
 from engine.errors import GenerationError, ModelLoadError, ModelMemoryError
+from engine.gguf_checks import check_projector
 from engine.gguf_meta import model_info, read_header
 from engine.kvcache import KVCacheView, ReusePlan
 from engine.prompts import HarmonyStream, uses_channels
@@ -34,6 +35,7 @@ from engine.resources import (
     physical_cores,
 )
 from engine.types import Chunk, Finish, FinishReason, GenerationRequest, LoadOptions, Usage
+from engine.vision import Projector
 
 log = logging.getLogger(__name__)
 
@@ -141,6 +143,8 @@ class LlamaCppBackend(Backend):
         self.shift_enabled = True
         self._said_no_shift = False
         self._bos = self._llm.token_bos() if self._llm._model.add_bos_token() else None
+        self._projector = self._open_projector(Path(options.mmproj), options) if options.mmproj else None
+        self.sees_images = self._projector is not None
         self.channels = uses_channels(info.chat_template)
         if self.channels:
             # gpt-oss's channel markers are special tokens: keep them in the text it writes.
@@ -167,13 +171,30 @@ class LlamaCppBackend(Backend):
         tokens = self.tokenize(prompt)
         return [self._bos, *tokens] if self._bos is not None else tokens
 
+    def _open_projector(self, path: Path, options: LoadOptions) -> Projector:
+        """Load the vision projector beside the model. Raises ModelLoadError (the model is closed)."""
+        try:
+            check_projector(path, read_header(path))
+            threads = options.threads or physical_cores()
+            use_gpu = bool(options.n_gpu_layers) and gpu_offload_supported()
+            import llama_cpp.mtmd_cpp as mtmd  # the multimodal library loads only for a projector
+
+            return Projector(mtmd, self._llm, path, threads=threads, use_gpu=use_gpu, log=_on_llama_log)
+        except BaseException:
+            self._llm.close()
+            raise
+
     def generate(self, request: GenerationRequest, cancel: threading.Event) -> Iterator[Chunk | Finish]:
-        tokens = self.prompt_tokens(request.prompt)
-        if len(tokens) >= self.n_ctx:
-            raise GenerationError(f"The prompt has {len(tokens)} tokens but the context holds {self.n_ctx}.")
         self._sync_cache()
-        shifted = self._shift_cache(tokens)
-        plan = self._plan(tokens)
+        if request.images:
+            tokens, plan, shifted, first_picture = self._with_pictures(request)
+        else:
+            tokens = self.prompt_tokens(request.prompt)
+            if len(tokens) >= self.n_ctx:
+                too_long = f"The prompt has {len(tokens)} tokens but the context holds {self.n_ctx}."
+                raise GenerationError(too_long)
+            shifted, first_picture = self._shift_cache(tokens), -1
+            plan = self._plan(tokens)
         seen = [len(tokens) - 1]
 
         def should_stop(ids: Any, _logits: Any) -> bool:
@@ -194,12 +215,24 @@ class LlamaCppBackend(Backend):
             yield Chunk(rest)
         if cancel.is_set():
             reason = FinishReason.CANCELLED
+        if first_picture >= 0:  # no later prompt may take the picture's cells for text
+            self._llm._ctx.kv_cache_seq_rm(0, first_picture, -1)
+            self._llm.n_tokens = first_picture
         self._sync_cache()
         # The criteria also see the token sampled when the length limit ends the run,
         # which is never returned: cap the count at the limit.
         generated = min(seen[0] - len(tokens) + 1, request.params.max_new_tokens)
         usage = Usage(len(tokens), plan.evaluated, plan.reused, generated, shifted)
         yield Finish(reason, usage)
+
+    def _with_pictures(self, request: GenerationRequest) -> tuple[list[int], ReusePlan, int, int]:
+        """Evaluate a prompt with pictures (`engine.vision`): its tokens, the reuse, no
+        shift, and where the first picture begins."""
+        if self._projector is None:
+            raise GenerationError("This model was loaded without a vision projector: it cannot see pictures.")
+        done = self._projector.evaluate(self._llm, request.prompt, request.images, self.n_ctx)
+        plan = ReusePlan(prompt_tokens=len(done.tokens), reused=done.reused)
+        return done.tokens, plan, 0, done.first_picture
 
     def _stream(
         self, tokens: list[int], request: GenerationRequest, stopping: StoppingCriteriaList
@@ -291,6 +324,8 @@ class LlamaCppBackend(Backend):
             self.cache.clear()
 
     def close(self) -> None:
+        if self._projector is not None:
+            self._projector.close()
         self._llm.close()
         self.cache.clear()
 

@@ -18,9 +18,14 @@ class FinishReason(StrEnum):
     ERROR = "error"  # the backend failed
 
 
+IMAGE_MARKER = "<__media__>"
+"""Where a picture goes in a prompt (llama.cpp's multimodal library's own marker)."""
+
+
 @dataclass(frozen=True)
 class GenerationRequest:
-    """A prompt string and how to sample from it."""
+    """A prompt string and how to sample from it; `images` (encoded pictures) stand in
+    the prompt where `IMAGE_MARKER`s are, in order, for a backend that `sees_images`."""
 
     prompt: str
     params: SamplerParams = field(default_factory=SamplerParams)
@@ -29,6 +34,7 @@ class GenerationRequest:
     # (`engine.think_budget`); 0: as long as it likes.
     think_budget: int = 0
     thinking_opened: bool = False  # the prompt itself opened the thinking block
+    images: tuple[bytes, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -112,6 +118,8 @@ class LoadOptions:
     use_mlock: bool = False
     n_batch: int = DEFAULT_BATCH
     n_ubatch: int = DEFAULT_BATCH
+    # A vision projector (mmproj GGUF) to load with the model, so it can look at pictures.
+    mmproj: str = ""
 
     def uses_flash_attn(self, offloading: bool) -> bool:
         """Whether flash attention is on. "auto" turns it on where it helps, with layers on

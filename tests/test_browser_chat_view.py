@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 from playwright.sync_api import Page, expect
-from thinking_server import ThinkingServer
 
 from browser import (
     LIVE_HIDDEN,
@@ -25,6 +24,7 @@ from browser import (
     open_app,
     wait_for_bubbles,
 )
+from thinking_server import ThinkingServer
 from tiny_model import write_tiny_llama
 
 pytestmark = pytest.mark.browser

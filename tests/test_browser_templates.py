@@ -9,11 +9,11 @@ import time
 from pathlib import Path
 
 import pytest
-from model_templates import template
 from playwright.sync_api import expect
 from test_browser_inspect import SHOWS_TEXT, open_inspector, prompt_text
 
 from browser import LIVE_HIDDEN, chromium, hearth_server, open_app, wait_for_bubbles
+from model_templates import template
 from presets.template_format import MARKS
 from tiny_model import write_tiny_llama
 

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 from playwright.sync_api import expect
-from thinking_server import ThinkingServer
 
 from browser import LIVE_HIDDEN, chromium, connect_remote, hearth_server, open_app, wait_for_bubbles
+from thinking_server import ThinkingServer
 
 pytestmark = pytest.mark.browser
 

@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from stand_in import Replies, StandIn
 
 from catalog.detect import FormatDetection
 from engine.fake import FakeBackend
@@ -21,6 +20,7 @@ from services import context as context_module
 from services.context import AppContext, Settings, create_context
 from services.models import logic
 from services.models import remote as remote_logic
+from stand_in import Replies, StandIn
 from tiny_model import write_tiny_llama
 
 NESTED_LOOPS = "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}"

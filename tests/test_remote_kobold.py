@@ -21,7 +21,6 @@ from typing import Any
 
 import gradio as gr
 import pytest
-from stand_in import Replies, StandIn
 
 from engine.errors import RemoteAuthError, RemoteConnectError
 from engine.manager import ModelManager
@@ -38,6 +37,7 @@ from services.context import AppContext, Settings, create_context
 from services.models import remote as remote_logic
 from services.story import logic as story_logic
 from services.story.logic import StoryView
+from stand_in import Replies, StandIn
 from store.stories import Story
 from ui.models import remote as models_remote
 

@@ -25,7 +25,6 @@ from typing import Any
 
 import httpx
 import pytest
-from stand_in import Replies, StandIn
 
 from engine.errors import RemoteAuthError, RemoteConnectError, RemoteEngineError
 from engine.fake import FakeBackend
@@ -45,6 +44,7 @@ from services.models import remote as remote_logic
 from services.story import adventure as adventure_logic
 from services.story import logic as story_logic
 from services.story.logic import StoryView
+from stand_in import Replies, StandIn
 from store.stories import Story
 
 GREEDY = SamplerParams(temperature=0.0, repeat_penalty=1.0, max_new_tokens=24)

@@ -16,7 +16,6 @@ from typing import Any
 import httpx
 import pytest
 from jinja2.sandbox import ImmutableSandboxedEnvironment
-from model_templates import inline_template, template
 
 import app
 from api.deps import ApiSettings
@@ -25,6 +24,7 @@ from catalog.detect import detect_model_format
 from engine.fake import FakeBackend, fake_model_info
 from engine.prompts import Turn, chat_parts, fit_prompt, through_template
 from engine.types import LoadOptions
+from model_templates import inline_template, template
 from presets.errors import FormatError
 from presets.formats import PromptFormat, Speakers, load_builtin_formats
 from presets.jinja_format import render_format

@@ -28,6 +28,7 @@ from services.live import marker
 from services.render import inert_html
 from store.records import Message
 
+IMAGES_KEY = "images"  # a message's `meta` key for the names of its pictures (`store.chats.images`)
 HUES = 6  # the placeholder discs' colours (`.hearth-hue-N` in ui/page.py)
 ACTIONS = (("edit", "Edit"), ("copy", "Copy"), ("hide", "Hide"), ("branch", "Branch"), ("delete", "Delete"))
 
@@ -95,6 +96,18 @@ def _thought_summary(meta: Mapping[str, Any]) -> str:
     if isinstance(tokens, int) and tokens > 0:
         words.append(f"· {tokens} token{'s' if tokens != 1 else ''}")
     return " ".join(words)
+
+
+def pictures_html(uris: list[str]) -> str:
+    """The pictures attached to a message, above its text (`data:` URIs Hearth made)."""
+    if not uris:
+        return ""
+    images = "".join(
+        f'<img class="hearth-picture" src="{html.escape(uri)}" alt="Attached picture">'
+        for uri in uris
+        if uri.startswith("data:image/png;base64,")
+    )
+    return f'<div class="hearth-pictures">{images}</div>'
 
 
 def bubble(message: Message, speaker: Speaker, body: str, swipes: tuple[int, int] | None = None) -> str:

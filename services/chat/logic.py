@@ -7,7 +7,7 @@ directly with a fake backend. Per-user state is a `ChatView`, kept in `gr.State`
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -19,7 +19,7 @@ from presets.errors import InputError, SamplerError
 from presets.formats import PromptFormat
 from presets.samplers import DEFAULT_PRESET, SamplerParams, SamplerPreset
 from services.chat import bubbles
-from services.chat.bubbles import Speaker
+from services.chat.bubbles import IMAGES_KEY, Speaker
 from services.chat.characters import ROLEPLAY_SYSTEM, speakers, start_character_chat
 from services.context import AppContext
 from services.models.logic import md
@@ -230,14 +230,17 @@ def visible_history(ctx: AppContext, view: ChatView) -> tuple[list[dict[str, Any
     ]
     user, them = speakers(ctx, ctx.store.sessions.get(view.session_id))
     shown = [
-        {"role": m.role, "content": _bubble(m, user if m.role == "user" else them, m.seq == total - 1)}
+        {
+            "role": m.role,
+            "content": _bubble(ctx, view, m, user if m.role == "user" else them, m.seq == total - 1),
+        }
         for m in messages
     ]
     view = replace(view, shown=tuple(m.seq for m in messages))
     return shown, max(0, total - view.window), view
 
 
-def _bubble(message: Message, speaker: Speaker, latest: bool) -> str:
+def _bubble(ctx: AppContext, view: ChatView, message: Message, speaker: Speaker, latest: bool) -> str:
     """A message framed by its speaker's name and picture, and its actions; the latest
     reply gets the swipe arrows."""
     if message.role == "user" and message.name and message.name != speaker.name:
@@ -245,7 +248,26 @@ def _bubble(message: Message, speaker: Speaker, latest: bool) -> str:
     note = "*(hidden from the prompt)*\n\n" if message.hidden else ""
     swipes = (message.swipe_index + 1, max(1, len(message.swipes))) if latest else None
     body = bubbles.message_html(message.text, message.meta, note)
+    body = bubbles.pictures_html(pictures(ctx, view.session_id, message)) + body
     return bubbles.bubble(message, speaker, body, swipes if message.role == "assistant" else None)
+
+
+def pictures(ctx: AppContext, session_id: str, message: Message) -> list[str]:
+    """Small copies of the pictures attached to a message, as `data:` URIs (a picture gone
+    from the chat's folder is left out)."""
+    uris = []
+    for name in attached(message):
+        try:
+            uris.append(ctx.store.sessions.images.thumbnail_uri(session_id, name))
+        except StoreError:
+            continue
+    return uris
+
+
+def attached(message: Message) -> list[str]:
+    """The names of the pictures stored with a message (an odd record reads as none)."""
+    names = message.meta.get(IMAGES_KEY)
+    return [name for name in names if isinstance(name, str)] if isinstance(names, list) else []
 
 
 def reply_speaker(ctx: AppContext, view: ChatView) -> Speaker:
@@ -291,18 +313,33 @@ def format_choices(ctx: AppContext) -> list[tuple[str, str]]:
 # -- sending and replying --------------------------------------------------------------
 
 
-def send(ctx: AppContext, view: ChatView | None, text: str, settings: ChatSettings) -> ChatView:
-    """Store the user's message (and the settings it was sent with)."""
+def send(
+    ctx: AppContext, view: ChatView | None, text: str, settings: ChatSettings, images: Sequence[bytes] = ()
+) -> ChatView:
+    """Store the user's message, with the pictures attached to it (and the settings it
+    was sent with).
+
+    Raises:
+        InvalidInputError: no text and no picture, a picture for a model that cannot see,
+            or a file that is not a picture.
+    """
     text = text.strip()
-    if not text:
+    if not text and not images:
         raise InvalidInputError("Type a message first.")
+    if images and not (ctx.models.loaded and ctx.models.backend.sees_images):
+        raise InvalidInputError(
+            "The loaded model cannot see pictures. Load one with its vision projector "
+            "(an mmproj file beside the model) to attach a picture."
+        )
     view = ensure_session(ctx, view)
     if ctx.busy_chats.busy(view.session_id):
         raise ChatBusyError("Hearth is still writing in this chat: wait for the reply, or press Stop.")
+    names = [ctx.store.sessions.images.add(view.session_id, image) for image in images]
     session = save_settings(ctx, view, settings)
-    ctx.store.sessions.append(view.session_id, Message("user", text))
+    meta = {IMAGES_KEY: names} if names else {}
+    ctx.store.sessions.append(view.session_id, Message("user", text, meta=meta))
     if session.title == DEFAULT_TITLE:
-        ctx.store.sessions.rename(view.session_id, _title_from(text))
+        ctx.store.sessions.rename(view.session_id, _title_from(text or "A picture"))
     return view
 
 

@@ -24,11 +24,11 @@ from engine.prompts import (
     split_thinking,
 )
 from engine.run import Run
-from engine.types import FinishReason, GenerationRequest
+from engine.types import IMAGE_MARKER, FinishReason, GenerationRequest
 from services.chat import actions as chat_actions
 from services.chat.bubbles import message_html
 from services.chat.characters import prompt_inputs
-from services.chat.logic import ChatView, active_format, ensure_session, settings_for
+from services.chat.logic import ChatView, active_format, attached, ensure_session, settings_for
 from services.chat.thinking import (
     chat_format,
     model_thinks,
@@ -79,11 +79,12 @@ def build_prompt(ctx: AppContext, view: ChatView, mode: ReplyMode = "reply") -> 
     if not visible and mode in ("reply", "swipe"):
         raise InvalidInputError("Send a message first.")
     inputs = prompt_inputs(ctx, session, settings.system_prompt)
+    sees = ctx.models.backend.sees_images
     built = build_character_prompt(
         fmt,
         inputs.sheet,
         inputs.persona,
-        [_line(m, keep_thinking=thinking.mode == "keep") for m in chat],
+        [_line(m, keep_thinking=thinking.mode == "keep", sees=sees) for m in chat],
         count_tokens=ctx.models.count_tokens,
         global_system=inputs.global_system,
         books=inputs.books,
@@ -97,28 +98,49 @@ def build_prompt(ctx: AppContext, view: ChatView, mode: ReplyMode = "reply") -> 
     anchor = None if anchor_seq is None else sum(1 for m in body if m.seq < anchor_seq)
     fitted = ctx.models.fit(built.parts, settings.params, anchor=anchor, rewrite=rewrite)
     budget = thinking.budget if thinks and thinking.mode != "off" else 0
+    in_prompt = visible[:pinned] + body[fitted.start : len(built.parts.body)]
+    images = _pictures(ctx, session.id, in_prompt, fitted.text) if sees else ()
     request = GenerationRequest(
         fitted.text,
         settings.params,
         built.stop,
         think_budget=budget,
         thinking_opened=prompt_opens_thinking(fitted.text),
+        images=images,
     )
     kept = body[fitted.start].seq if fitted.start < len(body) else (body[-1].seq + 1 if body else 0)
     lore = [
         entry.entry.label for entry in (*built.lore.before_char, *built.lore.after_char, *built.lore.at_depth)
     ]
-    in_prompt = visible[:pinned] + body[fitted.start : len(built.parts.body)]
     return PreparedPrompt(fitted, request, kept, lore, _outline(fitted, built, in_prompt, pinned))
 
 
-def _line(message: Message, *, keep_thinking: bool) -> ChatLine:
+def _line(message: Message, *, keep_thinking: bool, sees: bool = False) -> ChatLine:
     """A message as the prompt sees it: a reply without its thinking, which a thinking
     model's template drops from earlier turns too (and which would fill the context),
-    unless the chat keeps it."""
+    unless the chat keeps it; a message with pictures opens with a marker for each, for
+    a model that can see them. Nobody's text may hold a marker of its own."""
+    text = message.text.replace(IMAGE_MARKER, "")
     if message.role == "user":
-        return ChatLine("user", message.text, message.hidden)
-    return ChatLine("assistant", message.text if keep_thinking else answer_of(message.text), message.hidden)
+        markers = IMAGE_MARKER * len(attached(message)) if sees else ""
+        return ChatLine("user", markers + ("\n" if markers and text else "") + text, message.hidden)
+    return ChatLine("assistant", text if keep_thinking else answer_of(text), message.hidden)
+
+
+def _pictures(ctx: AppContext, session_id: str, in_prompt: list[Message], prompt: str) -> tuple[bytes, ...]:
+    """The pictures of the messages in the prompt, in order: one for each marker.
+
+    Raises:
+        InvalidInputError: the prompt holds another marker (in a card or a system prompt).
+    """
+    names = [name for message in in_prompt for name in attached(message)]
+    pictures = tuple(ctx.store.sessions.images.read(session_id, name) for name in names)
+    if prompt.count(IMAGE_MARKER) != len(pictures):
+        raise InvalidInputError(
+            f"The prompt holds the text {IMAGE_MARKER}, which stands for a picture: "
+            "take it out of the character card or the system prompt."
+        )
+    return pictures
 
 
 def _outline(fitted: FittedPrompt, built: CharacterPrompt, in_prompt: list[Message], pinned: int) -> Outline:

@@ -6,6 +6,7 @@ Layout under the sessions folder (ids are generated, never taken from input):
     <session id>/messages-00000.json   messages 0..PAGE_SIZE-1 (TinyDB)
     <session id>/messages-00001.json   the next page, and so on
     <session id>/pending.json          a change to several pages, while it is being made
+    <session id>/images/               pictures attached to its messages (`store.chats.images`)
     .deleted/                          chats being deleted; emptied at start
 
 Appending a message rewrites only the last page (at most PAGE_SIZE messages) and the
@@ -35,6 +36,7 @@ from typing import Any
 from tinydb import Query
 
 from store.atomic import AtomicJSONStorage, atomic_write_bytes, fsync_dir, open_db, read_json
+from store.chats.images import ChatImages
 from store.errors import InvalidInputError, NotFoundError, StoreCorruptError, StoreError
 from store.records import Message, Session, check_id, new_id
 
@@ -55,6 +57,7 @@ class SessionStore:
         self.root.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()
         self._counts: dict[str, int] = {}
+        self.images = ChatImages(root)
         shutil.rmtree(self.root / DELETED_DIR, ignore_errors=True)  # what a crash left half deleted
 
     # -- sessions ----------------------------------------------------------------

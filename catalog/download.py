@@ -222,7 +222,8 @@ class Downloader:
             DownloadError: the connection broke or the file was the wrong size.
         """
         if isinstance(choice, GgufChoice):
-            wanted = [(part.path, part.sha256) for part in choice.parts]
+            with_projector = (*choice.parts, *([choice.projector] if choice.projector else []))
+            wanted = [(part.path, part.sha256) for part in with_projector]
         else:
             wanted = [(choice, None)]
         targets = [self.target_path(repo_id, path) for path, _ in wanted]

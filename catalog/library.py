@@ -27,6 +27,7 @@ from typing import Literal
 from catalog.bundled import BUNDLED_NAME, bundled_model_path
 from catalog.entries import Catalog
 from catalog.errors import CatalogError, LibraryError, UnsafeNameError
+from catalog.naming import is_projector, preferred_projector
 from engine.errors import EngineError, LegacyGGMLError
 from engine.gguf_meta import model_info, sniff_container
 from engine.types import ModelInfo
@@ -40,7 +41,6 @@ LEGACY_SUFFIX = ".bin"
 CONVERTED_FOLDER = "converted"  # legacy GGML files converted by Hearth: <models>/converted/<name>.gguf
 LEFTOVER_SUFFIXES = (".part", ".part.json")
 _ID = re.compile(r"bundled|[0-9a-f]{16}")
-_PROJECTOR_PREFIX = "mmproj"  # a vision model's image encoder, beside its model: not a model itself
 _SPLIT = re.compile(r"(?P<stem>.+)-(?P<index>\d{5})-of-(?P<total>\d{5})\.gguf", re.IGNORECASE)
 
 
@@ -62,6 +62,7 @@ class LibraryItem:
     needs_conversion: bool = False  # a legacy GGML file: convert it before loading
     error: str = ""  # why the file cannot be used, in words; empty when it can
     info: ModelInfo | None = None
+    projector: Path | None = None  # a vision projector beside it, loaded with it
 
     @property
     def usable(self) -> bool:
@@ -147,6 +148,11 @@ class Library:
             raise LibraryError(
                 f"{path.name} is not a model file: Hearth adds .gguf files (or legacy GGML .bin)."
             )
+        if is_projector(path.name):
+            raise LibraryError(
+                f"{path.name} is a vision projector, not a model: add the model beside it, "
+                "and Hearth loads the projector with it."
+            )
         try:
             container, _ = sniff_container(path)
         except EngineError as exc:
@@ -213,7 +219,7 @@ class Library:
             # Hidden folders hold download bookkeeping (.cache) and temp files; skip them.
             if any(part.startswith(".") for part in relative.parts) or path.suffix.lower() != ".gguf":
                 continue
-            if not path.is_file() or path.name.lower().startswith(_PROJECTOR_PREFIX):
+            if not path.is_file() or is_projector(path.name):
                 continue
             split = _SPLIT.fullmatch(path.name)
             if split:
@@ -269,6 +275,7 @@ class Library:
             has_chat_template=bool(info.chat_template),
             catalog_id=catalog_id,
             info=info,
+            projector=projector_beside(path),
         )
 
     def _display_name(self, catalog_id: str | None, general_name: str, path: Path) -> str:
@@ -376,3 +383,14 @@ def _size(path: Path) -> int:
         return path.stat().st_size
     except OSError:
         return 0
+
+
+def projector_beside(model: Path) -> Path | None:
+    """The vision projector in a model's folder (`mmproj-*.gguf`; the preferred of several)."""
+    try:
+        names = [p.name for p in model.parent.iterdir() if p.is_file() and is_projector(p.name)]
+    except OSError:
+        return None
+    chosen = preferred_projector(names)
+    return model.parent / chosen if chosen is not None else None
+

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import PurePosixPath
 
 from catalog.errors import UnsafeNameError
@@ -58,8 +58,9 @@ class GgufChoice:
 
     name: str
     quant: str | None
-    total_size: int
+    total_size: int  # the model's parts and its projector
     parts: tuple[RemoteFile, ...]
+    projector: RemoteFile | None = None  # the repo's vision projector, downloaded beside the model
 
     @property
     def first_part(self) -> str:
@@ -96,15 +97,18 @@ def group_gguf_files(files: Iterable[RemoteFile]) -> list[GgufChoice]:
     """Turn a repo's file list into the GGUF models it offers, smallest first.
 
     Parts of a split model become one choice, in part order; a split whose parts are
-    not all listed is left out, since llama.cpp cannot load it. Non-GGUF files and
-    multimodal projector files (`mmproj-*`), which are not models on their own, are
-    ignored.
+    not all listed is left out, since llama.cpp cannot load it. Non-GGUF files are
+    ignored; a vision projector (`mmproj-*`) is no model on its own, but goes with
+    every model of its repo (the preferred one, when there are several).
     """
     singles: list[GgufChoice] = []
     splits: dict[tuple[str, int], dict[int, RemoteFile]] = {}
+    projectors: dict[str, RemoteFile] = {}
     for remote in files:
         basename = PurePosixPath(remote.path).name
-        if not basename.lower().endswith(".gguf") or basename.lower().startswith("mmproj"):
+        if is_projector(basename):
+            projectors[remote.path] = remote
+        if not basename.lower().endswith(".gguf") or is_projector(basename):
             continue
         info = split_info(remote.path)
         if info is None:
@@ -118,7 +122,34 @@ def group_gguf_files(files: Iterable[RemoteFile]) -> list[GgufChoice]:
         parts = tuple(by_index[i] for i in range(1, count + 1))
         name = f"{base}.gguf"
         singles.append(GgufChoice(name, quant_from_name(base), sum(p.size for p in parts), parts))
+    chosen = preferred_projector(list(projectors))
+    if chosen is not None:
+        extra = projectors[chosen]
+        singles = [replace(c, projector=extra, total_size=c.total_size + extra.size) for c in singles]
     return sorted(singles, key=lambda choice: (choice.total_size, choice.name))
+
+
+PROJECTOR_PREFIX = "mmproj"
+# A projector's precision, best first: llama.cpp's own advice is F16 (BF16 is slow on CPUs).
+_PROJECTOR_PRECISIONS = ("f16", "q8_0", "bf16", "f32")
+
+
+def is_projector(file_name: str) -> bool:
+    """Whether a file is a vision projector (`mmproj-*.gguf`), by its name."""
+    name = PurePosixPath(file_name).name.lower()
+    return name.startswith(PROJECTOR_PREFIX) and name.endswith(".gguf")
+
+
+def preferred_projector(paths: list[str]) -> str | None:
+    """The projector to pair with a model, of several: by precision, then by name."""
+
+    def rank(path: str) -> tuple[int, str]:
+        name = PurePosixPath(path).name.lower()
+        marked = [rf"(^|[-_.]){precision}([-_.]|$)" for precision in _PROJECTOR_PRECISIONS]
+        found = [i for i, pattern in enumerate(marked) if re.search(pattern, name)]
+        return (found[0] if found else len(_PROJECTOR_PRECISIONS), path)
+
+    return min(paths, key=rank) if paths else None
 
 
 def check_repo_id(repo_id: str) -> tuple[str, str]:

@@ -48,6 +48,10 @@ class CorruptModelError(ModelLoadError):
     """The file starts like a GGUF model but is truncated or damaged."""
 
 
+class ProjectorError(ModelLoadError):
+    """The vision projector given with a model cannot be used with it (the model is closed)."""
+
+
 class ModelMemoryError(ModelLoadError):
     """llama.cpp ran out of memory (GPU or host) while loading: fewer GPU layers or a
     smaller context may fit."""

@@ -40,7 +40,7 @@ from typing import Any, Protocol
 
 from gguf import GGMLQuantizationType
 
-from engine.errors import CorruptModelError
+from engine.errors import CorruptModelError, ProjectorError
 
 MAX_LAYERS = 512  # LLAMA_MAX_LAYERS
 MAX_EXPERTS = 1024  # LLAMA_MAX_EXPERTS
@@ -115,7 +115,7 @@ def check_projector(path: Path, header: GGUFHeader) -> None:
     """Refuse a file that is not a vision projector llama.cpp can load.
 
     Raises:
-        CorruptModelError: naming the problem.
+        ProjectorError: naming the problem.
     """
     meta = header.metadata
     problem = None
@@ -129,7 +129,7 @@ def check_projector(path: Path, header: GGUFHeader) -> None:
         if absent := [name for name in needed if name not in names]:
             problem = f"its projector lacks {', '.join(absent)}"
     if problem:
-        raise CorruptModelError(f"{path.name} cannot be loaded as a vision projector: {problem}.")
+        raise ProjectorError(f"{path.name} cannot be loaded as a vision projector: {problem}.")
 
 
 def _vocabulary(header: GGUFHeader) -> str | None:

@@ -20,7 +20,7 @@ from llama_cpp import Llama, StoppingCriteriaList
 from llama_cpp import _logger as llama_cpp_logger
 
 from engine.backend import Backend
-from engine.errors import GenerationError, ModelLoadError, ModelMemoryError
+from engine.errors import GenerationError, ModelLoadError, ModelMemoryError, ProjectorError
 from engine.gguf_checks import check_projector
 from engine.gguf_meta import model_info, read_header
 from engine.kvcache import KVCacheView, ReusePlan
@@ -172,9 +172,13 @@ class LlamaCppBackend(Backend):
         return [self._bos, *tokens] if self._bos is not None else tokens
 
     def _open_projector(self, path: Path, options: LoadOptions) -> Projector:
-        """Load the vision projector beside the model. Raises ModelLoadError (the model is closed)."""
+        """Load the vision projector beside the model. Raises ProjectorError (the model is closed)."""
         try:
-            check_projector(path, read_header(path))
+            try:
+                header = read_header(path)
+            except ModelLoadError as exc:
+                raise ProjectorError(f"The vision projector could not be read: {exc}") from exc
+            check_projector(path, header)
             threads = options.threads or physical_cores()
             use_gpu = bool(options.n_gpu_layers) and gpu_offload_supported()
             import llama_cpp.mtmd_cpp as mtmd  # the multimodal library loads only for a projector

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from engine.errors import GenerationError, ModelLoadError
+from engine.errors import GenerationError, ProjectorError
 
 _TEXT_CHUNK = 0  # MTMD_INPUT_CHUNK_TYPE_TEXT
 
@@ -48,13 +48,13 @@ class Projector:
         params.n_threads = threads
         self._ctx = mtmd.mtmd_init_from_file(str(path).encode(), llm._model.model, params)
         if not self._ctx:
-            raise ModelLoadError(
+            raise ProjectorError(
                 f"The vision projector {path.name} could not be loaded: it is damaged, or made for "
                 "another model (its output width must match the model's)."
             )
         if not mtmd.mtmd_support_vision(self._ctx):
             self.close()
-            raise ModelLoadError(f"{path.name} is a projector without a vision encoder.")
+            raise ProjectorError(f"{path.name} is a projector without a vision encoder.")
 
     def evaluate(self, llm: Any, prompt: str, images: Sequence[bytes], n_ctx: int) -> Evaluated:
         """Put `prompt` with its pictures (one per marker, in order) into `llm`'s context.

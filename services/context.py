@@ -19,10 +19,10 @@ from catalog.download import Downloader
 from catalog.entries import Catalog, load_catalog
 from catalog.ggml import remove_interrupted
 from catalog.hub import HubClient
-from catalog.library import Library
+from catalog.library import Library, projector_beside
 from catalog.plan import LoadPlan, fewer
 from engine.backend import Backend
-from engine.errors import ModelMemoryError
+from engine.errors import ModelMemoryError, ProjectorError
 from engine.manager import BackendFactory, ModelManager, llama_factory
 from engine.prompts import Rewrite, through_template
 from engine.resources import physical_cores
@@ -184,12 +184,21 @@ class AppContext:
         plan = plan_file(path, options)
         attempt = plan.options if plan is not None else options
         notes = list(plan.notes) if plan is not None else []
+        paired = not attempt.mmproj and (found := projector_beside(path)) is not None
+        if paired:
+            attempt = replace(attempt, mmproj=str(found))
         for note in notes:
             self.warn_once(note)
-        for tries_left in range(MAX_LOAD_TRIES, 0, -1):
+        # A projector that does not fit costs a try of its own.
+        for tries_left in range(MAX_LOAD_TRIES + paired, 0, -1):
             try:
                 backend = self.models.build(path, attempt, report)
                 break
+            except ProjectorError as exc:
+                if not paired:
+                    raise
+                notes.append(f"{exc} The model was loaded without it, so it cannot see pictures.")
+                attempt, paired = replace(attempt, mmproj=""), False
             except ModelMemoryError as exc:
                 smaller = fewer(attempt, plan.estimate.n_layers if plan else 0) if tries_left > 1 else None
                 if smaller is None:
@@ -200,6 +209,9 @@ class AppContext:
                 report(0.2, f"Out of memory: trying {change}")
                 attempt = smaller
         self.use_backend(backend, attempt, file_name=str(path), progress=report)
+        if attempt.mmproj:
+            projector = Path(attempt.mmproj).name
+            notes.append(f"Loaded with its vision projector {projector}: it can see pictures.")
         self.store.set_setting("last_model", str(path))
         report(1.0, f"Loaded {backend.info.name}")
         return LoadOutcome(backend.info, attempt, plan, tuple(notes))

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from engine.errors import CorruptModelError, GenerationError
+from engine.errors import GenerationError, ProjectorError
 from engine.llama import LlamaCppBackend
 from engine.types import IMAGE_MARKER, Chunk, Finish, GenerationRequest, LoadOptions
 from presets.samplers import SamplerParams
@@ -91,8 +91,8 @@ def test_a_file_that_is_no_projector_is_refused_before_llama_cpp_sees_it(
     seeing: tuple[Path, Path], tmp_path: Path
 ) -> None:
     model, _ = seeing
-    with pytest.raises(CorruptModelError, match="not a vision projector"):
+    with pytest.raises(ProjectorError, match="not a vision projector"):
         LlamaCppBackend(model, LoadOptions(n_ctx=512, mmproj=str(model)))
     broken = write_tiny_projector(tmp_path / "mmproj-broken.gguf", without=("mm.2.weight",))
-    with pytest.raises(CorruptModelError, match="mm.2.weight"):
+    with pytest.raises(ProjectorError, match="mm.2.weight"):
         LlamaCppBackend(model, LoadOptions(n_ctx=512, mmproj=str(broken)))

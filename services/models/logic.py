@@ -247,8 +247,9 @@ def choice_words(ctx: AppContext, repo_id: str, choice: GgufChoice) -> str:
 
 def choice_label(ctx: AppContext, repo_id: str, choice: GgufChoice) -> str:
     parts = f" ({len(choice.parts)} parts)" if choice.is_split else ""
+    sees = " + vision projector" if choice.projector else ""
     verdict = choice_fit(ctx, repo_id, choice).verdict.value
-    return f"{choice.quant or '?'} · {human_size(choice.total_size)}{parts} · {verdict} · {choice.name}"
+    return f"{choice.quant or '?'} · {human_size(choice.total_size)}{parts}{sees} · {verdict} · {choice.name}"
 
 
 # -- the library -----------------------------------------------------------------------------
@@ -290,7 +291,10 @@ def _item_note(item: LibraryItem, loaded: Path | None) -> str:
         return item.error
     if item.needs_conversion:
         return "legacy GGML: select it to convert it to GGUF"
-    return "loaded" if loaded is not None and loaded == item.path else ""
+    notes = ["loaded"] if loaded is not None and loaded == item.path else []
+    if item.projector is not None:
+        notes.append(f"sees pictures ({item.projector.name})")
+    return "; ".join(notes)
 
 
 def library_choices(items: list[LibraryItem]) -> list[tuple[str, str]]:

@@ -136,7 +136,10 @@ def test_split_files_become_one_choice_and_quants_are_named(client: HubClient) -
     split = by_name["split-model-Q8_0.gguf"]
     assert [p.path for p in split.parts] == SPLIT_PARTS
     assert split.first_part == SPLIT_PARTS[0]
-    assert split.total_size == sum(p.size for p in split.parts)
+    # The repo's vision projector goes with every model in it.
+    assert all(c.projector is not None and c.projector.path == "mmproj-split-model-f16.gguf" for c in choices)
+    assert split.projector is not None
+    assert split.total_size == sum(p.size for p in split.parts) + split.projector.size
     assert {c.quant for c in choices} == {"Q8_0", "Q4_K_M", "IQ2_XS"}
     assert [c.total_size for c in choices] == sorted(c.total_size for c in choices)
 

@@ -94,9 +94,10 @@ def test_split_model_downloads_every_part_and_returns_the_first(
     path = downloader(hub, models).download(SPLIT, choice, progress=events.append)
 
     assert path.name == SPLIT_PARTS[0]
-    for part in SPLIT_PARTS:
+    # The parts, then the repo's vision projector, which lands beside them.
+    for part in [*SPLIT_PARTS, "mmproj-split-model-f16.gguf"]:
         assert (path.parent / part).read_bytes() == hub_server.repos[SPLIT].files[part]
-    assert sorted({(e.part_index, e.part_count) for e in events}) == [(1, 3), (2, 3), (3, 3)]
+    assert sorted({(e.part_index, e.part_count) for e in events}) == [(1, 4), (2, 4), (3, 4), (4, 4)]
     assert events[-1].bytes_done == events[-1].bytes_total == choice.total_size
 
 

@@ -12,6 +12,7 @@ from catalog.hub import FileVersion, repo_id_from_query
 from catalog.naming import (
     RemoteFile,
     group_gguf_files,
+    preferred_projector,
     quant_from_name,
     safe_relative_path,
     split_info,
@@ -58,6 +59,18 @@ def test_incomplete_split_is_left_out_and_non_gguf_ignored() -> None:
         _file("mmproj-m-f16.gguf"),
     ]
     assert [c.name for c in group_gguf_files(files)] == ["m.Q2_K.GGUF"]
+
+
+def test_a_model_gets_its_repo_s_preferred_projector() -> None:
+    files = [_file("m.Q4_K_M.gguf", 100), _file("mmproj-m-F32.gguf", 40), _file("mmproj-m-BF16.gguf", 20)]
+    files.append(_file("mmproj-m-f16.gguf", 20))
+    (choice,) = group_gguf_files(files)
+    assert choice.projector is not None and choice.projector.path == "mmproj-m-f16.gguf"
+    assert choice.total_size == 120
+    assert preferred_projector(["mmproj-BF16.gguf", "mmproj-Q8_0.gguf"]) == "mmproj-Q8_0.gguf"
+    assert preferred_projector([]) is None
+    (alone,) = group_gguf_files([_file("m.Q4_K_M.gguf", 100)])
+    assert alone.projector is None and alone.total_size == 100
 
 
 def test_split_parts_are_ordered_whatever_the_listing_order() -> None:

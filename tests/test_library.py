@@ -151,6 +151,9 @@ def test_add_refuses_what_is_not_a_model(models: Path, tmp_path: Path) -> None:
     fake.write_bytes(b"not a model at all")
     with pytest.raises(LibraryError, match="not a GGUF model file"):
         lib.add(fake)
+    projector = write(tmp_path / "mmproj-model-f16.gguf")
+    with pytest.raises(LibraryError, match="vision projector, not a model"):
+        lib.add(projector)
     assert not lib.registry.exists()
 
 
@@ -280,6 +283,9 @@ def test_model_folders_are_listed_in_place_and_never_touched(tmp_path: Path, mod
     assert {i.source for i in items} == {"folder"}
     assert by_name(items, "big-model-00001-of-00002.gguf").parts == tuple(parts)
     assert by_name(items, lm.name).context_length == CONTEXT and by_name(items, top.name).usable
+    # The projector beside a model is paired with it, and with nothing in another folder.
+    assert by_name(items, lm.name).projector == lm.parent / "mmproj-some-model-f16.gguf"
+    assert by_name(items, top.name).projector is None
     assert lib.get(by_name(items, lm.name).id).path == lm  # ids come back to the same file
     with pytest.raises(LibraryError, match="--model-dir"):
         lib.delete(by_name(items, lm.name).id)

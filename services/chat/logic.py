@@ -21,8 +21,9 @@ from presets.samplers import DEFAULT_PRESET, SamplerParams, SamplerPreset
 from services.chat import bubbles
 from services.chat.bubbles import IMAGES_KEY, Speaker
 from services.chat.characters import ROLEPLAY_SYSTEM, speakers, start_character_chat
+from services.chat.pictures import require_sight, thumbnails
 from services.context import AppContext
-from services.models.logic import md
+from services.models.words import md
 from store.chats import DEFAULT_TITLE
 from store.errors import InvalidInputError, StoreError
 from store.records import Message, Session
@@ -248,26 +249,8 @@ def _bubble(ctx: AppContext, view: ChatView, message: Message, speaker: Speaker,
     note = "*(hidden from the prompt)*\n\n" if message.hidden else ""
     swipes = (message.swipe_index + 1, max(1, len(message.swipes))) if latest else None
     body = bubbles.message_html(message.text, message.meta, note)
-    body = bubbles.pictures_html(pictures(ctx, view.session_id, message)) + body
+    body = bubbles.pictures_html(thumbnails(ctx, view.session_id, message)) + body
     return bubbles.bubble(message, speaker, body, swipes if message.role == "assistant" else None)
-
-
-def pictures(ctx: AppContext, session_id: str, message: Message) -> list[str]:
-    """Small copies of the pictures attached to a message, as `data:` URIs (a picture gone
-    from the chat's folder is left out)."""
-    uris = []
-    for name in attached(message):
-        try:
-            uris.append(ctx.store.sessions.images.thumbnail_uri(session_id, name))
-        except StoreError:
-            continue
-    return uris
-
-
-def attached(message: Message) -> list[str]:
-    """The names of the pictures stored with a message (an odd record reads as none)."""
-    names = message.meta.get(IMAGES_KEY)
-    return [name for name in names if isinstance(name, str)] if isinstance(names, list) else []
 
 
 def reply_speaker(ctx: AppContext, view: ChatView) -> Speaker:
@@ -326,11 +309,8 @@ def send(
     text = text.strip()
     if not text and not images:
         raise InvalidInputError("Type a message first.")
-    if images and not (ctx.models.loaded and ctx.models.backend.sees_images):
-        raise InvalidInputError(
-            "The loaded model cannot see pictures. Load one with its vision projector "
-            "(an mmproj file beside the model) to attach a picture."
-        )
+    if images:
+        require_sight(ctx)
     view = ensure_session(ctx, view)
     if ctx.busy_chats.busy(view.session_id):
         raise ChatBusyError("Hearth is still writing in this chat: wait for the reply, or press Stop.")

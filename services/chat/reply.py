@@ -28,7 +28,8 @@ from engine.types import IMAGE_MARKER, FinishReason, GenerationRequest
 from services.chat import actions as chat_actions
 from services.chat.bubbles import message_html
 from services.chat.characters import prompt_inputs
-from services.chat.logic import ChatView, active_format, attached, ensure_session, settings_for
+from services.chat.logic import ChatView, active_format, ensure_session, settings_for
+from services.chat.pictures import attached
 from services.chat.thinking import (
     chat_format,
     model_thinks,

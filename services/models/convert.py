@@ -35,7 +35,8 @@ from catalog.ggml import (
 )
 from engine.types import LoadOptions, ModelInfo
 from services.context import AppContext
-from services.models.logic import JobBoard, ModelJob, md, progress_bar
+from services.models.logic import JobBoard, ModelJob
+from services.models.words import md, progress_bar
 
 POLL = 0.25  # seconds between progress lines
 DEFAULT_ROPE_BASE = 10000.0  # llama.cpp's default, so it is not written

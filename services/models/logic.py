@@ -7,7 +7,6 @@ handler can poll their progress and a Cancel button can stop exactly one of them
 from __future__ import annotations
 
 import dataclasses
-import re
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -34,9 +33,9 @@ from catalog.plan import LoadPlan
 from engine.types import LoadOptions, ModelInfo
 from services.context import AppContext
 from services.models import plan as plans
+from services.models.words import md, progress_bar
 
 TAB_IDS = {"chat": "chat", "story": "story", "adventure": "adventure"}
-_MARKS = re.compile(r"[\\\[\]|]")  # backslash, brackets, pipe
 
 
 # -- facts and cards -----------------------------------------------------------------------
@@ -384,20 +383,6 @@ class JobBoard:
 def download(ctx: AppContext, job: ModelJob, repo_id: str, choice: GgufChoice | str) -> Path:
     """The work of a download job."""
     return ctx.downloader.download(repo_id, choice, progress=job.report, cancel=job.cancel)
-
-
-def progress_bar(fraction: float, width: int = 20) -> str:
-    """A text progress bar: it renders anywhere Markdown does, and screen readers read the percent."""
-    filled = round(max(0.0, min(1.0, fraction)) * width)
-    return "█" * filled + "░" * (width - filled)
-
-
-def md(text: str) -> str:
-    """Text from a file, a card or the Hub for Hearth's own Markdown, on one line: no HTML,
-    no entity, no table break, and no link or image (escaped brackets, and escaped
-    backslashes so that none can undo that). Emphasis marks stay active."""
-    text = " ".join(text.splitlines()).replace("&", "&amp;").replace("<", "&lt;")
-    return _MARKS.sub(r"\\\g<0>", text)
 
 
 def _count(n: int) -> str:

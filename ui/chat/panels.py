@@ -16,7 +16,7 @@ from services.chat.characters import chat_persona, lock_persona, speaker_names
 from services.chat.logic import ChatView
 from services.context import AppContext
 from services.files import download_file, read_upload
-from services.models.logic import md
+from services.models.words import md
 from store.cards import export_charx, export_json, export_png_report
 from store.chats import export_jsonl, export_text, import_chat
 from ui.chat import side as chat_side

@@ -20,7 +20,7 @@ from services.chat import actions as chat_actions
 from services.chat import logic
 from services.chat.logic import ChatView
 from services.context import AppContext
-from services.models.logic import md
+from services.models.words import md
 from store.records import Message
 from ui.chat.side import sessions_update
 from ui.chat.widgets import EDITS, ChatWidgets, SelectionWidgets

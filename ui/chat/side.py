@@ -12,7 +12,7 @@ from presets.errors import InputError
 from services.chat import imports, logic
 from services.chat.logic import ChatView
 from services.context import AppContext
-from services.models.logic import md
+from services.models.words import md
 from services.render import inert_html
 from store.cards import CharacterCard, import_card, plain_png
 from store.characters import CharacterSummary

@@ -27,6 +27,7 @@ from services.chat.logic import ChatView
 from services.context import AppContext
 from services.live import finished
 from ui import prompt_inspector, sampler_panel
+from ui.chat import attach as chat_attach
 from ui.chat import panels as chat_panels
 from ui.chat import prompt_panel
 from ui.chat import selection as chat_selection
@@ -93,8 +94,10 @@ def layout(ctx: AppContext) -> ChatWidgets:
                     placeholder="Message (Enter to send, Shift+Enter for a new line)",
                     label="Message", show_label=False, lines=1, max_lines=8, scale=6, elem_id="message",
                 )  # fmt: skip
+                attach_button = chat_attach.button()
                 send = gr.Button("Send", variant="primary", scale=1, elem_id="send")
                 stop = gr.Button("Stop", variant="stop", scale=1, visible=False, elem_id="stop")
+            attach = chat_attach.layout(attach_button)
             status = gr.Markdown("", elem_id="context-status")
             selection = chat_selection.layout()
             inspector = prompt_inspector.layout("chat")
@@ -104,8 +107,8 @@ def layout(ctx: AppContext) -> ChatWidgets:
     return ChatWidgets(
         view=view, pending=pending, side=side, older=older, history=history, live=live,
         swipe_left=swipe_left, swipe_label=swipe_label, swipe_right=swipe_right, regenerate=regenerate,
-        cont=cont, impersonate=impersonate, message=message, send=send, stop=stop, status=status,
-        selection=selection, prompt=prompt, sampler=sampler,
+        cont=cont, impersonate=impersonate, message=message, attach=attach, send=send, stop=stop,
+        status=status, selection=selection, prompt=prompt, sampler=sampler,
         panels=panels, inspector=inspector, top=top,
         last_chat=gr.BrowserState(None, storage_key=LAST_CHAT_KEY, secret=LAST_CHAT_SECRET, render=False),
     )  # fmt: skip
@@ -116,12 +119,13 @@ def layout(ctx: AppContext) -> ChatWidgets:
 
 def _wire_generation(w: ChatWidgets, ctx: AppContext) -> None:
     @shown_errors
-    def on_send(message: str, *values: Any) -> tuple[Any, ...]:
+    def on_send(message: str, picture: str | None, *values: Any) -> tuple[Any, ...]:
         view, settings = read_settings(values)
-        view = logic.send(ctx, view, message, settings)
+        view = logic.send(ctx, view, message, settings, chat_attach.picture_bytes(picture))
         history, hidden, view = logic.visible_history(ctx, view)
         sessions = chat_side.sessions_update(ctx, view)
-        return "", history, gr.update(visible=hidden > 0), view, sessions, *_writing(True)()
+        older = gr.update(visible=hidden > 0)
+        return "", *w.attach.cleared, history, older, view, sessions, *_writing(True)()
 
     @shown_errors
     def on_regenerate(view: ChatView | None) -> tuple[Any, ...]:
@@ -153,8 +157,11 @@ def _wire_generation(w: ChatWidgets, ctx: AppContext) -> None:
     done: dict[str, Any] = {"fn": _done_fn(ctx), "inputs": [w.view], "outputs": w.reply_outputs}
     send_args: dict[str, Any] = {
         "fn": on_send,
-        "inputs": [w.message, *w.settings_inputs],
-        "outputs": [w.message, w.history, w.older, w.view, w.side.sessions, w.send, w.stop],
+        "inputs": [w.message, w.attach.picture, *w.settings_inputs],
+        "outputs": [
+            w.message, w.attach.picture, w.attach.remove, w.history, w.older, w.view, w.side.sessions,
+            w.send, w.stop,
+        ],  # fmt: skip
         **EDITS,
     }
     hidden: dict[str, Any] = {"api_visibility": "undocumented"}
@@ -362,6 +369,7 @@ def _wire_settings(w: ChatWidgets, ctx: AppContext) -> None:
         slider.release(on_settings, w.settings_inputs, None, **quiet)
     w.sampler.preset.input(on_preset, w.settings_inputs, w.sampler.sliders, **quiet)
     prompt_panel.wire(w.prompt, w.view, w.status, ctx, **quiet)
+    chat_attach.wire(w.attach, ctx, **quiet)
     w.older.click(_older_fn(ctx), [w.view], [w.history, w.older, w.view], **quiet)
     sampler_panel.wire_save(w.sampler, ctx, "Saved from the Chat tab", api_name="save_preset")
 

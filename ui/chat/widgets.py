@@ -10,6 +10,7 @@ import gradio as gr
 
 from presets.samplers import DEFAULT_PRESET
 from services.chat.logic import AUTO_FORMAT, ChatSettings, ChatView
+from ui.chat.attach import AttachWidgets
 from ui.chat.prompt_panel import PromptWidgets
 from ui.prompt_inspector import InspectorWidgets
 from ui.sampler_panel import SamplerWidgets, params_from
@@ -141,6 +142,7 @@ class ChatWidgets:
     cont: gr.Button
     impersonate: gr.Button
     message: gr.Textbox
+    attach: AttachWidgets
     send: gr.Button
     stop: gr.Button
     status: gr.Markdown

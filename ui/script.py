@@ -154,6 +154,11 @@ CSS = """
   font-weight: 700; text-decoration: none; padding: 0 0.35em;
 }
 .hearth-think { margin-bottom: 0.6em; font-size: 0.92em; opacity: 0.85; }
+.hearth-pictures { display: flex; flex-wrap: wrap; gap: 0.4em; margin-bottom: 0.5em; }
+#history img.hearth-picture {
+  max-width: min(240px, 100%); max-height: 240px; width: auto; height: auto; margin: 0; border-radius: 6px;
+}
+#attached-picture { max-width: 140px; }
 .hearth-think summary { cursor: pointer; font-style: italic; }
 .hearth-think .hearth-thinking { border-left: 3px solid var(--border-color-primary); padding-left: 0.7em; }
 /* The story box is read-only while the model writes into it (ui/story/tab.py). */

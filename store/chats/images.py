@@ -117,7 +117,9 @@ def normalized_png(data: bytes) -> bytes:
                 pixels = image.convert("RGBA" if "A" in image.getbands() else "RGB")
     except InvalidInputError:
         raise
-    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError, Warning) as exc:
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise InvalidInputError("The picture has too many pixels; attach a smaller one.") from exc
+    except (UnidentifiedImageError, OSError, ValueError, Warning) as exc:
         raise InvalidInputError("That file is not a picture Hearth can read (PNG, JPEG, WebP, GIF).") from exc
     pixels.thumbnail((MAX_SIDE, MAX_SIDE))
     out = io.BytesIO()

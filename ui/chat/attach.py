@@ -48,6 +48,10 @@ def layout(attach: gr.UploadButton) -> AttachWidgets:
             visible=False,
             height=96,
             show_label=False,
+            buttons=[],  # no download or share: it is the user's own picture, on its way
+            container=False,
+            scale=0,
+            min_width=140,
             elem_id="attached-picture",
         )
         remove = gr.Button("Remove picture", size="sm", visible=False, scale=0, elem_id="remove-picture")

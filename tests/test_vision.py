@@ -9,6 +9,7 @@ import struct
 import threading
 import zlib
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,7 @@ from engine.fake import FakeBackend
 from engine.llama import LlamaCppBackend
 from engine.types import IMAGE_MARKER, Chunk, Finish, GenerationRequest, LoadOptions
 from presets.samplers import SamplerParams
+from services.chat import actions as chat_actions
 from services.chat import logic
 from services.chat import reply as chat_reply
 from services.chat.logic import ChatSettings
@@ -201,3 +203,22 @@ def test_a_model_loads_with_the_projector_beside_it_or_without_one_that_does_not
     finally:
         ctx.models.unload()
         ctx.store.close()
+
+
+def test_a_branch_keeps_its_pictures_and_a_lost_one_is_left_out(
+    seeing_ctx: tuple[AppContext, FakeBackend],
+) -> None:
+    ctx, _ = seeing_ctx
+    view = logic.send(ctx, logic.new_chat(ctx, SETTINGS), "Look", SETTINGS, [picture()])
+    chat_reply.start(ctx, view, "me").wait(10)
+    branch = chat_actions.branch(ctx, view.session_id, 1)
+    branched = replace(view, session_id=branch.id)
+    view = logic.send(ctx, branched, "Again?", SETTINGS)
+    assert len(chat_reply.build_prompt(ctx, view).request.images) == 1
+    history, _, _ = logic.visible_history(ctx, view)
+    assert "hearth-picture" in history[0]["content"]
+    # The picture's file removed by hand: the chat goes on without it.
+    for path in (ctx.store.sessions.root / branch.id / "images").iterdir():
+        path.unlink()
+    prepared = chat_reply.build_prompt(ctx, view)
+    assert prepared.request.images == () and IMAGE_MARKER not in prepared.request.prompt

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from services.chat.pictures import attached
 from services.context import AppContext
 from store.errors import InvalidInputError, NotFoundError, StoreError
 from store.records import Message, Session
@@ -132,4 +133,7 @@ def branch(ctx: AppContext, session_id: str, seq: int) -> Session:
     )
     extra = {**original.extra, "branched_from": {"session": session_id, "message": seq}}
     ctx.store.sessions.restore(replace(fresh, extra=extra), [replace(m, seq=-1) for m in kept])
+    for name in {name for message in kept for name in attached(message)}:  # after: restore clears the folder
+        if ctx.store.sessions.images.exists(session_id, name):
+            ctx.store.sessions.images.copy(session_id, fresh.id, name)
     return ctx.store.sessions.get(fresh.id)

@@ -80,12 +80,12 @@ def build_prompt(ctx: AppContext, view: ChatView, mode: ReplyMode = "reply") -> 
     if not visible and mode in ("reply", "swipe"):
         raise InvalidInputError("Send a message first.")
     inputs = prompt_inputs(ctx, session, settings.system_prompt)
-    sees = ctx.models.backend.sees_images
+    sees, keep = ctx.models.backend.sees_images, thinking.mode == "keep"
     built = build_character_prompt(
         fmt,
         inputs.sheet,
         inputs.persona,
-        [_line(m, keep_thinking=thinking.mode == "keep", sees=sees) for m in chat],
+        [_line(m, keep_thinking=keep, pictures=_present(ctx, session.id, m, sees)) for m in chat],
         count_tokens=ctx.models.count_tokens,
         global_system=inputs.global_system,
         books=inputs.books,
@@ -116,14 +116,22 @@ def build_prompt(ctx: AppContext, view: ChatView, mode: ReplyMode = "reply") -> 
     return PreparedPrompt(fitted, request, kept, lore, _outline(fitted, built, in_prompt, pinned))
 
 
-def _line(message: Message, *, keep_thinking: bool, sees: bool = False) -> ChatLine:
+def _present(ctx: AppContext, session_id: str, message: Message, sees: bool) -> int:
+    """How many of a message's pictures go into the prompt: those still in the chat's
+    folder, for a model that can see."""
+    if not sees:
+        return 0
+    return sum(ctx.store.sessions.images.exists(session_id, name) for name in attached(message))
+
+
+def _line(message: Message, *, keep_thinking: bool, pictures: int = 0) -> ChatLine:
     """A message as the prompt sees it: a reply without its thinking, which a thinking
     model's template drops from earlier turns too (and which would fill the context),
     unless the chat keeps it; a message with pictures opens with a marker for each, for
     a model that can see them. Nobody's text may hold a marker of its own."""
     text = message.text.replace(IMAGE_MARKER, "")
     if message.role == "user":
-        markers = IMAGE_MARKER * len(attached(message)) if sees else ""
+        markers = IMAGE_MARKER * pictures
         return ChatLine("user", markers + ("\n" if markers and text else "") + text, message.hidden)
     return ChatLine("assistant", text if keep_thinking else answer_of(text), message.hidden)
 
@@ -134,8 +142,9 @@ def _pictures(ctx: AppContext, session_id: str, in_prompt: list[Message], prompt
     Raises:
         InvalidInputError: the prompt holds another marker (in a card or a system prompt).
     """
-    names = [name for message in in_prompt for name in attached(message)]
-    pictures = tuple(ctx.store.sessions.images.read(session_id, name) for name in names)
+    images = ctx.store.sessions.images
+    names = [name for message in in_prompt for name in attached(message) if images.exists(session_id, name)]
+    pictures = tuple(images.read(session_id, name) for name in names)
     if prompt.count(IMAGE_MARKER) != len(pictures):
         raise InvalidInputError(
             f"The prompt holds the text {IMAGE_MARKER}, which stands for a picture: "

@@ -62,6 +62,22 @@ class ChatImages:
                 raise StoreError(f"Could not save the picture: {exc.strerror or exc}.") from exc
         return name
 
+    def exists(self, session_id: str, name: str) -> bool:
+        try:
+            return self._path(session_id, name).is_file()
+        except NotFoundError:
+            return False
+
+    def copy(self, source_id: str, target_id: str, name: str) -> None:
+        """Give another chat (a branch) the same picture. Raises NotFoundError, StoreError."""
+        data = self.read(source_id, name)
+        target = self._path(target_id, name)
+        try:
+            target.parent.mkdir(exist_ok=True)
+            atomic_write_bytes(target, data)
+        except OSError as exc:
+            raise StoreError(f"Could not copy the picture: {exc.strerror or exc}.") from exc
+
     def read(self, session_id: str, name: str) -> bytes:
         """A stored picture's PNG bytes. Raises NotFoundError for an unknown or odd name."""
         try:

@@ -43,6 +43,7 @@ from services.chat import reply as chat_reply
 from services.chat.logic import ChatSettings
 from services.chat.thinking import set_thinking
 from services.context import AppContext, Settings, create_context
+from tiny_model import write_tiny_llama
 
 SYSTEM = "You are Mira, a careful guide."
 CHAT = [
@@ -348,5 +349,34 @@ def test_the_api_hands_a_request_s_switches_to_the_template(tmp_path: Path) -> N
         assert wrong.status_code == 400 and "low" in wrong.text
     finally:
         server.stop()
+        ctx.models.unload()
+        ctx.store.close()
+
+
+def test_a_reasoning_template_end_to_end_on_a_tiny_model(tmp_path: Path) -> None:
+    """DeepSeek-R1's own template on the tiny model, through llama.cpp: the prompt opens the
+    thinking block, so what the model writes is its thinking, folded and kept out of the
+    next prompt."""
+    source = template("deepseek-ai-DeepSeek-R1-Distill-Qwen-32B")
+    model = write_tiny_llama(tmp_path / "tiny-r1.gguf", chat_template=source, name="tiny-r1")
+    ctx = create_context(Settings(data_dir=tmp_path / "data", load_model=False))
+    try:
+        ctx.load_model(model, LoadOptions(n_ctx=512))
+        assert ctx.detected_format().format_id == "deepseek-r1"
+        settings = ChatSettings(params=SamplerParams(max_new_tokens=8, seed=3))
+        view = logic.send(ctx, logic.new_chat(ctx, settings), "Hello there", settings)
+        first = chat_reply.start(ctx, view, "me")
+        first.wait(30)
+        assert first.request.thinking_opened and first.request.prompt.endswith("<｜Assistant｜><think>\n")
+        reply = ctx.store.sessions.messages(view.session_id)[-1]
+        assert reply.text.startswith("<think>")  # the block the prompt opened, kept with the reply
+        history, _, _ = logic.visible_history(ctx, view)
+        assert 'class="hearth-think"' in history[-1]["content"]
+        view = logic.send(ctx, view, "And then?", settings)
+        again = chat_reply.build_prompt(ctx, view).request.prompt
+        assert again.endswith("<｜User｜>And then?<｜Assistant｜><think>\n")
+        thought = reply.text.removeprefix("<think>").strip()
+        assert thought and thought not in again  # its thinking stayed out
+    finally:
         ctx.models.unload()
         ctx.store.close()

@@ -30,6 +30,7 @@ from engine.prompts.thinking import (
     ThinkingStream,
     Thought,
     answer_of,
+    as_kept,
     split_thinking,
 )
 
@@ -64,6 +65,7 @@ __all__ = [
     "Turn",
     "TurnRenderer",
     "answer_of",
+    "as_kept",
     "build_character_prompt",
     "chat_parts",
     "clean_reply",

@@ -50,6 +50,14 @@ def split_thinking(text: str, opened: bool = False) -> Thought:
     return Thought("", text)
 
 
+def as_kept(text: str, opened: bool) -> str:
+    """A reply as it is stored: with the opening tag its prompt wrote (`opened`), so it reads
+    the same without the prompt; above all a thought cut off before its closing tag."""
+    if opened and not text.lstrip().startswith(THINK_OPEN):
+        return f"{THINK_OPEN}\n{text.lstrip()}"
+    return text
+
+
 def answer_of(text: str) -> str:
     """`text` without its thinking ("" while the model is still thinking)."""
     thought = split_thinking(text)

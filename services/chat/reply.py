@@ -15,10 +15,12 @@ from typing import Any, Literal
 
 from engine.errors import ContextOverflowError
 from engine.prompts import (
+    THINK_OPEN,
     CharacterPrompt,
     ChatLine,
     FittedPrompt,
     answer_of,
+    as_kept,
     build_character_prompt,
     clean_reply,
     split_thinking,
@@ -221,7 +223,8 @@ def _saver(ctx: AppContext, session_id: str, mode: ReplyMode, prepared: Prepared
             "seconds": round(finish.seconds, 3),
             "lore": prepared.lore,
         }
-        meta.update(_thinking_meta(ctx, finished))
+        kept = as_kept(finished.text, finished.request.thinking_opened)
+        meta.update(_thinking_meta(ctx, finished, kept))
         report = record(ctx.prompts, finished, prepared.outline)
         if report is not None:
             meta[PROMPT_META] = report.to_meta()
@@ -229,8 +232,8 @@ def _saver(ctx: AppContext, session_id: str, mode: ReplyMode, prepared: Prepared
             if finished.text.rstrip():
                 chat_actions.extend_last(ctx, session_id, finished.text.rstrip(), meta)
             return
-        text = clean_reply(finished.text)
-        if not text:
+        text = clean_reply(kept)
+        if not text or text == THINK_OPEN:
             return
         if mode == "swipe":
             chat_actions.add_swipe(ctx, session_id, text, meta)
@@ -240,10 +243,10 @@ def _saver(ctx: AppContext, session_id: str, mode: ReplyMode, prepared: Prepared
     return save
 
 
-def _thinking_meta(ctx: AppContext, finished: Run) -> dict[str, Any]:
+def _thinking_meta(ctx: AppContext, finished: Run, kept: str) -> dict[str, Any]:
     """How long a thinking model thought, for the folded block's summary: its thinking's
     tokens, and the run's time shared out by tokens (the run keeps no per-token clock)."""
-    thought = split_thinking(finished.text)
+    thought = split_thinking(kept)
     if not thought.thinking or finished.finish is None:
         return {}
     tokens = ctx.models.count_tokens(thought.thinking)

@@ -7,8 +7,10 @@ token counts the prompt assembler budgets with are exactly what the model evalua
 
 from __future__ import annotations
 
+import codecs
 import ctypes
 import logging
+import secrets
 import threading
 from collections.abc import Iterator
 from dataclasses import replace
@@ -16,8 +18,9 @@ from pathlib import Path
 from typing import Any
 
 import llama_cpp
-from llama_cpp import Llama, StoppingCriteriaList
+from llama_cpp import Llama, LlamaGrammar, LogitsProcessorList, StoppingCriteriaList
 from llama_cpp import _logger as llama_cpp_logger
+from llama_cpp.llama_grammar import json_schema_to_gbnf
 
 from engine.backend import Backend
 from engine.errors import GenerationError, ModelLoadError, ModelMemoryError, ProjectorError
@@ -34,7 +37,8 @@ from engine.resources import (
     parse_buffer_sizes,
     physical_cores,
 )
-from engine.types import Chunk, Finish, FinishReason, GenerationRequest, LoadOptions, Usage
+from engine.sampling import LogprobRecorder, bias_stage
+from engine.types import Chunk, Finish, FinishReason, GenerationRequest, LoadOptions, TokenLogprob, Usage
 from engine.vision import Projector
 
 log = logging.getLogger(__name__)
@@ -208,11 +212,10 @@ class LlamaCppBackend(Backend):
 
         reason = FinishReason.LENGTH
         channels = HarmonyStream() if self.channels else None
-        for piece in self._stream(tokens, request, StoppingCriteriaList([should_stop])):
-            text, finish = piece
+        for text, finish, logprob in self._stream(tokens, request, StoppingCriteriaList([should_stop])):
             text = channels.feed(text) if channels is not None else text
-            if text:
-                yield Chunk(text)
+            if text or logprob is not None:
+                yield Chunk(text, (logprob,) if logprob is not None else ())
             if finish:
                 reason = FinishReason.STOP if finish == "stop" else FinishReason.LENGTH
         if channels is not None and (rest := channels.close()):
@@ -240,17 +243,25 @@ class LlamaCppBackend(Backend):
 
     def _stream(
         self, tokens: list[int], request: GenerationRequest, stopping: StoppingCriteriaList
-    ) -> Iterator[tuple[str, str | None]]:
-        params = request.params
+    ) -> Iterator[tuple[str, str | None, TokenLogprob | None]]:
+        """The reply's text, token by token: (text, finish reason or None, the token's
+        probabilities when asked for). Stop strings are the run's to find (`engine.run`),
+        which then stops this through `stopping`."""
+        params, llm = request.params, self._llm
         # The repetition window is a constructor setting in llama-cpp-python; the
         # sampler reads it afresh on every call.
-        self._llm.last_n_tokens_size = params.repeat_last_n
-        stream = self._llm.create_completion(
-            prompt=tokens,
-            # Never past this backend's context, which can be shorter than llama.cpp's
-            # (a model with learned positions): the run ends with "length" there.
-            max_tokens=max(1, min(params.max_new_tokens, self.n_ctx - len(tokens))),
-            temperature=params.temperature,
+        llm.last_n_tokens_size = params.repeat_last_n
+        llm.set_seed(params.seed if params.seed >= 0 else secrets.randbits(32))
+        recorder = LogprobRecorder(request.logprobs, self._piece) if request.logprobs is not None else None
+        stages = [bias_stage(request.logit_bias, llm.n_vocab())] if request.logit_bias else []
+        stages += [recorder] if recorder is not None else []
+        # Never past this backend's context, which can be shorter than llama.cpp's (a
+        # model with learned positions): the run ends with "length" there.
+        limit = max(1, min(params.max_new_tokens, self.n_ctx - len(tokens)))
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        tokens_out = llm.generate(
+            tokens,
+            temp=params.temperature,
             top_p=params.top_p,
             top_k=params.top_k,
             min_p=params.min_p,
@@ -261,17 +272,43 @@ class LlamaCppBackend(Backend):
             mirostat_mode=params.mirostat_mode,
             mirostat_tau=params.mirostat_tau,
             mirostat_eta=params.mirostat_eta,
-            seed=None if params.seed < 0 else params.seed,
-            stop=list(request.stop),
+            logits_processor=LogitsProcessorList(stages) if stages else None,
             stopping_criteria=stopping,
-            stream=True,
+            grammar=self._grammar(request),
         )
+        for produced, token in enumerate(tokens_out, start=1):
+            if llama_cpp.llama_vocab_is_eog(llm._model.vocab, token):
+                yield decoder.decode(b"", final=True), "stop", None
+                return
+            text = decoder.decode(llm.detokenize([token]))
+            yield text, "length" if produced >= limit else None, recorder.take(token) if recorder else None
+            if produced >= limit:
+                return
+
+    def _piece(self, token: int) -> str:
+        return self._llm.detokenize([token], special=True).decode("utf-8", errors="replace")
+
+    def _grammar(self, request: GenerationRequest) -> LlamaGrammar | None:
+        """The request's grammar, or its JSON schema as one, checked. Raises GenerationError.
+
+        llama.cpp parses a grammar only when the sampler chain is built, and a chain built
+        with one it could not parse crashes the process: so it is parsed once here first."""
+        if not request.grammar.strip() and not request.json_schema.strip():
+            return None
+        schema = request.json_schema.strip()
+        what = "JSON schema" if schema else "grammar"
         try:
-            for chunk in stream:
-                choice: Any = chunk["choices"][0]  # type: ignore[index]
-                yield choice["text"], choice["finish_reason"]
-        finally:
-            stream.close()  # type: ignore[union-attr]
+            gbnf = json_schema_to_gbnf(schema) if schema else request.grammar
+        except Exception as exc:  # the converter raises whatever a bad schema makes it meet
+            raise GenerationError(f"The {what} could not be used: {exc}") from exc
+        parsed = llama_cpp.llama_sampler_init_grammar(self._llm._model.vocab, gbnf.encode(), b"root")
+        if not parsed:
+            raise GenerationError(
+                f"The {what} could not be used: llama.cpp could not parse it as a GBNF grammar "
+                "(it needs a rule named root, and every rule it names)."
+            )
+        llama_cpp.llama_sampler_free(parsed)
+        return LlamaGrammar.from_string(gbnf, verbose=False)
 
     def _shift_cache(self, tokens: list[int]) -> int:
         """Drop the span the prompt no longer has and slide the rest left (ContextShift).

@@ -35,13 +35,38 @@ class GenerationRequest:
     think_budget: int = 0
     thinking_opened: bool = False  # the prompt itself opened the thinking block
     images: tuple[bytes, ...] = ()
+    # Steering: a bias added to tokens' logits (token id, bias; -100 bans, +100 forces),
+    # a GBNF grammar or a JSON schema (text) the reply must follow.
+    logit_bias: tuple[tuple[int, float], ...] = ()
+    grammar: str = ""
+    json_schema: str = ""
+    # Record each token's log probability and this many alternatives (None: record nothing).
+    logprobs: int | None = None
 
 
 @dataclass(frozen=True)
 class Chunk:
-    """A piece of generated text."""
+    """A piece of generated text, and the probabilities of its tokens when they were asked for."""
 
     text: str
+    logprobs: tuple[TokenLogprob, ...] = ()
+
+
+@dataclass(frozen=True)
+class TokenChoice:
+    """A token the model could have written there, and the log of its probability."""
+
+    text: str
+    logprob: float
+    token: int = -1
+
+
+@dataclass(frozen=True)
+class TokenLogprob:
+    """A token the model wrote, how likely it was, and the likeliest tokens it weighed."""
+
+    chosen: TokenChoice
+    top: tuple[TokenChoice, ...] = ()
 
 
 @dataclass(frozen=True)

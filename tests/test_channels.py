@@ -90,9 +90,9 @@ def test_a_model_with_channels_keeps_their_markers_in_its_text(harmony_gguf: Pat
 def test_the_backend_streams_the_rewritten_text(harmony_gguf: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     backend = LlamaCppBackend(harmony_gguf, LoadOptions(n_ctx=256))
 
-    def scripted(*_args: Any) -> Iterator[tuple[str, str | None]]:
-        yield from ((token, None) for token in TOKENS[:-1])
-        yield TOKENS[-1], "stop"
+    def scripted(*_args: Any) -> Iterator[tuple[str, str | None, None]]:
+        yield from ((token, None, None) for token in TOKENS[:-1])
+        yield TOKENS[-1], "stop", None
 
     monkeypatch.setattr(backend, "_stream", scripted)
     try:

@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
-from api.schemas import ChatMessage, ChatRequest, CompletionRequest
+from api.schemas import ChatMessage, ChatRequest, CompletionRequest, Generation
 from engine.errors import ContextOverflowError
 from engine.manager import ModelManager
 from engine.prompts import (
@@ -95,11 +95,18 @@ def chat_generation(
     """
     params = request.generation.params
     parts = chat_prompt_parts(fmt, request.messages)
-    fitted = models.fit(parts, params, rewrite=rewrite)
+    # Room for at most half the context is kept for the reply; a reply asked to be longer
+    # ends where the context does, as llama.cpp's server has it.
+    backend = models.backend
+    reserve = min(params.max_new_tokens, backend.n_ctx // 2)
+    fitted = models.fit(parts, replace(params, max_new_tokens=reserve), rewrite=rewrite)
+    room = backend.n_ctx - fitted.n_tokens - (1 if backend.adds_bos else 0)
+    params = replace(params, max_new_tokens=max(1, min(params.max_new_tokens, room)))
     stops = (*stop_strings(fmt, SPEAKERS, "reply"), *request.generation.stop)
     stops = tuple(dict.fromkeys(stops))
     opened = prompt_opens_thinking(fitted.text)
-    generation = GenerationRequest(fitted.text, params, stops, thinking_opened=opened)
+    plain = GenerationRequest(fitted.text, params, stops, thinking_opened=opened)
+    generation = steered(plain, request.generation)
     return Prepared(generation, _chat_outline(fitted, parts, len(request.messages)))
 
 
@@ -120,24 +127,38 @@ def completion_generation(models: ModelManager, request: CompletionRequest) -> P
     """
     backend = models.backend
     params = request.generation.params
-    room = backend.n_ctx - params.max_new_tokens - (1 if backend.adds_bos else 0)
     # Counted without the manager's cache: API prompts are one-offs, and can be large.
     used = backend.count_tokens(request.prompt)
-    if used > room:
+    room = backend.n_ctx - used - (1 if backend.adds_bos else 0)
+    if room < 1:
         raise ContextOverflowError(
-            f"The prompt is {used} tokens, but with max_tokens {params.max_new_tokens} only "
-            f"{max(room, 0)} fit in the model's {backend.n_ctx}-token context. Shorten the prompt "
-            "or lower max_tokens."
+            f"The prompt is {used} tokens, and the model's context holds {backend.n_ctx} with the "
+            "reply: shorten the prompt."
         )
+    # A reply asked to be longer than the room left ends where the context does (llama.cpp's server's way).
+    params = replace(params, max_new_tokens=min(params.max_new_tokens, room))
     fitted = FittedPrompt(
         text=request.prompt,
         head="",
         start=0,
         kept_optional=0,
         n_tokens=used,
-        budget=room,
+        budget=backend.n_ctx - params.max_new_tokens - (1 if backend.adds_bos else 0),
         part_tokens={"body": used},
         spans=(Span(0, len(request.prompt), "prompt"),),
     )
-    generation = GenerationRequest(request.prompt, params, request.generation.stop)
+    plain = GenerationRequest(request.prompt, params, request.generation.stop)
+    generation = steered(plain, request.generation)
     return Prepared(generation, Outline(fitted, "api", {}))
+
+
+def steered(request: GenerationRequest, generation: Generation) -> GenerationRequest:
+    """`request` with what the body asked of the tokens (`api.steering`)."""
+    steering = generation.steering
+    return replace(
+        request,
+        logprobs=steering.logprobs,
+        logit_bias=steering.logit_bias,
+        grammar=steering.grammar,
+        json_schema=steering.json_schema,
+    )

@@ -29,6 +29,7 @@ from api.shapes import (
     chunk_body,
     finish_reason,
     hearth_chunk,
+    logprobs_body,
     model_list,
     reply_body,
     sse,
@@ -108,11 +109,12 @@ async def _reply(
     if not await wait_for_run(run, request.is_disconnected):
         return Response(status_code=204)  # the client has gone; nobody reads this
     finish = run_finish(run)
+    logprobs = logprobs_body(ids.chat, run.logprobs) if run.request.logprobs is not None else None
     if ids.chat:
         thought = split_thinking(run.text, run.request.thinking_opened)
-        body = reply_body(ids, clean_reply(thought.answer), finish, thought.thinking)
+        body = reply_body(ids, clean_reply(thought.answer), finish, thought.thinking, logprobs)
     else:
-        body = reply_body(ids, run.text, finish)
+        body = reply_body(ids, run.text, finish, logprobs=logprobs)
     if options.itemize:
         body["hearth"] = await _itemized(run, prepared)
     return JSONResponse(body)
@@ -130,8 +132,9 @@ async def _events(run: Run, ids: ReplyIds, options: Generation, prepared: Prepar
         async for chunk in _chat_chunks(run, ids):
             yield chunk
     else:
+        tokens = TokenCursor(run, chat=False)
         async for delta in text_deltas(run):
-            yield sse(chunk_body(ids, delta))
+            yield sse(chunk_body(ids, delta, logprobs=tokens.since_last()))
     try:
         finish = run_finish(run)
     except GenerationError as exc:
@@ -151,18 +154,42 @@ async def _chat_chunks(run: Run, ids: ReplyIds) -> AsyncIterator[bytes]:
     `content`, trimmed as a whole reply is."""
     split = ThinkingStream(run.request.thinking_opened)
     trim = ReplyTrim()
+    tokens = TokenCursor(run, chat=True)
     async for delta in text_deltas(run):
-        for event in _chat_events(ids, trim, split.feed(delta)):
+        for event in _chat_events(ids, trim, split.feed(delta), tokens):
             yield event
-    for event in _chat_events(ids, trim, split.flush()):
+    for event in _chat_events(ids, trim, split.flush(), tokens):
         yield event
 
 
-def _chat_events(ids: ReplyIds, trim: ReplyTrim, pieces: list[tuple[str, str]]) -> list[bytes]:
+def _chat_events(
+    ids: ReplyIds, trim: ReplyTrim, pieces: list[tuple[str, str]], tokens: TokenCursor
+) -> list[bytes]:
+    """Events for the pieces; the tokens written since the last event ride on the first."""
     events = []
     for kind, piece in pieces:
         if kind == "thinking":
-            events.append(sse(chunk_body(ids, "", reasoning=piece)))
+            events.append(sse(chunk_body(ids, "", reasoning=piece, logprobs=tokens.since_last())))
         elif text := trim.feed(piece):
-            events.append(sse(chunk_body(ids, text)))
+            events.append(sse(chunk_body(ids, text, logprobs=tokens.since_last())))
     return events
+
+
+class TokenCursor:
+    """The log probabilities of the tokens a run wrote since the last call (None when the
+    request did not ask for them), in the shape of the run's reply."""
+
+    def __init__(self, run: Run, chat: bool) -> None:
+        self._run = run
+        self._chat = chat
+        self._sent = 0
+        self._offset = 0
+
+    def since_last(self) -> dict[str, Any] | None:
+        if self._run.request.logprobs is None:
+            return None
+        new = self._run.logprobs[self._sent :]
+        self._sent += len(new)
+        body = logprobs_body(self._chat, new, self._offset)
+        self._offset += sum(len(t.chosen.text) for t in new)
+        return body

@@ -4,10 +4,14 @@ Parsing checks every field the API uses and names the one at fault in the error
 (`BadRequestError.param`). `null` means "not given", as OpenAI's clients send it.
 
 Fields the API does not know are ignored: clients add their own (`user`, `metadata`,
-`store`, ...). Fields that ask for something Hearth cannot do (several choices,
-logprobs, tools, echo, a suffix, logit bias, JSON mode) are refused unless they hold
-the value that means "off", so a client never gets an answer that silently ignored
-what it asked for.
+`store`, ...). Fields that ask for something Hearth cannot do (several choices, tools,
+echo, a suffix) are refused unless they hold the value that means "off", so a client
+never gets an answer that silently ignored what it asked for.
+
+Steering fields, as OpenAI and llama.cpp's server take them: `logprobs` (chat: true or
+false, with `top_logprobs` 0-20; completions: how many alternatives, 0-20),
+`logit_bias` (token id -> -100..100), `response_format` (`json_object`, or
+`json_schema` with its schema), and llama.cpp's `grammar` (GBNF) and `json_schema`.
 
 Sampler fields are OpenAI's (`temperature`, `top_p`, `presence_penalty`,
 `frequency_penalty`, `seed`, `max_tokens`) plus the rest of `SamplerParams` under
@@ -22,10 +26,11 @@ token counts in the reply (see docs/api.md).
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from api.errors import BadRequestError
+from api.steering import Steering, parse_steering
 from presets.errors import SamplerError
 from presets.samplers import SamplerParams
 from presets.template_format import TemplateOptions
@@ -58,16 +63,13 @@ _ONLY_OFF: dict[str, Callable[[Any], bool]] = {
     "n": lambda v: v == 1,
     "best_of": lambda v: v == 1,
     "echo": lambda v: v is False,
-    "logprobs": lambda v: v is False,
-    "top_logprobs": lambda v: v == 0,
     "suffix": lambda v: v == "",
-    "logit_bias": lambda v: v == {},
     "tools": lambda v: v == [],
     "functions": lambda v: v == [],
     "tool_choice": lambda v: v == "none",
     "function_call": lambda v: v == "none",
-    "response_format": lambda v: isinstance(v, Mapping) and v.get("type") == "text",
 }
+
 
 _ROLES: dict[str, Role] = {
     "system": "system",
@@ -95,6 +97,9 @@ class Generation:
     stream: bool
     include_usage: bool  # stream_options.include_usage: a last chunk carries the token counts
     itemize: bool = False  # hearth_itemize: the reply says what the prompt was made of
+    steering: Steering = field(default_factory=Steering)
+
+
 
 
 @dataclass(frozen=True)
@@ -193,6 +198,7 @@ def _generation(fields: Mapping[str, Any], defaults: SamplerParams) -> Generatio
         stream=stream,
         include_usage=stream and include_usage,
         itemize=_flag(fields, "hearth_itemize"),
+        steering=parse_steering(fields),
     )
 
 

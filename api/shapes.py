@@ -11,10 +11,11 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from engine.types import Finish, FinishReason, ModelInfo, Usage
+from engine.types import Finish, FinishReason, ModelInfo, TokenChoice, TokenLogprob, Usage
 
 Kind = Literal["text_completion", "chat.completion"]
 
@@ -54,10 +55,12 @@ def usage_body(usage: Usage) -> dict[str, int]:
     }
 
 
-def reply_body(ids: ReplyIds, text: str, finish: Finish, reasoning: str = "") -> dict[str, Any]:
+def reply_body(
+    ids: ReplyIds, text: str, finish: Finish, reasoning: str = "", logprobs: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """The whole reply of a request that did not stream; a chat reply's thinking goes in
     `reasoning_content` (llama.cpp's server and DeepSeek's API name it so)."""
-    choice: dict[str, Any] = {"index": 0, "logprobs": None, "finish_reason": finish_reason(finish)}
+    choice: dict[str, Any] = {"index": 0, "logprobs": logprobs, "finish_reason": finish_reason(finish)}
     if ids.chat:
         choice["message"] = {"role": "assistant", "content": text}
         if reasoning:
@@ -68,7 +71,13 @@ def reply_body(ids: ReplyIds, text: str, finish: Finish, reasoning: str = "") ->
 
 
 def chunk_body(
-    ids: ReplyIds, text: str, reason: str | None = None, *, role: bool = False, reasoning: str = ""
+    ids: ReplyIds,
+    text: str,
+    reason: str | None = None,
+    *,
+    role: bool = False,
+    reasoning: str = "",
+    logprobs: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """One streamed chunk: a piece of text (or of a chat reply's thinking, `reasoning`),
     or (with `reason`) the end of the reply.
@@ -76,7 +85,7 @@ def chunk_body(
     A chat stream opens with a chunk whose delta names the role (`role=True`) and
     closes with an empty delta carrying the finish reason.
     """
-    choice: dict[str, Any] = {"index": 0, "logprobs": None, "finish_reason": reason}
+    choice: dict[str, Any] = {"index": 0, "logprobs": logprobs, "finish_reason": reason}
     if ids.chat:
         delta: dict[str, str] = {"role": "assistant", "content": ""} if role else {}
         if text:
@@ -87,6 +96,27 @@ def chunk_body(
     else:
         choice["text"] = text
     return {**_envelope(ids, _chunk_kind(ids)), "choices": [choice]}
+
+
+def logprobs_body(chat: bool, tokens: Sequence[TokenLogprob], offset: int = 0) -> dict[str, Any]:
+    """Tokens and their log probabilities, in the shape of a chat reply (`content`) or of a
+    completion (`tokens`, `token_logprobs`, `top_logprobs`, `text_offset` from `offset`)."""
+    if chat:
+        return {"content": [{**_token(t.chosen), "top_logprobs": [_token(c) for c in t.top]} for t in tokens]}
+    offsets, at = [], offset
+    for token in tokens:
+        offsets.append(at)
+        at += len(token.chosen.text)
+    return {
+        "tokens": [t.chosen.text for t in tokens],
+        "token_logprobs": [t.chosen.logprob for t in tokens],
+        "top_logprobs": [{c.text: c.logprob for c in t.top} for t in tokens],
+        "text_offset": offsets,
+    }
+
+
+def _token(choice: TokenChoice) -> dict[str, Any]:
+    return {"token": choice.text, "logprob": choice.logprob, "bytes": list(choice.text.encode())}
 
 
 def usage_chunk(ids: ReplyIds, usage: Usage) -> dict[str, Any]:

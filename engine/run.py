@@ -25,7 +25,7 @@ from engine.backend import Backend
 from engine.errors import GenerationError
 from engine.stops import StopFilter
 from engine.think_budget import generate_within_budget
-from engine.types import Chunk, Finish, FinishReason, GenerationRequest, Usage
+from engine.types import Chunk, Finish, FinishReason, GenerationRequest, TokenLogprob, Usage
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +72,7 @@ class Run:
         self.backend = backend
         self.request = request
         self.text = ""
+        self.logprobs: list[TokenLogprob] = []  # when the request asked for them, one per token
         self.finish: Finish | None = None
         self.error: BaseException | None = None
         self.callback_errors: list[Exception] = []  # e.g. the reply could not be saved
@@ -194,6 +195,8 @@ class Run:
         return self._final_reason(finish)
 
     def _append(self, stops: StopFilter, chunk: Chunk) -> None:
+        if not stops.stopped:
+            self.logprobs.extend(chunk.logprobs)
         self.text += stops.feed(chunk.text)
         if stops.stopped and not self._hit_stop_string:
             self._hit_stop_string = True

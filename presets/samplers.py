@@ -46,7 +46,8 @@ RANGES: dict[str, Range] = {
     "mirostat_tau": Range(0.0, 10.0, 0.1, "Mirostat tau"),
     "mirostat_eta": Range(0.0, 1.0, 0.01, "Mirostat eta"),
     "seed": Range(-1, 2**31 - 1, 1, "Seed (-1 = random)", integer=True),
-    "max_new_tokens": Range(1, 8192, 1, "Max new tokens", integer=True),
+    # As wide as llama.cpp's server: the context is the only real limit (the engine stops there).
+    "max_new_tokens": Range(1, 131072, 1, "Max new tokens", integer=True),
 }
 
 

@@ -333,7 +333,7 @@ def test_context_overflow_is_400_with_the_plain_message(url: str) -> None:
     long_prompt = "word " * 3000  # the fake's context holds 2048 tokens
     with pytest.raises(openai.BadRequestError) as completion:
         client(url).completions.create(model="m", prompt=long_prompt, max_tokens=16)
-    assert "Shorten the prompt or lower max_tokens" in completion.value.message
+    assert "shorten the prompt" in completion.value.message
     assert completion.value.code == "context_length_exceeded"
     with pytest.raises(openai.BadRequestError) as chat:
         client(url).chat.completions.create(model="m", messages=[{"role": "user", "content": long_prompt}])

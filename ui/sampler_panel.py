@@ -20,6 +20,8 @@ from services.context import AppContext
 from ui.errors import shown_errors
 
 FIELDS = list(RANGES)
+# A slider over the whole range would be too coarse to use; its number box takes more.
+SLIDER_HIGH = {"max_new_tokens": 8192}
 
 
 @dataclass
@@ -45,7 +47,7 @@ def layout(presets: dict[str, SamplerPreset]) -> SamplerWidgets:
         sliders = [
             gr.Slider(
                 minimum=RANGES[name].low,
-                maximum=RANGES[name].high,
+                maximum=SLIDER_HIGH.get(name, RANGES[name].high),
                 step=RANGES[name].step,
                 value=getattr(default, name),
                 label=RANGES[name].label,

@@ -12,6 +12,7 @@ import json
 import time
 import uuid
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -34,11 +35,13 @@ from api.shapes import (
     reply_body,
     sse,
     usage_chunk,
+    with_choices,
 )
 from api.streaming import ReplyTrim, RunStream, run_finish, text_deltas, wait_for_run
 from engine.errors import GenerationError, NoModelLoadedError
 from engine.prompts import ThinkingStream, clean_reply, split_thinking
 from engine.run import Run
+from engine.types import GenerationRequest
 from services.prompt_report import measured
 
 MAX_BODY_BYTES = 32 * 2**20  # a chat far longer than any context still fits
@@ -103,21 +106,37 @@ async def _reply(
 ) -> Response:
     info = deps.models.info
     ids = ReplyIds.new(kind, info.name if info else options.model)
-    run = deps.models.start(prepared.generation, owner=f"api-{uuid.uuid4().hex}")
+    owner = f"api-{uuid.uuid4().hex}"
     if options.stream:
+        run = deps.models.start(prepared.generation, owner=owner)
         return RunStream(_events(run, ids, options, prepared), run)
-    if not await wait_for_run(run, request.is_disconnected):
-        return Response(status_code=204)  # the client has gone; nobody reads this
+    bodies = []
+    for index in range(options.n):  # one after another: the model writes one reply at a time
+        run = deps.models.start(_nth(prepared.generation, index), owner=owner)
+        if not await wait_for_run(run, request.is_disconnected):
+            return Response(status_code=204)  # the client has gone; nobody reads this
+        bodies.append(_whole_reply(ids, run))
+    body = with_choices(bodies)
+    if options.itemize:
+        body["hearth"] = await _itemized(run, prepared)
+    return JSONResponse(body)
+
+
+def _nth(generation: GenerationRequest, index: int) -> GenerationRequest:
+    """The request for choice `index`: a fixed seed moves on by one for each, so they differ."""
+    params = generation.params
+    if index == 0 or params.seed < 0:
+        return generation
+    return replace(generation, params=replace(params, seed=params.seed + index))
+
+
+def _whole_reply(ids: ReplyIds, run: Run) -> dict[str, Any]:
     finish = run_finish(run)
     logprobs = logprobs_body(ids.chat, run.logprobs) if run.request.logprobs is not None else None
     if ids.chat:
         thought = split_thinking(run.text, run.request.thinking_opened)
-        body = reply_body(ids, clean_reply(thought.answer), finish, thought.thinking, logprobs)
-    else:
-        body = reply_body(ids, run.text, finish, logprobs=logprobs)
-    if options.itemize:
-        body["hearth"] = await _itemized(run, prepared)
-    return JSONResponse(body)
+        return reply_body(ids, clean_reply(thought.answer), finish, thought.thinking, logprobs)
+    return reply_body(ids, run.text, finish, logprobs=logprobs)
 
 
 async def _itemized(run: Run, prepared: Prepared) -> dict[str, Any]:

@@ -60,7 +60,6 @@ SAMPLER_FIELDS: dict[str, str] = {
 
 # Fields Hearth cannot honour, with the test for the one value that means "off".
 _ONLY_OFF: dict[str, Callable[[Any], bool]] = {
-    "n": lambda v: v == 1,
     "best_of": lambda v: v == 1,
     "echo": lambda v: v is False,
     "suffix": lambda v: v == "",
@@ -98,6 +97,7 @@ class Generation:
     include_usage: bool  # stream_options.include_usage: a last chunk carries the token counts
     itemize: bool = False  # hearth_itemize: the reply says what the prompt was made of
     steering: Steering = field(default_factory=Steering)
+    n: int = 1  # choices: replies written one after another (a stream has one)
 
 
 
@@ -199,7 +199,21 @@ def _generation(fields: Mapping[str, Any], defaults: SamplerParams) -> Generatio
         include_usage=stream and include_usage,
         itemize=_flag(fields, "hearth_itemize"),
         steering=parse_steering(fields),
+        n=_choices(fields.get("n"), stream),
     )
+
+
+MAX_CHOICES = 8
+
+
+def _choices(value: Any, stream: bool) -> int:
+    if value is None:
+        return 1
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_CHOICES:
+        raise BadRequestError(f"'n' must be a number of choices from 1 to {MAX_CHOICES}.", "n")
+    if value > 1 and stream:
+        raise BadRequestError("Several choices ('n' above 1) come only unstreamed.", "n", "unsupported")
+    return value
 
 
 def _flag(fields: Mapping[str, Any], name: str, param: str | None = None) -> bool:

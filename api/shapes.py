@@ -70,6 +70,16 @@ def reply_body(
     return {**_envelope(ids, ids.kind), "choices": [choice], "usage": usage_body(finish.usage)}
 
 
+def with_choices(bodies: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Replies to one request as its choices, numbered; the prompt is counted once."""
+    first = dict(bodies[0])
+    first["choices"] = [{**body["choices"][0], "index": i} for i, body in enumerate(bodies)]
+    written = sum(body["usage"]["completion_tokens"] for body in bodies)
+    usage = first["usage"]
+    first["usage"] = {**usage, "completion_tokens": written, "total_tokens": usage["prompt_tokens"] + written}
+    return first
+
+
 def chunk_body(
     ids: ReplyIds,
     text: str,

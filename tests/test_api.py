@@ -275,7 +275,7 @@ def test_a_thinking_reply_comes_as_reasoning_content_apart_from_the_answer(
         ({"messages": [{"role": "tool", "content": "x"}]}, "messages[0].role"),
         ({"messages": [{"role": "user", "content": "x"}], "temperature": 9}, "temperature"),
         ({"messages": [{"role": "user", "content": "x"}], "max_tokens": 0}, "max_tokens"),
-        ({"messages": [{"role": "user", "content": "x"}], "n": 2}, "n"),
+        ({"messages": [{"role": "user", "content": "x"}], "n": 9}, "n"),
         ({"messages": [{"role": "user", "content": "x"}], "stop": [1]}, "stop"),
     ],
 )

@@ -171,3 +171,25 @@ def test_max_tokens_is_as_wide_as_llama_cpp_s(tiny: str) -> None:
     """SillyTavern lets a user ask for 16k tokens; the context is the only limit."""
     answer = httpx.post(f"{tiny}/v1/completions", json={"prompt": "hi", "max_tokens": 16384}, timeout=120)
     assert answer.status_code == 200, answer.text
+
+
+def test_several_choices_are_written_one_after_another(tiny: str) -> None:
+    reply = client(tiny).chat.completions.create(
+        model="tiny",
+        messages=[{"role": "user", "content": "hello"}],
+        max_tokens=4,
+        n=3,
+        seed=11,
+        logprobs=True,
+    )
+    assert [choice.index for choice in reply.choices] == [0, 1, 2]
+    assert len({choice.message.content for choice in reply.choices}) > 1  # seeds 11, 12, 13
+    assert reply.usage is not None and reply.usage.completion_tokens == sum(
+        len(choice.logprobs.content or []) for choice in reply.choices if choice.logprobs
+    )
+    streamed = httpx.post(
+        f"{tiny}/v1/chat/completions",
+        json={"messages": [{"role": "user", "content": "hi"}], "n": 2, "stream": True},
+        timeout=30,
+    )
+    assert streamed.status_code == 400 and streamed.json()["error"]["param"] == "n"

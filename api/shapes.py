@@ -126,7 +126,8 @@ def logprobs_body(chat: bool, tokens: Sequence[TokenLogprob], offset: int = 0) -
 
 
 def _token(choice: TokenChoice) -> dict[str, Any]:
-    return {"token": choice.text, "logprob": choice.logprob, "bytes": list(choice.text.encode())}
+    raw = choice.raw or choice.text.encode()
+    return {"token": choice.text, "logprob": choice.logprob, "bytes": list(raw)}
 
 
 def usage_chunk(ids: ReplyIds, usage: Usage) -> dict[str, Any]:

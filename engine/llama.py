@@ -258,7 +258,9 @@ class LlamaCppBackend(Backend):
         # Never past this backend's context, which can be shorter than llama.cpp's (a
         # model with learned positions): the run ends with "length" there.
         limit = max(1, min(params.max_new_tokens, self.n_ctx - len(tokens)))
-        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        # Bytes that never become a character are dropped, as llama-cpp-python and llama.cpp's
+        # server drop them; a character split across tokens waits for its last byte.
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="ignore")
         tokens_out = llm.generate(
             tokens,
             temp=params.temperature,
@@ -285,20 +287,22 @@ class LlamaCppBackend(Backend):
             if produced >= limit:
                 return
 
-    def _piece(self, token: int) -> str:
-        return self._llm.detokenize([token], special=True).decode("utf-8", errors="replace")
+    def _piece(self, token: int) -> bytes:
+        return bytes(self._llm.detokenize([token], special=True))
 
     def _grammar(self, request: GenerationRequest) -> LlamaGrammar | None:
         """The request's grammar, or its JSON schema as one, checked. Raises GenerationError.
 
         llama.cpp parses a grammar only when the sampler chain is built, and a chain built
         with one it could not parse crashes the process: so it is parsed once here first."""
-        if not request.grammar.strip() and not request.json_schema.strip():
+        # The request's own (the API's), else the sampler settings' (the panel's).
+        grammar = request.grammar or request.params.grammar
+        schema = (request.json_schema or request.params.json_schema).strip()
+        if not grammar.strip() and not schema:
             return None
-        schema = request.json_schema.strip()
         what = "JSON schema" if schema else "grammar"
         try:
-            gbnf = json_schema_to_gbnf(schema) if schema else request.grammar
+            gbnf = json_schema_to_gbnf(schema) if schema else grammar
         except Exception as exc:  # the converter raises whatever a bad schema makes it meet
             raise GenerationError(f"The {what} could not be used: {exc}") from exc
         parsed = llama_cpp.llama_sampler_init_grammar(self._llm._model.vocab, gbnf.encode(), b"root")

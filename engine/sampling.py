@@ -43,9 +43,9 @@ def bias_stage(bias: Sequence[tuple[int, float]], n_vocab: int) -> Stage:
 class LogprobRecorder:
     """Records the distribution of each next token; `take` pairs it with the token sampled."""
 
-    def __init__(self, top: int, piece: Callable[[int], str]) -> None:
+    def __init__(self, top: int, piece: Callable[[int], bytes]) -> None:
         self.top = max(0, min(top, MAX_TOP_LOGPROBS))
-        self._piece = piece  # a token's text
+        self._piece = piece  # a token's bytes
         self._last: Logits | None = None
 
     def __call__(self, _input_ids: npt.NDArray[np.intc], logits: Logits) -> Logits:
@@ -69,4 +69,5 @@ class LogprobRecorder:
         return TokenLogprob(chosen, tuple(self._choice(i, logprobs) for i in ranked))
 
     def _choice(self, token: int, logprobs: Logits) -> TokenChoice:
-        return TokenChoice(self._piece(token), float(logprobs[token]), token)
+        raw = self._piece(token)
+        return TokenChoice(raw.decode("utf-8", errors="replace"), float(logprobs[token]), token, raw)

@@ -59,6 +59,7 @@ class TokenChoice:
     text: str
     logprob: float
     token: int = -1
+    raw: bytes = b""  # the token's own bytes: a character may be split across tokens
 
 
 @dataclass(frozen=True)

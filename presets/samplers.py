@@ -51,6 +51,12 @@ RANGES: dict[str, Range] = {
 }
 
 
+# Text settings: the reply must follow a grammar, or a JSON schema (see `engine.llama`).
+TEXT_FIELDS = {"grammar": "GBNF grammar", "json_schema": "JSON schema"}
+MAX_TEXT_CHARS = 65_536
+CONTROLS = [*RANGES, *TEXT_FIELDS]
+
+
 @dataclass(frozen=True)
 class SamplerParams:
     """Validated sampling settings. Construct through `SamplerParams.from_mapping`."""
@@ -69,8 +75,13 @@ class SamplerParams:
     mirostat_eta: float = 0.1
     seed: int = -1
     max_new_tokens: int = 256
+    # What the reply must follow, for power users: a GBNF grammar, or a JSON schema (text).
+    grammar: str = ""
+    json_schema: str = ""
 
     def __post_init__(self) -> None:
+        for name, label in TEXT_FIELDS.items():
+            _check_text(label, getattr(self, name), json_object=name == "json_schema")
         for name, bound in RANGES.items():
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int | float):
@@ -168,9 +179,10 @@ def preset_to_dict(preset: SamplerPreset) -> dict[str, Any]:
 
 
 def ordered_values(params: SamplerParams) -> list[Any]:
-    """The values of `params` in the order of `RANGES`: the order of the sampler sliders
-    and of the sampler inputs of the app's API endpoints."""
-    return [getattr(params, name) for name in RANGES]
+    """The values of `params` in the order of `CONTROLS`: the order of the sampler panel's
+    sliders, then its grammar and schema boxes, and of the sampler inputs of the app's API
+    endpoints."""
+    return [getattr(params, name) for name in CONTROLS]
 
 
 def ordered_names(presets: Iterable[SamplerPreset]) -> list[str]:
@@ -179,7 +191,23 @@ def ordered_names(presets: Iterable[SamplerPreset]) -> list[str]:
     return [p.name for p in items if p.builtin] + sorted(p.name for p in items if not p.builtin)
 
 
+def _check_text(label: str, value: Any, *, json_object: bool) -> None:
+    if not isinstance(value, str):
+        raise SamplerError(f"The {label} must be text.")
+    if len(value) > MAX_TEXT_CHARS:
+        raise SamplerError(f"The {label} is over {MAX_TEXT_CHARS:,} characters.")
+    if json_object and value.strip():
+        try:
+            schema = json.loads(value)
+        except ValueError as exc:
+            raise SamplerError(f"The {label} is not valid JSON: {exc}.") from exc
+        if not isinstance(schema, dict):
+            raise SamplerError(f"The {label} must be a JSON object.")
+
+
 def _coerce(name: str, value: Any) -> Any:
+    if name in TEXT_FIELDS:
+        return "" if value is None else value
     bound = RANGES[name]
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise SamplerError(f"{bound.label} must be a number, not {value!r}.")

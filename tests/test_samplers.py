@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from presets.errors import SamplerError
-from presets.samplers import RANGES, SamplerParams, load_builtin_presets, parse_preset
+from presets.samplers import RANGES, TEXT_FIELDS, SamplerParams, load_builtin_presets, parse_preset
 
 EVERY_PARAMETER = {
     "temperature", "top_p", "top_k", "min_p", "typical_p", "repeat_penalty", "repeat_last_n",
@@ -16,7 +16,17 @@ EVERY_PARAMETER = {
 
 def test_every_parameter_has_a_range() -> None:
     assert set(RANGES) == EVERY_PARAMETER
-    assert set(SamplerParams().to_dict()) == EVERY_PARAMETER
+    assert set(SamplerParams().to_dict()) == EVERY_PARAMETER | set(TEXT_FIELDS)
+
+
+def test_a_grammar_and_a_schema_are_text_and_the_schema_is_a_json_object() -> None:
+    params = SamplerParams.from_mapping({"grammar": 'root ::= "a"', "json_schema": '{"type": "object"}'})
+    assert params.grammar == 'root ::= "a"' and SamplerParams.from_mapping({"grammar": None}).grammar == ""
+    for bad, message in (("[1, 2]", "JSON object"), ("{oops", "not valid JSON"), (7, "must be text")):
+        with pytest.raises(SamplerError, match=message):
+            SamplerParams.from_mapping({"json_schema": bad})
+    with pytest.raises(SamplerError, match="over 65,536"):
+        SamplerParams.from_mapping({"grammar": "x" * 70_000})
 
 
 def test_builtins_ship_and_validate() -> None:

@@ -1,4 +1,5 @@
-"""The sampler accordion: a preset dropdown, one slider per parameter, save-as."""
+"""The sampler accordion: a preset dropdown, one slider per parameter, a grammar and a
+JSON schema the reply must follow (for power users), save-as."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import gradio as gr
 
 from presets.errors import InputError
 from presets.samplers import (
+    CONTROLS,
     DEFAULT_PRESET,
     RANGES,
     SamplerParams,
@@ -19,7 +21,6 @@ from presets.samplers import (
 from services.context import AppContext
 from ui.errors import shown_errors
 
-FIELDS = list(RANGES)
 # A slider over the whole range would be too coarse to use; its number box takes more.
 SLIDER_HIGH = {"max_new_tokens": 8192}
 
@@ -30,8 +31,19 @@ class SamplerWidgets:
 
     preset: gr.Dropdown
     sliders: list[gr.Slider]
+    grammar: gr.Textbox
+    json_schema: gr.Textbox
     save_name: gr.Textbox
     save_button: gr.Button
+
+    @property
+    def controls(self) -> list[Any]:
+        """Every setting, in the order of `ordered_values` and `params_from`."""
+        return [*self.sliders, self.grammar, self.json_schema]
+
+    @property
+    def texts(self) -> list[gr.Textbox]:
+        return [self.grammar, self.json_schema]
 
 
 def layout(presets: dict[str, SamplerPreset]) -> SamplerWidgets:
@@ -53,21 +65,36 @@ def layout(presets: dict[str, SamplerPreset]) -> SamplerWidgets:
                 label=RANGES[name].label,
                 elem_id=f"sampler-{name}",
             )
-            for name in FIELDS
+            for name in RANGES
         ]
+        with gr.Accordion("Constrain the reply (grammar, JSON schema)", open=False):
+            grammar = gr.Textbox(
+                label="GBNF grammar (llama.cpp's)",
+                placeholder='root ::= "yes" | "no"',
+                lines=3,
+                max_lines=12,
+                elem_id="sampler-grammar",
+            )
+            json_schema = gr.Textbox(
+                label="JSON schema (the reply is JSON that follows it)",
+                placeholder='{"type": "object", "properties": {"name": {"type": "string"}}}',
+                lines=3,
+                max_lines=12,
+                elem_id="sampler-json-schema",
+            )
         with gr.Row():
             save_name = gr.Textbox(label="Save these settings as", placeholder="My preset", scale=3)
             save_button = gr.Button("Save preset", scale=1)
-    return SamplerWidgets(preset, sliders, save_name, save_button)
+    return SamplerWidgets(preset, sliders, grammar, json_schema, save_name, save_button)
 
 
 def params_from(values: list[Any]) -> SamplerParams:
-    """Validate slider values (they can arrive from the API, not only the sliders).
+    """Validate the controls' values (they can arrive from the API, not only the panel).
 
     Raises:
-        SamplerError: a value is out of range.
+        SamplerError: a value is out of range, or the schema is not a JSON object.
     """
-    return SamplerParams.from_mapping(dict(zip(FIELDS, values, strict=True)))
+    return SamplerParams.from_mapping(dict(zip(CONTROLS, values, strict=True)))
 
 
 def preset_choices(presets: dict[str, SamplerPreset]) -> list[str]:
@@ -84,7 +111,7 @@ def wire(w: SamplerWidgets, ctx: AppContext) -> None:
             raise InputError(f"There is no sampler preset called {name}.")
         return ordered_values(preset.params)
 
-    w.preset.input(on_pick, [w.preset], w.sliders, api_visibility="undocumented")
+    w.preset.input(on_pick, [w.preset], w.controls, api_visibility="undocumented")
 
 
 def wire_save(w: SamplerWidgets, ctx: AppContext, description: str, api_name: str | None = None) -> None:
@@ -103,7 +130,7 @@ def wire_save(w: SamplerWidgets, ctx: AppContext, description: str, api_name: st
         return gr.update(choices=preset_choices(ctx.presets()), value=name), ""
 
     shown: dict[str, Any] = {"api_name": api_name} if api_name else {"api_visibility": "undocumented"}
-    w.save_button.click(on_save_preset, [w.save_name, *w.sliders], [w.preset, w.save_name], **shown)
+    w.save_button.click(on_save_preset, [w.save_name, *w.controls], [w.preset, w.save_name], **shown)
     w.preset.focus(
         lambda: gr.update(choices=preset_choices(ctx.presets())), None, [w.preset],
         queue=False, show_progress="hidden", api_visibility="undocumented",

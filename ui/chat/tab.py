@@ -15,7 +15,6 @@ from typing import Any
 
 import gradio as gr
 
-from engine.errors import GenerationError
 from engine.run import Run
 from presets.errors import InputError
 from presets.samplers import ordered_values
@@ -296,12 +295,13 @@ def final_outputs(ctx: AppContext, view: ChatView) -> tuple[Any, ...]:
 
 
 def _report(run: Run, mode: chat_reply.ReplyMode) -> None:
-    """Say how a finished reply went: a failure is an error, raised (so call this after
-    the stream's last update); an empty reply is a warning."""
+    """Say how a finished reply went, as a toast: a failure, or an empty reply. Never
+    raised: in Gradio 6 an error ends the chain of events, and the page would stay with
+    Stop in Send's place and the unfinished reply showing."""
     problems = _failures(run)
     if problems:
-        raise GenerationError(" ".join(problems))
-    if chat_reply.came_back_empty(run, mode):
+        warn(" ".join(problems))
+    elif chat_reply.came_back_empty(run, mode):
         warn("The model's reply was empty, so nothing was added. Try Regenerate, or raise the temperature.")
 
 
@@ -367,7 +367,9 @@ def _wire_settings(w: ChatWidgets, ctx: AppContext) -> None:
     w.prompt.format.input(on_format, w.settings_inputs, [w.prompt.system], **quiet)
     for slider in w.sampler.sliders:
         slider.release(on_settings, w.settings_inputs, None, **quiet)
-    w.sampler.preset.input(on_preset, w.settings_inputs, w.sampler.sliders, **quiet)
+    for box in w.sampler.texts:
+        box.blur(on_settings, w.settings_inputs, None, **quiet)
+    w.sampler.preset.input(on_preset, w.settings_inputs, w.sampler.controls, **quiet)
     prompt_panel.wire(w.prompt, w.view, w.status, ctx, **quiet)
     chat_attach.wire(w.attach, ctx, **quiet)
     w.older.click(_older_fn(ctx), [w.view], [w.history, w.older, w.view], **quiet)

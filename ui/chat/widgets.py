@@ -157,7 +157,8 @@ class ChatWidgets:
     @property
     def settings_inputs(self) -> list[Any]:
         """The chat and its settings, in the order `read_settings` expects."""
-        return [self.view, self.prompt.system, self.prompt.format, self.sampler.preset, *self.sampler.sliders]
+        sampler = self.sampler
+        return [self.view, self.prompt.system, self.prompt.format, sampler.preset, *sampler.controls]
 
     @property
     def reply_outputs(self) -> list[Any]:
@@ -169,7 +170,7 @@ class ChatWidgets:
         """Everything that changes when the tab switches to another chat (see tab._switch_fn)."""
         return [
             self.view, self.side.sessions, self.history, self.older, *self.prompt.outputs,
-            self.sampler.preset, *self.sampler.sliders, self.status, self.swipe_label,
+            self.sampler.preset, *self.sampler.controls, self.status, self.swipe_label,
             *self.side.character_outputs, *self.selection.outputs, *self.panels.outputs,
         ]  # fmt: skip
 

@@ -228,7 +228,7 @@ def _wire_turns(w: AdventureWidgets, ctx: AppContext, show: story_list.Show) -> 
     def finished(view: StoryView | None) -> tuple[Any, ...]:
         return (*done(view), gr.update(interactive=True))
 
-    run_inputs = [w.state, *w.sampler.sliders]
+    run_inputs = [w.state, *w.sampler.controls]
     runs: list[Any] = []
     for trigger in (w.send.click, w.action.submit):
         acted = trigger(on_act, [w.state, w.kind, w.action], [*w.outputs, w.action, w.send], **QUIET)

@@ -42,5 +42,5 @@ def wire(w: StoryTabWidgets, ctx: AppContext, mode: Mode, tab_name: str, show: s
     def inspect(view: StoryView | None, choice: str | None, *sliders: Any) -> Any:
         return story_inspector.inspect(ctx, view, mode, params_from(list(sliders)), choice)
 
-    prompt_inspector.wire(w.inspector, w.state, inspect, w.sampler.sliders)
+    prompt_inspector.wire(w.inspector, w.state, inspect, w.sampler.controls)
     return TabHandle(story_list.load_fn(ctx, mode, show), w.state, w.outputs, remembers=[w.side.last])

@@ -10,7 +10,6 @@ from typing import Any
 
 import gradio as gr
 
-from engine.errors import GenerationError
 from engine.run import Run
 from services.context import AppContext
 from services.files import download_file, read_upload
@@ -25,7 +24,7 @@ from store.stories import (
     story_from_text,
     to_plain_text,
 )
-from ui.errors import notify, shown_errors
+from ui.errors import notify, shown_errors, warn
 from ui.shared import owner_of
 
 Show = Callable[[StoryView, StoredStory], tuple[Any, ...]]
@@ -220,12 +219,13 @@ def stop_fn(ctx: AppContext, mode: Mode, show: Show) -> Callable[..., tuple[Any,
 
 def report_failures(run: Run) -> None:
     """Say what went wrong with a finished run (the model failed, or its reply was not
-    saved) as an error, raised: call it after the stream's last update."""
+    saved) in a toast. Never raised: in Gradio 6 an error ends the chain of events, and
+    the tab would stay busy with the unfinished text showing."""
     problems = [f"The reply could not be saved: {problem}" for problem in run.callback_errors]
     if run.error is not None:
         problems.append(f"The model failed while writing: {run.error}")
     if problems:
-        raise GenerationError(" ".join(problems))
+        warn(" ".join(problems))
 
 
 def load_fn(ctx: AppContext, mode: Mode, show: Show) -> Callable[[StoryView | None], tuple[Any, ...]]:

@@ -129,7 +129,7 @@ def _wire_actions(w: StoryWidgets, ctx: AppContext, show: story_list.Show) -> No
         "concurrency_id": LLM_QUEUE, "concurrency_limit": 1, "show_progress": "hidden",
         "api_visibility": "undocumented",
     }  # fmt: skip
-    inputs = [w.state, w.text, *w.sampler.sliders]
+    inputs = [w.state, w.text, *w.sampler.controls]
     runs: list[Any] = []
     actions: tuple[tuple[gr.Button, Action], ...] = ((w.generate, "generate"), (w.retry, "retry"))
     for button, action in actions:

@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import llama_cpp
+import numpy as np
+import numpy.typing as npt
 from llama_cpp import Llama, LlamaGrammar, LogitsProcessorList, StoppingCriteriaList
 from llama_cpp import _logger as llama_cpp_logger
 from llama_cpp.llama_grammar import json_schema_to_gbnf
@@ -254,7 +256,6 @@ class LlamaCppBackend(Backend):
         llm.set_seed(params.seed if params.seed >= 0 else secrets.randbits(32))
         recorder = LogprobRecorder(request.logprobs, self._piece) if request.logprobs is not None else None
         stages = [bias_stage(request.logit_bias, llm.n_vocab())] if request.logit_bias else []
-        stages += [recorder] if recorder is not None else []
         # Never past this backend's context, which can be shorter than llama.cpp's (a
         # model with learned positions): the run ends with "length" there.
         limit = max(1, min(params.max_new_tokens, self.n_ctx - len(tokens)))
@@ -283,9 +284,16 @@ class LlamaCppBackend(Backend):
                 yield decoder.decode(b"", final=True), "stop", None
                 return
             text = decoder.decode(llm.detokenize([token]))
-            yield text, "length" if produced >= limit else None, recorder.take(token) if recorder else None
+            logprob = recorder.take(token, self._last_logits()) if recorder is not None else None
+            yield text, "length" if produced >= limit else None, logprob
             if produced >= limit:
                 return
+
+    def _last_logits(self) -> npt.NDArray[np.single]:
+        """The logits the token just sampled came from: llama.cpp keeps them until the next
+        evaluation (a view, not a copy)."""
+        pointer = llama_cpp.llama_get_logits_ith(self._llm._ctx.ctx, -1)
+        return np.ctypeslib.as_array(pointer, shape=(self._llm.n_vocab(),))
 
     def _piece(self, token: int) -> bytes:
         return bytes(self._llm.detokenize([token], special=True))

@@ -1,16 +1,13 @@
-"""What the llama.cpp backend adds to llama.cpp's own sampler chain, in Python.
-
-Both run as the first stage of the chain, on the raw logits of the whole vocabulary,
-and only when a request asks for them, since a Python stage costs a copy of the logits
-on every token:
+"""What the llama.cpp backend adds to llama.cpp's own sampling, in Python.
 
 - `bias_stage`: a request's logit bias (OpenAI's `logit_bias`: -100 bans a token,
-  +100 all but forces it);
-- `LogprobRecorder`: the log probability of every token the model could write next,
-  read before any sampler narrows the choice, as OpenAI reports them. The backend takes
-  the record of each token right after the token is sampled, so the two always pair.
-  Nothing asks llama.cpp for the logits of the whole context (`logits_all`), which
-  would cost memory and time on every prompt token.
+  +100 all but forces it), the first stage of the chain, only when asked for (a Python
+  stage costs a copy of the logits on every token);
+- `LogprobRecorder`: a token's log probability and the likeliest alternatives, read from
+  the raw logits it was sampled from (before any sampler narrows the choice, as OpenAI
+  reports them), right after the sampling: llama.cpp still holds them then. Nothing asks
+  llama.cpp for the logits of the whole context (`logits_all`), which would cost memory
+  and time on every prompt token.
 """
 
 from __future__ import annotations
@@ -25,6 +22,7 @@ from engine.types import TokenChoice, TokenLogprob
 Logits = npt.NDArray[np.single]
 Stage = Callable[[npt.NDArray[np.intc], Logits], Logits]
 MAX_TOP_LOGPROBS = 20  # OpenAI's limit
+LIKELY = 1e-4  # weight against the likeliest token's above which an alternative is looked at
 
 
 def bias_stage(bias: Sequence[tuple[int, float]], n_vocab: int) -> Stage:
@@ -41,33 +39,42 @@ def bias_stage(bias: Sequence[tuple[int, float]], n_vocab: int) -> Stage:
 
 
 class LogprobRecorder:
-    """Records the distribution of each next token; `take` pairs it with the token sampled."""
+    """Reads a token's log probability, and the likeliest alternatives, from the logits it
+    was sampled from (`take`, right after the sampling, before the next evaluation)."""
 
     def __init__(self, top: int, piece: Callable[[int], bytes]) -> None:
         self.top = max(0, min(top, MAX_TOP_LOGPROBS))
         self._piece = piece  # a token's bytes
-        self._last: Logits | None = None
+        self._weights: Logits | None = None  # reused: one vocabulary-sized buffer, not one a token
 
-    def __call__(self, _input_ids: npt.NDArray[np.intc], logits: Logits) -> Logits:
-        values = logits.astype(np.float64)
-        peak = values.max()
-        self._last = (values - peak - np.log(np.exp(values - peak).sum())).astype(np.single)
-        return logits
-
-    def take(self, token: int) -> TokenLogprob | None:
-        """The record for `token`, just sampled from the distribution recorded last."""
-        logprobs, self._last = self._last, None
-        if logprobs is None or not 0 <= token < len(logprobs):
+    def take(self, token: int, logits: Logits) -> TokenLogprob | None:
+        if not 0 <= token < len(logits):
             return None
-        chosen = self._choice(int(token), logprobs)
+        # A few vectorised passes over the vocabulary (262k tokens for Gemma), in one
+        # reused buffer: the peak, each token's weight exp(logit - peak), and their sum,
+        # whose log turns a logit into a log probability.
+        if self._weights is None or len(self._weights) != len(logits):
+            self._weights = np.empty(len(logits), dtype=np.single)
+        weights = self._weights
+        peak = float(logits.max())
+        np.subtract(logits, peak, out=weights)
+        np.exp(weights, out=weights)
+        log_total = peak + float(np.log(weights.sum(dtype=np.float64)))
+        chosen = self._choice(int(token), logits, log_total)
         if not self.top:
             return TokenLogprob(chosen)
-        best = np.argpartition(-logprobs, self.top)[: self.top] if self.top < len(logprobs) else np.arange(
-            len(logprobs)
-        )
-        ranked = sorted((int(i) for i in best), key=lambda i: -float(logprobs[i]))
-        return TokenLogprob(chosen, tuple(self._choice(i, logprobs) for i in ranked))
+        # The alternatives are among the few tokens not far below the peak; a flat
+        # distribution has fewer of those than asked for, and is searched whole.
+        top = min(self.top, len(weights))
+        near = np.flatnonzero(weights > LIKELY)
+        if len(near) < top:
+            near = np.argpartition(weights, len(weights) - top)[len(weights) - top :]
+        elif len(near) > top:
+            near = near[np.argpartition(weights[near], len(near) - top)[len(near) - top :]]
+        ranked = sorted((int(i) for i in near), key=lambda i: -float(logits[i]))
+        return TokenLogprob(chosen, tuple(self._choice(i, logits, log_total) for i in ranked))
 
-    def _choice(self, token: int, logprobs: Logits) -> TokenChoice:
+    def _choice(self, token: int, logits: Logits, log_total: float) -> TokenChoice:
         raw = self._piece(token)
-        return TokenChoice(raw.decode("utf-8", errors="replace"), float(logprobs[token]), token, raw)
+        logprob = float(logits[token]) - log_total
+        return TokenChoice(raw.decode("utf-8", errors="replace"), logprob, token, raw)

@@ -68,24 +68,20 @@ def layout(presets: dict[str, SamplerPreset]) -> SamplerWidgets:
             for name in RANGES
         ]
         with gr.Accordion("Constrain the reply (grammar, JSON schema)", open=False):
-            grammar = gr.Textbox(
-                label="GBNF grammar (llama.cpp's)",
-                placeholder='root ::= "yes" | "no"',
-                lines=3,
-                max_lines=12,
-                elem_id="sampler-grammar",
-            )
-            json_schema = gr.Textbox(
-                label="JSON schema (the reply is JSON that follows it)",
-                placeholder='{"type": "object", "properties": {"name": {"type": "string"}}}',
-                lines=3,
-                max_lines=12,
-                elem_id="sampler-json-schema",
+            grammar = _text_box("GBNF grammar (llama.cpp's)", 'root ::= "yes" | "no"', "sampler-grammar")
+            json_schema = _text_box(
+                "JSON schema (the reply is JSON that follows it)",
+                '{"type": "object", "properties": {"name": {"type": "string"}}}',
+                "sampler-json-schema",
             )
         with gr.Row():
             save_name = gr.Textbox(label="Save these settings as", placeholder="My preset", scale=3)
             save_button = gr.Button("Save preset", scale=1)
     return SamplerWidgets(preset, sliders, grammar, json_schema, save_name, save_button)
+
+
+def _text_box(label: str, placeholder: str, elem_id: str) -> gr.Textbox:
+    return gr.Textbox(label=label, placeholder=placeholder, lines=3, max_lines=12, elem_id=elem_id)
 
 
 def params_from(values: list[Any]) -> SamplerParams:

@@ -32,12 +32,13 @@ from typing import Any, Literal
 from api.errors import BadRequestError
 from api.steering import Steering, parse_steering
 from presets.errors import SamplerError
-from presets.samplers import SamplerParams
+from presets.samplers import RANGES, SamplerParams
 from presets.template_format import TemplateOptions
 
 Role = Literal["system", "user", "assistant"]
 
-MAX_STOPS = 16  # OpenAI allows 4; llama.cpp's server has no limit
+_WHOLE_CONTEXT = ("repeat_last_n", "max_new_tokens")
+MAX_STOPS = 64  # OpenAI allows 4; llama.cpp's server has no limit
 
 # Request field -> SamplerParams field. Later entries win (max_completion_tokens over max_tokens).
 SAMPLER_FIELDS: dict[str, str] = {
@@ -54,6 +55,9 @@ SAMPLER_FIELDS: dict[str, str] = {
     "mirostat_tau": "mirostat_tau",
     "mirostat_eta": "mirostat_eta",
     "seed": "seed",
+    # llama.cpp's and Ollama's names, as SillyTavern sends them beside OpenAI's.
+    "mirostat": "mirostat_mode",
+    "n_predict": "max_new_tokens",
     "max_tokens": "max_new_tokens",
     "max_completion_tokens": "max_new_tokens",
 }
@@ -231,6 +235,8 @@ def _params(fields: Mapping[str, Any], defaults: SamplerParams) -> SamplerParams
         value = fields.get(name)
         if value is None:
             continue
+        if value == -1 and target in _WHOLE_CONTEXT:  # llama.cpp's "as far as the context goes"
+            value = RANGES[target].high
         try:
             params = SamplerParams.from_mapping({target: value}, base=params)
         except SamplerError as exc:

@@ -37,8 +37,11 @@ def parse_steering(fields: Mapping[str, Any]) -> Steering:
 
 
 def _logprobs(fields: Mapping[str, Any]) -> int | None:
-    """Chat asks with `logprobs: true` and `top_logprobs: N`; completions with `logprobs: N`."""
+    """Chat asks with `logprobs: true` and `top_logprobs: N`; completions with `logprobs: N`,
+    or with llama.cpp's `n_probs: N` (SillyTavern's "Request token probabilities")."""
     value, top = fields.get("logprobs"), fields.get("top_logprobs")
+    if value is None and fields.get("n_probs"):
+        value = fields.get("n_probs")
     if value is None or value is False:
         if top not in (None, 0):
             raise BadRequestError("'top_logprobs' needs 'logprobs': true.", "top_logprobs")
@@ -54,26 +57,32 @@ def _logprobs(fields: Mapping[str, Any]) -> int | None:
 
 
 def _logit_bias(value: Any) -> tuple[tuple[int, float], ...]:
+    """OpenAI's object of token ids, or llama.cpp's list of [id, bias] pairs, where a bias
+    of `false` bans the token (SillyTavern sends its token bans so)."""
     if value is None:
         return ()
-    if not isinstance(value, Mapping) or len(value) > MAX_BIASED_TOKENS:
+    pairs = list(value.items()) if isinstance(value, Mapping) else value
+    if not isinstance(pairs, list) or len(pairs) > MAX_BIASED_TOKENS:
         raise BadRequestError(
             f"'logit_bias' must be an object of at most {MAX_BIASED_TOKENS} token ids and biases.",
             "logit_bias",
         )
     bias = []
-    for key, amount in value.items():
+    for pair in pairs:
+        key, amount = pair if isinstance(pair, (list, tuple)) and len(pair) == 2 else (None, None)
+        amount = -100 if amount is False else amount
         if not str(key).isdigit() or isinstance(amount, bool) or not isinstance(amount, (int, float)):
-            raise BadRequestError("'logit_bias' maps token ids (as text) to numbers.", "logit_bias")
+            raise BadRequestError("'logit_bias' maps token ids to numbers.", "logit_bias")
         if not -100 <= amount <= 100:
             raise BadRequestError("A 'logit_bias' value must be from -100 to 100.", "logit_bias")
-        bias.append((int(key), float(amount)))
+        bias.append((int(str(key)), float(amount)))
     return tuple(bias)
 
 
 def _constraint(fields: Mapping[str, Any]) -> tuple[str, str]:
     """(GBNF grammar, JSON schema as text) from `response_format`, `grammar` or `json_schema`."""
-    grammar, schema = fields.get("grammar"), fields.get("json_schema")
+    # SillyTavern's text completion sends the grammar as text-generation-webui names it.
+    grammar, schema = fields.get("grammar") or fields.get("grammar_string"), fields.get("json_schema")
     if grammar is not None and not isinstance(grammar, str):
         raise BadRequestError("'grammar' must be a GBNF grammar, as text.", "grammar")
     if schema is not None and not isinstance(schema, Mapping):

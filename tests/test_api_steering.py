@@ -11,6 +11,7 @@ from pathlib import Path
 import httpx
 import openai
 import pytest
+import sillytavern_bodies
 
 import app
 from api.deps import ApiSettings
@@ -193,3 +194,20 @@ def test_several_choices_are_written_one_after_another(tiny: str) -> None:
         timeout=30,
     )
     assert streamed.status_code == 400 and streamed.json()["error"]["param"] == "n"
+
+
+@pytest.mark.parametrize("kind", ["generic", "llamacpp"])
+def test_sillytavern_text_completion_bodies_are_answered(tiny: str, kind: str) -> None:
+    body = sillytavern_bodies.text_completion("The sea was", kind)
+    answer = httpx.post(f"{tiny}/v1/completions", json=body, timeout=60)
+    assert answer.status_code == 200, answer.text
+    logprobs = answer.json()["choices"][0]["logprobs"]
+    assert logprobs["tokens"] and all(len(top) <= 10 for top in logprobs["top_logprobs"])
+
+
+def test_a_sillytavern_chat_completion_body_is_answered(tiny: str) -> None:
+    body = sillytavern_bodies.chat_completion([{"role": "user", "content": "Hello"}])
+    answer = httpx.post(f"{tiny}/v1/chat/completions", json=body, timeout=60)
+    assert answer.status_code == 200, answer.text
+    content = answer.json()["choices"][0]["logprobs"]["content"]
+    assert content and all(len(token["top_logprobs"]) == 5 for token in content)

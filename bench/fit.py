@@ -35,7 +35,7 @@ from catalog.bundled import bundled_model_path
 from catalog.errors import BundledModelError
 from catalog.fit import estimate_memory
 from catalog.shape import shape_from_header
-from engine.gguf_meta import read_header
+from engine.gguf import read_header
 from engine.llama import LlamaCppBackend
 from engine.types import LoadOptions
 

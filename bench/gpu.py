@@ -49,7 +49,7 @@ from catalog.bundled import bundled_model_path
 from catalog.errors import BundledModelError
 from catalog.fit import MemoryEstimate, estimate_for_model, estimate_memory
 from catalog.shape import shape_from_header
-from engine.gguf_meta import read_header
+from engine.gguf import read_header
 from engine.manager import ModelManager
 from engine.prompts import Turn, chat_parts, fit_prompt
 from engine.types import GenerationRequest, LoadOptions, ModelInfo

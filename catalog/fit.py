@@ -274,7 +274,7 @@ def estimate_for_model(
     is less), on the CPU.
 
     Args:
-        info: the file's facts from `engine.gguf_meta.model_info`.
+        info: the file's facts from `engine.gguf.model_info`.
         n_ctx: the context size the model will be loaded with.
         total_size: the size of all parts of a split model; `info.file_size` by default.
         shape: the file's tensors (`catalog.shape.shape_from_header`): an exact estimate.

@@ -6,7 +6,7 @@ by path stay where they are; the library only remembers them in a small registry
 "delete" forgets them without touching the file. Model folders (`--model-dir`: another
 app's models, such as text-generation-webui's `user_data/models` or LM Studio's) are
 scanned as they are and never written to. Metadata is read
-from the GGUF header (`engine.gguf_meta`); weights are never loaded, and a damaged file
+from the GGUF header (`engine.gguf`); weights are never loaded, and a damaged file
 is listed with its problem rather than breaking the list.
 
 Item ids are made here (a hash of source and path, or "bundled") and checked on the
@@ -29,7 +29,7 @@ from catalog.entries import Catalog
 from catalog.errors import CatalogError, LibraryError, UnsafeNameError
 from catalog.naming import is_projector, preferred_projector
 from engine.errors import EngineError, LegacyGGMLError
-from engine.gguf_meta import model_info, sniff_container
+from engine.gguf import model_info, sniff_container
 from engine.types import ModelInfo
 from store.atomic import atomic_write_bytes, read_json
 from store.errors import StoreError

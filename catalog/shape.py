@@ -26,7 +26,7 @@ from typing import Any
 from gguf import GGML_QUANT_SIZES, GGMLQuantizationType
 
 from catalog.entries import KVFacts
-from engine.gguf_meta import GGUFHeader
+from engine.gguf import GGUFHeader
 
 F32 = 4
 REPACKED = frozenset({GGMLQuantizationType.Q4_0, GGMLQuantizationType.Q4_K, GGMLQuantizationType.IQ4_NL})

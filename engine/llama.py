@@ -26,8 +26,7 @@ from llama_cpp.llama_grammar import json_schema_to_gbnf
 
 from engine.backend import Backend
 from engine.errors import GenerationError, ModelLoadError, ModelMemoryError, ProjectorError
-from engine.gguf_checks import check_projector
-from engine.gguf_meta import model_info, read_header
+from engine.gguf import check_projector, model_info, read_header
 from engine.kvcache import KVCacheView, ReusePlan
 from engine.prompts import HarmonyStream, uses_channels
 from engine.resources import (

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from engine.backend import Backend
 from engine.errors import ContextOverflowError, NoModelLoadedError
-from engine.gguf_meta import model_info, read_header
+from engine.gguf import model_info, read_header
 from engine.prompts import FittedPrompt, PromptParts, Rewrite, fit_prompt
 from engine.run import Run, Worker
 from engine.tokens import TokenCounter

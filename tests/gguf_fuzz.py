@@ -15,7 +15,7 @@ on the file as editable parts (`gguf_parts.py`).
 file. The child does what the app does: the header check and `ModelManager.load`, the
 special tokens, one short generation, unload. A child that dies of a signal (llama.cpp
 aborting) is reported with the end of its stderr. `--raw` switches Hearth's pre-load
-checks (engine/gguf_checks.py) off in the child, to count what they prevent.
+checks (engine/gguf/checks.py) off in the child, to count what they prevent.
 """
 
 from __future__ import annotations
@@ -118,7 +118,7 @@ KILLED = "killed"  # the process died of a signal: llama.cpp aborted or crashed
 HUNG = "hung"
 CLEAN = frozenset({REFUSED, LOAD_ERROR, GENERATED, GENERATION_ERROR})
 _CODES = {10: REFUSED, 11: LOAD_ERROR, 12: GENERATED, 13: GENERATION_ERROR, 14: UNEXPECTED}
-_RAW_CHECKS = ("check_loadable",)  # engine.gguf_meta functions that --raw turns off
+_RAW_CHECKS = ("check_loadable",)  # engine.gguf.meta functions that --raw turns off
 
 
 @dataclass(frozen=True)
@@ -133,7 +133,7 @@ class Outcome:
 
 def _child(path: Path, raw: bool) -> str:
     """Load `path` as the app does and generate; returns an outcome kind (never raises)."""
-    import engine.gguf_meta as gguf_meta
+    import engine.gguf.meta as gguf_meta
     from engine.manager import ModelManager
     from engine.types import GenerationRequest, LoadOptions
     from presets.errors import HearthError
@@ -309,7 +309,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--count", type=int, default=100)
     parser.add_argument("--start", type=int, default=0)
     parser.add_argument("--only", type=int, nargs="*", help="run just these mutant indices")
-    parser.add_argument("--raw", action="store_true", help="turn engine/gguf_checks.py off in the child")
+    parser.add_argument("--raw", action="store_true", help="turn engine/gguf/checks.py off in the child")
     parser.add_argument("--keep", action="store_true", help="keep the files in test-artifacts/fuzz-mutants")
     parser.add_argument("--quiet", action="store_true", help="print only failures and the summary")
     args = parser.parse_args(argv)

@@ -13,7 +13,7 @@ from gguf import GGMLQuantizationType, GGUFReader
 from bench import gpu
 from bench.gpu_model import TINY, TINYLLAMA_1B, LlamaShape, vocabulary, write_llama
 from catalog.fit import estimate_for_model
-from engine.gguf_meta import model_info
+from engine.gguf import model_info
 
 # -- the random Llama ------------------------------------------------------------------------------
 

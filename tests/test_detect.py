@@ -9,7 +9,7 @@ import yaml
 
 from catalog.detect import best_template_match, detect_model_format
 from catalog.entries import load_catalog
-from engine.gguf_meta import model_info
+from engine.gguf import model_info
 from hang_guard import returns
 from presets.formats import load_builtin_formats
 from presets.jinja_format import GGUF_TEMPLATE_ID

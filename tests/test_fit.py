@@ -26,7 +26,7 @@ from catalog.fit import (
     shape_for_entry,
 )
 from catalog.shape import ModelShape, Weight, row_bytes, shape_from_header
-from engine.gguf_meta import model_info, read_header
+from engine.gguf import model_info, read_header
 from engine.types import LoadOptions, ModelInfo
 from tiny_model import CONTEXT, N_EMBD, N_HEAD, N_HEAD_KV, N_LAYER
 

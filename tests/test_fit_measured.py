@@ -17,7 +17,7 @@ from bench.fit import PARTS, Comparison, compare, options_for, tolerance
 from bench.gpu_model import LlamaShape, write_llama
 from catalog.bundled import bundled_model_path
 from catalog.shape import shape_from_header
-from engine.gguf_meta import read_header
+from engine.gguf import read_header
 from engine.llama import LlamaCppBackend
 from engine.resources import out_of_memory, parse_buffer_sizes
 from engine.types import LoadOptions

@@ -12,7 +12,7 @@ import pytest
 
 from catalog.detect import FormatDetection
 from engine.fake import FakeBackend
-from engine.gguf_meta import model_info
+from engine.gguf import model_info
 from engine.remote import RemoteSpec, connect
 from engine.types import FinishReason, GenerationRequest, LoadOptions
 from hang_guard import returns

@@ -26,7 +26,7 @@ from catalog.ggml import (
     inspect_legacy,
     suggest_options,
 )
-from engine.gguf_meta import model_info, read_header
+from engine.gguf import model_info, read_header
 from engine.manager import ModelManager
 from engine.types import GenerationRequest, LoadOptions
 from ggml_writer import SMALL, WIDE, TinyShape, encode, legacy_vocab, tensor_type, tiny_weights, write_llama

@@ -13,7 +13,7 @@ from bench.gpu_model import LlamaShape, write_llama
 from catalog.hardware import Gpu, Machine
 from engine.errors import ModelMemoryError
 from engine.fake import FakeBackend
-from engine.gguf_meta import model_info
+from engine.gguf import model_info
 from engine.llama import LlamaCppBackend
 from engine.resources import physical_cores
 from engine.types import LoadOptions

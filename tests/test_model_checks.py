@@ -1,4 +1,4 @@
-"""The header checks that refuse a model file llama.cpp would abort on (engine/gguf_checks.py).
+"""The header checks that refuse a model file llama.cpp would abort on (engine/gguf/checks.py).
 
 Each broken file here is one the model-file fuzz found to kill the process when loaded
 unchecked; `test_model_fuzz.py` shows each one really does. These tests only read
@@ -16,7 +16,7 @@ import pytest
 
 from catalog.library import Library
 from engine.errors import CorruptModelError
-from engine.gguf_meta import model_info, read_header
+from engine.gguf import model_info, read_header
 from tiny_model import N_LAYER, vocabulary, write_tiny_llama
 
 

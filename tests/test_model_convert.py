@@ -19,7 +19,7 @@ from gguf import GGMLQuantizationType as T
 
 from catalog.errors import ConversionError
 from catalog.ggml import ConvertOptions, NotALegacyModelError, convert_to_gguf
-from engine.gguf_meta import model_info
+from engine.gguf import model_info
 from engine.prompts.adventure import InputKind
 from ggml_writer import GPT2_SMALL, write_gpt2, write_gpt2_model, write_llama
 from presets.samplers import SamplerParams

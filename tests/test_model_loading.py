@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from engine.errors import CorruptModelError, LegacyGGMLError, ModelNotFoundError, NotGGUFError
-from engine.gguf_meta import read_header
+from engine.gguf import read_header
 from engine.manager import ModelManager
 from engine.types import FinishReason, GenerationRequest, LoadOptions
 from presets.samplers import SamplerParams

@@ -14,7 +14,7 @@ from catalog.fit import shape_for_entry
 from catalog.hardware import Gpu, Machine
 from catalog.plan import AUTO_CTX_CAP, GPU_MARGIN, fewer, fits, plan_load
 from catalog.shape import ModelShape, shape_from_header
-from engine.gguf_meta import read_header
+from engine.gguf import read_header
 from engine.types import LoadOptions
 from services.models import plan as plans
 from store.db import Store

@@ -23,7 +23,7 @@ from catalog.hardware import Machine, discover
 from catalog.library import LibraryItem
 from catalog.plan import LoadPlan, plan_load
 from catalog.shape import ModelShape, shape_from_header
-from engine.gguf_meta import read_header
+from engine.gguf import read_header
 from engine.types import CACHE_TYPES, FLASH_ATTENTION, LoadOptions
 from presets.errors import HearthError
 from store.db import Store

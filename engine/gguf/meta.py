@@ -21,7 +21,7 @@ from typing import Any
 from gguf import GGML_QUANT_SIZES, GGMLQuantizationType, LlamaFileType
 
 from engine.errors import CorruptModelError, LegacyGGMLError, ModelNotFoundError, NotGGUFError
-from engine.gguf_checks import check_loadable
+from engine.gguf.checks import check_loadable
 from engine.types import ModelInfo
 
 GGUF_MAGIC = b"GGUF"

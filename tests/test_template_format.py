@@ -185,7 +185,19 @@ def test_the_budget_holds_for_the_rendered_prompt_and_its_parts_are_found_again(
     parts = chat_parts(fmt, SYSTEM, turns, Speakers())
     whole = fit_prompt(parts, 10**6, len, rewrite=through_template(chat_template.render_marked))
     budget = len(whole.text) // 2
-    fitted = fit_prompt(parts, budget, len, rewrite=through_template(chat_template.render_marked))
+    renders: list[str] = []
+
+    def counted(text: str) -> str:
+        renders.append(text)
+        return chat_template.render_marked(text)
+
+    fitted = fit_prompt(parts, budget, len, rewrite=through_template(counted))
+    # Each rendering is a process of its own: the excess is dropped at once, not a turn a time,
+    # even where the template's own text is most of the prompt (short messages).
+    short = chat_parts(fmt, SYSTEM, [Turn(t.role, f"m{i}") for i, t in enumerate(turns)], Speakers())
+    renders.clear()
+    squeezed = fit_prompt(short, budget // 4, len, rewrite=through_template(counted))
+    assert len(renders) <= 4 and squeezed.n_tokens <= budget // 4 and squeezed.start > 0
     assert fitted.n_tokens == len(fitted.text) <= budget
     assert fitted.start > 0 and "message number 40" in fitted.text and "message number 0 " not in fitted.text
     assert fitted.spans[0].start == 0 and fitted.spans[-1].end == len(fitted.text)

@@ -161,11 +161,12 @@ def fit_prompt(
         exact = count(text)
         if exact <= budget:
             break
-        # Per-piece counts can undercount at the seams; drop more until the exact count fits.
+        # Per-piece counts can undercount at the seams, and a template rendering the prompt
+        # adds its own text: drop blocks worth the excess (one at least), then count again.
         if kept_optional:
             kept_optional -= 1
         elif start < len(parts.body) - keep:
-            start += 1
+            start = _past_excess(parts.body, start, len(parts.body) - keep, exact - budget, count)
         else:
             raise ContextOverflowError(f"The prompt is {exact} tokens and cannot be trimmed below {budget}.")
     return FittedPrompt(
@@ -184,6 +185,16 @@ def fit_prompt(
         },
         spans=spans,
     )
+
+
+def _past_excess(body: Sequence[Block], start: int, stop: int, excess: int, count: Counter) -> int:
+    """The body start after dropping the oldest kept blocks until they free `excess` tokens
+    (at least one block, and never past `stop`)."""
+    freed = 0
+    while start < stop and freed < excess:
+        freed += max(1, count(body[start].text))
+        start += 1
+    return start
 
 
 def _smallest(block: Block, count: Counter) -> int:

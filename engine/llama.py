@@ -213,19 +213,21 @@ class LlamaCppBackend(Backend):
 
         reason = FinishReason.LENGTH
         channels = HarmonyStream() if self.channels else None
-        for text, finish, logprob in self._stream(tokens, request, StoppingCriteriaList([should_stop])):
-            text = channels.feed(text) if channels is not None else text
-            if text or logprob is not None:
-                yield Chunk(text, (logprob,) if logprob is not None else ())
-            if finish:
-                reason = FinishReason.STOP if finish == "stop" else FinishReason.LENGTH
-        if channels is not None and (rest := channels.close()):
-            yield Chunk(rest)
+        try:
+            for text, finish, logprob in self._stream(tokens, request, StoppingCriteriaList([should_stop])):
+                text = channels.feed(text) if channels is not None else text
+                if text or logprob is not None:
+                    yield Chunk(text, (logprob,) if logprob is not None else ())
+                if finish:
+                    reason = FinishReason.STOP if finish == "stop" else FinishReason.LENGTH
+            if channels is not None and (rest := channels.close()):
+                yield Chunk(rest)
+        finally:
+            if first_picture >= 0:  # however it ended, no later prompt may take a picture's cells for text
+                self._llm._ctx.kv_cache_seq_rm(0, first_picture, -1)
+                self._llm.n_tokens = first_picture
         if cancel.is_set():
             reason = FinishReason.CANCELLED
-        if first_picture >= 0:  # no later prompt may take the picture's cells for text
-            self._llm._ctx.kv_cache_seq_rm(0, first_picture, -1)
-            self._llm.n_tokens = first_picture
         self._sync_cache()
         # The criteria also see the token sampled when the length limit ends the run,
         # which is never returned: cap the count at the limit.
@@ -238,7 +240,13 @@ class LlamaCppBackend(Backend):
         shift, and where the first picture begins."""
         if self._projector is None:
             raise GenerationError("This model was loaded without a vision projector: it cannot see pictures.")
-        done = self._projector.evaluate(self._llm, request.prompt, request.images, self.n_ctx)
+        try:
+            done = self._projector.evaluate(self._llm, request.prompt, request.images, self.n_ctx)
+        except BaseException:  # part of it may be in the cache, pictures included: forget it all
+            self._llm.reset()
+            self._llm._ctx.kv_cache_clear()
+            self.cache.clear()
+            raise
         plan = ReusePlan(prompt_tokens=len(done.tokens), reused=done.reused)
         return done.tokens, plan, 0, done.first_picture
 
@@ -289,8 +297,7 @@ class LlamaCppBackend(Backend):
                 return
 
     def _last_logits(self) -> npt.NDArray[np.single]:
-        """The logits the token just sampled came from: llama.cpp keeps them until the next
-        evaluation (a view, not a copy)."""
+        """The logits the token just sampled came from, kept until the next evaluation (a view)."""
         pointer = llama_cpp.llama_get_logits_ith(self._llm._ctx.ctx, -1)
         return np.ctypeslib.as_array(pointer, shape=(self._llm.n_vocab(),))
 

@@ -222,3 +222,24 @@ def test_a_branch_keeps_its_pictures_and_a_lost_one_is_left_out(
         path.unlink()
     prepared = chat_reply.build_prompt(ctx, view)
     assert prepared.request.images == () and IMAGE_MARKER not in prepared.request.prompt
+
+
+def test_a_run_with_a_picture_that_fails_leaves_no_picture_in_the_cache(seeing: tuple[Path, Path]) -> None:
+    """A grammar llama.cpp refuses stops the run after the picture went in: the cache is
+    cut back before it all the same, so the next plain prompt is text from end to end."""
+    model, projector = seeing
+    backend = LlamaCppBackend(model, LoadOptions(n_ctx=512, mmproj=str(projector)))
+    try:
+        text_prompt = "USER: hello world\nASSISTANT:"
+        run(backend, GenerationRequest(text_prompt, PARAMS))  # the text is in the cache first
+        prompt = f"USER: {IMAGE_MARKER}\nhello world\nASSISTANT:"
+        with pytest.raises(GenerationError, match="grammar"):
+            run(backend, GenerationRequest(prompt, PARAMS, images=(picture(),), grammar="root ::= ( oops"))
+        # Where the picture went, llama-cpp-python's token list still holds the earlier text:
+        # only the cut keeps the next prompt from matching it and reusing the picture's cells.
+        _, after = run(backend, GenerationRequest(text_prompt, PARAMS))
+        assert after.usage.prompt_evaluated >= len(backend.prompt_tokens(text_prompt)) - len(
+            backend.prompt_tokens("USER: ")
+        )
+    finally:
+        backend.close()

@@ -13,7 +13,7 @@ from engine.manager import ModelManager
 from engine.prompts import Rewrite
 from presets.formats import PromptFormat
 from presets.samplers import SamplerParams
-from presets.template_format import TemplateOptions
+from presets.template_budget import TemplateOptions
 
 
 def _never_loading() -> bool:

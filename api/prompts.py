@@ -18,7 +18,7 @@ asks for it (`hearth_itemize`).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 
 from api.schemas import ChatMessage, ChatRequest, CompletionRequest, Generation
 from engine.errors import ContextOverflowError
@@ -154,11 +154,4 @@ def completion_generation(models: ModelManager, request: CompletionRequest) -> P
 
 def steered(request: GenerationRequest, generation: Generation) -> GenerationRequest:
     """`request` with what the body asked of the tokens (`api.steering`)."""
-    steering = generation.steering
-    return replace(
-        request,
-        logprobs=steering.logprobs,
-        logit_bias=steering.logit_bias,
-        grammar=steering.grammar,
-        json_schema=steering.json_schema,
-    )
+    return replace(request, **asdict(generation.steering))

@@ -33,7 +33,7 @@ from api.errors import BadRequestError
 from api.steering import Steering, parse_steering
 from presets.errors import SamplerError
 from presets.samplers import RANGES, SamplerParams
-from presets.template_format import TemplateOptions
+from presets.template_budget import REASONING_EFFORTS, TemplateOptions
 
 Role = Literal["system", "user", "assistant"]
 
@@ -144,9 +144,6 @@ def parse_chat_request(body: Any, defaults: SamplerParams) -> ChatRequest:
     return ChatRequest(_messages(fields.get("messages")), _generation(fields, defaults), _switches(fields))
 
 
-_EFFORTS = ("low", "medium", "high")
-
-
 def _switches(fields: Mapping[str, Any]) -> TemplateOptions:
     """`reasoning_effort` (OpenAI's) and `chat_template_kwargs` (llama.cpp server's): only
     the switches Hearth hands to templates, checked."""
@@ -168,7 +165,7 @@ def _switches(fields: Mapping[str, Any]) -> TemplateOptions:
         switches.append(("enable_thinking", thinking))
     effort = fields.get("reasoning_effort", kwargs.get("reasoning_effort"))
     if effort is not None:
-        if effort not in _EFFORTS:
+        if effort not in REASONING_EFFORTS:
             raise BadRequestError("'reasoning_effort' must be 'low', 'medium' or 'high'.", "reasoning_effort")
         switches.append(("reasoning_effort", effort))
     return tuple(switches)

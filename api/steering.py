@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from api.errors import BadRequestError
+from engine.sampling import MAX_TOP_LOGPROBS
 
-MAX_TOP_LOGPROBS = 20
 MAX_BIASED_TOKENS = 1024
 
 

@@ -23,8 +23,8 @@ from catalog.entries import Catalog, CatalogEntry
 from presets.errors import FormatError
 from presets.formats import PLAIN_FORMAT_ID, PromptFormat
 from presets.jinja_format import GGUF_TEMPLATE_ID, format_from_template, writes_alike
-from presets.template_budget import TemplateBudgetError
-from presets.template_format import ChatTemplate, TemplateOptions, is_rendered, marked_format
+from presets.template_budget import TemplateBudgetError, TemplateOptions
+from presets.template_format import ChatTemplate, is_rendered, marked_format
 
 DEFAULT_TAB = "chat"
 
@@ -52,16 +52,19 @@ class FormatDetection:
         """True when every prompt is rendered with the model's own template."""
         return is_rendered(self.format)
 
+    def reads_any(self, fmt: PromptFormat, switches: TemplateOptions) -> bool:
+        """Whether `fmt` is this model's own and its template reads one of `switches`."""
+        template = self.template
+        return template is not None and fmt is self.format and any(template.reads(n) for n, _ in switches)
+
     def with_switches(self, fmt: PromptFormat, switches: TemplateOptions) -> PromptFormat:
         """The format to assemble a prompt in: `fmt`, or, when `fmt` is this model's own and
         its template reads one of `switches` (`enable_thinking`, `reasoning_effort`), the
         marked format, so the template renders the prompt in full with them."""
-        template = self.template
-        if template is None or fmt is not self.format or self.in_full:
+        if self.template is None or self.in_full or not self.reads_any(fmt, switches):
             return fmt
-        if not any(template.reads(name) for name, _ in switches):
-            return fmt
-        return marked_format(template.eos_token, "The model's own chat template, rendered in full.", fmt.stop)
+        described = "The model's own chat template, rendered in full."
+        return marked_format(self.template.eos_token, described, fmt.stop)
 
 
 def detect_model_format(

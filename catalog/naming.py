@@ -131,7 +131,7 @@ def group_gguf_files(files: Iterable[RemoteFile]) -> list[GgufChoice]:
 
 PROJECTOR_PREFIX = "mmproj"
 # A projector's precision, best first: llama.cpp's own advice is F16 (BF16 is slow on CPUs).
-_PROJECTOR_PRECISIONS = ("f16", "q8_0", "bf16", "f32")
+_PROJECTOR_PRECISIONS = [re.compile(rf"(^|[-_.]){p}([-_.]|$)") for p in ("f16", "q8_0", "bf16", "f32")]
 
 
 def is_projector(file_name: str) -> bool:
@@ -145,8 +145,7 @@ def preferred_projector(paths: list[str]) -> str | None:
 
     def rank(path: str) -> tuple[int, str]:
         name = PurePosixPath(path).name.lower()
-        marked = [rf"(^|[-_.]){precision}([-_.]|$)" for precision in _PROJECTOR_PRECISIONS]
-        found = [i for i, pattern in enumerate(marked) if re.search(pattern, name)]
+        found = [i for i, pattern in enumerate(_PROJECTOR_PRECISIONS) if pattern.search(name)]
         return (found[0] if found else len(_PROJECTOR_PRECISIONS), path)
 
     return min(paths, key=rank) if paths else None

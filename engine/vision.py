@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.errors import GenerationError, ProjectorError
+from engine.kvcache import common_prefix
 
 _TEXT_CHUNK = 0  # MTMD_INPUT_CHUNK_TYPE_TEXT
 
@@ -127,14 +128,9 @@ class Projector:
 
     def _keep_common_start(self, llm: Any, first: Any) -> int:
         """Keep the cached tokens the prompt's opening text shares; drop the rest."""
-        if self._mtmd.mtmd_input_chunk_get_type(first) != _TEXT_CHUNK:
-            keep = 0
-        else:
-            tokens = self._text_tokens(first)
-            cached = llm.input_ids[: llm.n_tokens].tolist()
-            keep = 0
-            while keep < min(len(tokens), len(cached)) and tokens[keep] == cached[keep]:
-                keep += 1
+        keep = 0
+        if self._mtmd.mtmd_input_chunk_get_type(first) == _TEXT_CHUNK:
+            keep = common_prefix(self._text_tokens(first), llm.input_ids[: llm.n_tokens].tolist())
         llm._ctx.kv_cache_seq_rm(0, keep, -1)
         llm.n_tokens = keep
         return keep

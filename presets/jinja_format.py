@@ -22,7 +22,14 @@ from dataclasses import dataclass, replace
 
 from presets.errors import FormatError
 from presets.formats import Placement, PromptFormat, Role, Speakers, Wrap
-from presets.template_budget import DEFAULT_BUDGET, RenderCall, Rendered, TemplateBudget, render_isolated
+from presets.template_budget import (
+    DEFAULT_BUDGET,
+    DEFAULT_OPTIONS,
+    RenderCall,
+    Rendered,
+    TemplateBudget,
+    render_isolated,
+)
 
 GGUF_TEMPLATE_ID = "gguf-template"
 GGUF_TEMPLATE_NAME = "Model's own template"
@@ -39,9 +46,6 @@ _CHECK = [
     ("user", "And then?"),
 ]
 _CHECK_SYSTEM = "You are a careful narrator."
-# The switches every rendering sets, as llama.cpp's server does: thinking stays on, so a
-# template that reads `enable_thinking` (DeepSeek-R1's, Qwen3's) writes its thinking prompt.
-TEMPLATE_OPTIONS: tuple[tuple[str, bool | str], ...] = (("enable_thinking", True),)
 # Does the template write a system message? Asked first.
 _SYSTEM_PROBE = RenderCall((("system", _SYS), ("user", _U1)), add_generation_prompt=True)
 
@@ -85,7 +89,7 @@ def format_from_template(
     if not template.strip():
         raise FormatError("The model's chat template is empty.")
     calls = _renders_needed()
-    asked = [replace(call, options=TEMPLATE_OPTIONS) for call in calls]
+    asked = [replace(call, options=DEFAULT_OPTIONS) for call in calls]
     renders = render_isolated(template, asked, bos_token=bos_token, eos_token=eos_token, budget=budget)
     t = _Template(dict(zip(calls, renders, strict=True)), bos_token, eos_token)
     if _accepts_system(t):

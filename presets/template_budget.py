@@ -80,6 +80,15 @@ class TemplateBudgetError(FormatError):
     """A chat template ran past a limit of its budget, and was stopped."""
 
 
+TemplateOptions = tuple[tuple[str, bool | str], ...]
+"""Switches a template reads beside the messages: `enable_thinking`, `reasoning_effort`."""
+# What every rendering sets unless told otherwise, as llama.cpp's server does: thinking
+# stays on, so a template that reads `enable_thinking` (DeepSeek-R1's, Qwen3's) writes its
+# thinking prompt.
+DEFAULT_OPTIONS: TemplateOptions = (("enable_thinking", True),)
+REASONING_EFFORTS = ("low", "medium", "high")  # what a `reasoning_effort` may be (gpt-oss's)
+
+
 @dataclass(frozen=True)
 class RenderCall:
     """One rendering of the template: the messages as (role, content), the reply flag, and
@@ -87,7 +96,7 @@ class RenderCall:
 
     messages: tuple[tuple[str, str], ...]
     add_generation_prompt: bool
-    options: tuple[tuple[str, bool | str], ...] = ()
+    options: TemplateOptions = ()
 
 
 @dataclass(frozen=True)

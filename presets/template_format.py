@@ -27,10 +27,16 @@ from dataclasses import dataclass
 
 from presets.errors import FormatError
 from presets.formats import PromptFormat, Wrap
-from presets.template_budget import DEFAULT_BUDGET, RenderCall, TemplateBudget, render_isolated
+from presets.template_budget import (
+    DEFAULT_BUDGET,
+    DEFAULT_OPTIONS,
+    RenderCall,
+    TemplateBudget,
+    TemplateOptions,
+    render_isolated,
+)
 
 Message = tuple[str, str]  # (role, content)
-TemplateOptions = tuple[tuple[str, bool | str], ...]  # switches a template reads: enable_thinking, …
 
 # Private-use characters: the marked format's wraps. None of them reaches the model.
 _OPEN = {"system": "\ue001", "user": "\ue002", "assistant": "\ue003"}
@@ -154,7 +160,7 @@ class ChatTemplate:
     source: str
     bos_token: str = ""
     eos_token: str = ""
-    options: TemplateOptions = (("enable_thinking", True),)
+    options: TemplateOptions = DEFAULT_OPTIONS
     budget: TemplateBudget = DEFAULT_BUDGET
 
     def render(self, messages: Sequence[Message], *, add_generation_prompt: bool = True) -> str:

@@ -24,7 +24,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 from jinja2.visitor import NodeTransformer
 
 from presets.errors import FormatError
-from presets.template_budget import RenderCall, TemplateBudget, TemplateBudgetError
+from presets.template_budget import RenderCall, TemplateBudget, TemplateBudgetError, TemplateOptions
 
 _RESERVED = frozenset({"messages", "add_generation_prompt", "bos_token", "eos_token"})
 
@@ -49,7 +49,7 @@ def serve() -> None:
     sys.stdout.flush()
 
 
-def _options(raw: dict[str, Any]) -> tuple[tuple[str, bool | str], ...]:
+def _options(raw: dict[str, Any]) -> TemplateOptions:
     """The switches a call sets, each a name no template variable of ours already has."""
     return tuple(
         (str(name), value if isinstance(value, bool) else str(value))

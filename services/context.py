@@ -30,7 +30,8 @@ from engine.types import FlashAttention, LoadOptions, ModelInfo
 from presets.errors import HearthError
 from presets.formats import PLAIN_FORMAT_ID, PromptFormat, load_builtin_formats
 from presets.samplers import SamplerPreset, load_builtin_presets
-from presets.template_format import TemplateOptions, is_rendered
+from presets.template_budget import TemplateOptions
+from presets.template_format import is_rendered
 from services.chat.busy import BusyChats
 from services.live import LiveRuns
 from services.models.plan import plan_file

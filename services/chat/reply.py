@@ -83,11 +83,12 @@ def build_prompt(ctx: AppContext, view: ChatView, mode: ReplyMode = "reply") -> 
         raise InvalidInputError("Send a message first.")
     inputs = prompt_inputs(ctx, session, settings.system_prompt)
     sees, keep = ctx.models.backend.sees_images, thinking.mode == "keep"
+    present = _present_pictures(ctx, session.id, chat) if sees else set()
     built = build_character_prompt(
         fmt,
         inputs.sheet,
         inputs.persona,
-        [_line(m, keep_thinking=keep, pictures=_present(ctx, session.id, m, sees)) for m in chat],
+        [_line(m, keep_thinking=keep, pictures=sum(n in present for n in attached(m))) for m in chat],
         count_tokens=ctx.models.count_tokens,
         global_system=inputs.global_system,
         books=inputs.books,
@@ -102,7 +103,7 @@ def build_prompt(ctx: AppContext, view: ChatView, mode: ReplyMode = "reply") -> 
     fitted = ctx.models.fit(built.parts, settings.params, anchor=anchor, rewrite=rewrite)
     budget = thinking.budget if thinks and thinking.mode != "off" else 0
     in_prompt = visible[:pinned] + body[fitted.start : len(built.parts.body)]
-    images = _pictures(ctx, session.id, in_prompt, fitted.text) if sees else ()
+    images = _pictures(ctx, session.id, in_prompt, present, fitted.text) if sees else ()
     request = GenerationRequest(
         fitted.text,
         settings.params,
@@ -118,12 +119,10 @@ def build_prompt(ctx: AppContext, view: ChatView, mode: ReplyMode = "reply") -> 
     return PreparedPrompt(fitted, request, kept, lore, _outline(fitted, built, in_prompt, pinned))
 
 
-def _present(ctx: AppContext, session_id: str, message: Message, sees: bool) -> int:
-    """How many of a message's pictures go into the prompt: those still in the chat's
-    folder, for a model that can see."""
-    if not sees:
-        return 0
-    return sum(ctx.store.sessions.images.exists(session_id, name) for name in attached(message))
+def _present_pictures(ctx: AppContext, session_id: str, chat: list[Message]) -> set[str]:
+    """The chat's pictures still in its folder: those go into the prompt."""
+    images = ctx.store.sessions.images
+    return {name for message in chat for name in attached(message) if images.exists(session_id, name)}
 
 
 def _line(message: Message, *, keep_thinking: bool, pictures: int = 0) -> ChatLine:
@@ -138,15 +137,17 @@ def _line(message: Message, *, keep_thinking: bool, pictures: int = 0) -> ChatLi
     return ChatLine("assistant", text if keep_thinking else answer_of(text), message.hidden)
 
 
-def _pictures(ctx: AppContext, session_id: str, in_prompt: list[Message], prompt: str) -> tuple[bytes, ...]:
-    """The pictures of the messages in the prompt, in order: one for each marker.
+def _pictures(
+    ctx: AppContext, session_id: str, in_prompt: list[Message], present: set[str], prompt: str
+) -> tuple[bytes, ...]:
+    """The pictures of the messages in the prompt (of those `present`), in order: one for
+    each marker.
 
     Raises:
         InvalidInputError: the prompt holds another marker (in a card or a system prompt).
     """
-    images = ctx.store.sessions.images
-    names = [name for message in in_prompt for name in attached(message) if images.exists(session_id, name)]
-    pictures = tuple(images.read(session_id, name) for name in names)
+    names = [name for message in in_prompt for name in attached(message) if name in present]
+    pictures = tuple(ctx.store.sessions.images.read(session_id, name) for name in names)
     if prompt.count(IMAGE_MARKER) != len(pictures):
         raise InvalidInputError(
             f"The prompt holds the text {IMAGE_MARKER}, which stands for a picture: "

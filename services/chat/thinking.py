@@ -29,14 +29,14 @@ from typing import Any, Literal
 from catalog.detect import FormatDetection
 from engine.prompts import THINK_CLOSE, THINK_OPEN
 from presets.formats import PromptFormat
-from presets.template_format import TemplateOptions
+from presets.template_budget import REASONING_EFFORTS, TemplateOptions
 from services.context import AppContext
 from store.errors import InvalidInputError
 from store.records import Session
 
 ThinkingMode = Literal["hide", "keep", "off"]
 MODES: tuple[ThinkingMode, ...] = ("hide", "keep", "off")
-EFFORTS = ("", "low", "medium", "high")
+EFFORTS = ("", *REASONING_EFFORTS)  # "": the template's own default
 EMPTY_BLOCK = f"{THINK_OPEN}\n\n{THINK_CLOSE}\n\n"  # the reply's start when thinking is off
 MOST_BUDGET = 100_000
 # Names of model families that think in `<think>` blocks, for files without a template.
@@ -119,8 +119,7 @@ def chat_format(
     template in full, when the chat sets a switch that template reads; else `fmt` with
     an empty thinking block opening the reply when thinking is off (`reply_format`)."""
     switches = template_switches(settings, thinks)
-    template = detection.template
-    if template is None or fmt is not detection.format or not any(template.reads(n) for n, _ in switches):
+    if not detection.reads_any(fmt, switches):
         return reply_format(fmt, settings, thinks)
     return detection.with_switches(fmt, switches)  # the template writes what the switches ask for
 
